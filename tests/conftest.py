@@ -1,0 +1,13 @@
+"""Shared pytest configuration."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Keep the CPU thread count predictable on the shared 2-core machines.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
