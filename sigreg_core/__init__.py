@@ -1,0 +1,36 @@
+"""latent-health: is your self-supervised embedding healthy or collapsing?
+
+``sigreg_core`` computes SIGReg, the sliced Epps–Pulley normality statistic of
+LeJEPA (arXiv 2511.08544) and LeWorldModel (arXiv 2603.19312), exactly as the
+public reference implementations do (see :mod:`sigreg_core.presets`), streaming
+over rows, with a streaming gradient and torch.distributed support.  It never
+imports Streamlit: use it from a training loop, a script or the ``sigreg`` CLI.
+"""
+from __future__ import annotations
+
+from .presets import DEFAULT_PRESET, PRESETS, REFERENCE_PRESETS, Preset, get_preset
+from .directions import sample_directions
+from .device import device_report, resolve_device
+from .statistic import SIGReg, epps_pulley, sigreg, statistic_from_sums
+from .slices import SliceAccumulator, SliceStats, project, score_slices
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
+    "REFERENCE_PRESETS",
+    "Preset",
+    "get_preset",
+    "sample_directions",
+    "device_report",
+    "resolve_device",
+    "SIGReg",
+    "epps_pulley",
+    "sigreg",
+    "statistic_from_sums",
+    "SliceAccumulator",
+    "SliceStats",
+    "project",
+    "score_slices",
+]

@@ -1,0 +1,40 @@
+"""Choosing where the statistic runs: CUDA when present, the CPU otherwise."""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["resolve_device", "device_report", "cuda_available"]
+
+
+def cuda_available() -> bool:
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken driver must not stop the CPU path
+        return False
+
+
+def resolve_device(device: "str | torch.device | None" = "auto") -> torch.device:
+    """``"auto"``/``None`` → CUDA if available else CPU; ``"cpu"``; ``"cuda"`` (refused clearly if absent)."""
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        name = "auto" if device is None else str(device).strip().lower()
+        if name == "auto":
+            return torch.device("cuda") if cuda_available() else torch.device("cpu")
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not cuda_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use auto or cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {dev}; use auto, cpu or cuda")
+    return dev
+
+
+def device_report() -> str:
+    """One line saying what was detected (shown in the app's sidebar and the CLI)."""
+    if cuda_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"CUDA: {', '.join(names)} (torch {torch.__version__})"
+    return f"CPU only: {torch.get_num_threads()} threads, no CUDA GPU detected (torch {torch.__version__})"

@@ -1,0 +1,55 @@
+"""Random slicing directions, drawn exactly as LeJEPA draws them.
+
+LeJEPA's ``SlicingUnivariateTest`` (Balestriero & LeCun, arXiv 2511.08544) seeds a
+CPU generator with the step number, draws ``A = randn(D, M)`` in float32 and
+divides each column by its L2 norm.  Drawing on the CPU and only then moving
+``A`` to the device makes the directions (and so every statistic) identical on
+every device, so a value computed here can be held against a training log.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["sample_directions", "check_directions"]
+
+
+def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
+    """Unit directions (dim, num_slices), float32, on the CPU.
+
+    ``g = torch.Generator().manual_seed(seed); A = torch.randn(dim, num_slices, generator=g)``,
+    then ``A / ||A||_2`` column by column (LeJEPA, SlicingUnivariateTest).
+    """
+    dim, num_slices, seed = int(dim), int(num_slices), int(seed)
+    if dim < 1:
+        raise ValueError(f"sample_directions: dim must be >= 1, got {dim}")
+    if num_slices < 1:
+        raise ValueError(f"sample_directions: num_slices must be >= 1, got {num_slices}")
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
+    return a / a.norm(p=2, dim=0, keepdim=True)
+
+
+def check_directions(directions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Validate user-supplied directions (dim, M): finite, no zero-norm column.
+
+    Columns are used as given (not re-normalised), as the reference code does
+    with directions it has drawn itself; a zero column would silently score a
+    constant slice, so it is refused.
+    """
+    if not isinstance(directions, torch.Tensor):
+        directions = torch.as_tensor(directions)
+    if directions.ndim != 2:
+        raise ValueError(f"directions must be 2-D (D, M), got shape {tuple(directions.shape)}")
+    if directions.shape[0] != dim:
+        raise ValueError(
+            f"directions have {directions.shape[0]} rows but the embeddings have D = {dim} dimensions"
+        )
+    if not directions.is_floating_point():
+        raise ValueError(f"directions must be floating point, got {directions.dtype}")
+    if not torch.isfinite(directions).all():
+        raise ValueError("directions contain NaN or Inf")
+    norms = directions.detach().norm(dim=0)
+    bad = torch.nonzero(norms <= 0).flatten()
+    if bad.numel():
+        raise ValueError(f"direction {int(bad[0])} has zero norm; every slice needs a non-zero direction")
+    return directions

@@ -1,0 +1,337 @@
+"""SIGReg: the sliced Epps–Pulley statistic, exact to the references, streaming and differentiable.
+
+For embeddings Z (N x D) and unit directions A (D x M), every slice x = Z a_m is
+tested against N(0, 1) through its empirical characteristic function:
+
+    EP_m = s(N) * sum_k c_k [ (Cbar_mk - phi(t_k))^2 + Sbar_mk^2 ],   SIGReg = mean_m EP_m,
+
+with Cbar_mk = mean_n cos(t_k x_nm), Sbar_mk = mean_n sin(t_k x_nm), phi(t) = exp(-t^2/2),
+c_k the preset's weights (quadrature x window) and s(N) = N for the lejepa
+presets (LeJEPA, Balestriero & LeCun, arXiv 2511.08544; LeWorldModel, arXiv
+2603.19312).  No standardisation is applied unless the preset asks for it, as
+in the reference code.
+
+How it is computed
+------------------
+* The sums C_mk, S_mk are accumulated over row chunks in float64
+  (:mod:`sigreg_core.ecf`); no (N, M, K) tensor is built.  Under an initialised
+  torch.distributed group they are all-reduced, so every rank gets the
+  statistic of the global batch (N = global rows), as lejepa does.
+* The gradient streams too.  With gC_mk = dEP_m/dCbar_mk and gS_mk = dEP_m/dSbar_mk,
+
+      dEP_m/dx_nm = sum_k (t_k / N) [ gS_mk cos(t_k x_nm) - gC_mk sin(t_k x_nm) ],
+
+  which for the ECF form is 2 sum_k c_k t_k [Sbar cos - (Cbar - phi) sin] x s(N)/N
+  (SIGREG.md §3).  A second pass over the chunks evaluates it with the same
+  fused kernel and returns dZ = G A^T; the projection is recomputed rather
+  than stored.  Under distributed training each rank's rows get exactly the
+  gradient they have in the single-process computation on the global batch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import distributed as _dist
+from .directions import check_directions, sample_directions
+from .ecf import ecf_sums, ecf_weighted_sum
+from .presets import Preset, get_preset
+
+__all__ = [
+    "epps_pulley",
+    "sigreg",
+    "SIGReg",
+    "statistic_from_sums",
+    "check_embeddings",
+    "as_float_tensor",
+    "default_chunk_rows",
+]
+
+#: elements of one (rows x M) projected chunk (64 MiB in float32)
+CHUNK_ELEMENTS = 1 << 24
+
+
+def default_chunk_rows(num_slices: int) -> int:
+    return max(256, CHUNK_ELEMENTS // max(1, int(num_slices)))
+
+
+# --------------------------------------------------------------------------- input checks
+_ACCEPTED = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def as_float_tensor(z, name: str = "z") -> torch.Tensor:
+    """A torch view of ``z`` (tensor or array); refuses non-float dtypes clearly."""
+    if isinstance(z, torch.Tensor):
+        t = z
+    else:
+        arr = np.asarray(z)
+        if arr.dtype.kind not in "f":
+            raise ValueError(
+                f"{name} must hold floating-point numbers (float16/32/64), got dtype {arr.dtype}"
+            )
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.dtype not in _ACCEPTED:
+        raise ValueError(
+            f"{name} must be float16, bfloat16, float32 or float64, got {t.dtype}; cast it first"
+        )
+    return t
+
+
+def check_embeddings(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> None:
+    """Refuse what would silently give NaN or a meaningless number."""
+    if z.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have shape (..., N, D) with N rows and D dimensions, got shape {tuple(z.shape)}"
+        )
+    if z.shape[-2] < 2:
+        raise ValueError(f"{name} has {z.shape[-2]} row(s); the statistic needs at least 2 rows")
+    if z.shape[-1] < 1:
+        raise ValueError(f"{name} has no columns (shape {tuple(z.shape)})")
+    bad = ~torch.isfinite(z.detach())
+    if bool(bad.any()):
+        count = int(bad.sum())
+        flat_rows = bad.reshape(-1, z.shape[-2], z.shape[-1]).any(-1)
+        first = int(torch.nonzero(flat_rows.any(0)).flatten()[0])
+        raise ValueError(
+            f"{name} contains {count} non-finite value(s) (NaN or Inf), first in row {first}; "
+            "drop or fix those rows"
+        )
+
+
+# --------------------------------------------------------------------------- the formula
+def statistic_from_sums(
+    sum_cos: torch.Tensor, sum_sin: torch.Tensor, n: "int | float | torch.Tensor", preset: Preset
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-slice statistic from the ECF sums (float64, (M, K) each).
+
+    Returns ``(statistic (M,), weighted_error (M, K), gC, gS)`` where
+    ``weighted_error`` sums over k to the statistic and gC/gS are the partial
+    derivatives of the statistic with respect to Cbar and Sbar (for the gradient).
+    """
+    dev = sum_cos.device
+    nodes = torch.as_tensor(preset.nodes, dtype=torch.float64, device=dev)
+    c = torch.as_tensor(preset.weights, dtype=torch.float64, device=dev)
+    n = torch.as_tensor(n, dtype=torch.float64, device=dev)
+    cbar = sum_cos / n
+    sbar = sum_sin / n
+    scale = n if preset.scale_by_n else torch.ones((), dtype=torch.float64, device=dev)
+    if preset.form == "ecf":
+        phi = torch.exp(-0.5 * nodes**2)
+        dc = cbar - phi
+        werr = scale * c * (dc * dc + sbar * sbar)
+        g_c = 2 * scale * c * dc
+        g_s = 2 * scale * c * sbar
+    else:  # modulus: (|ECF|^2 - exp(-t^2))^2
+        u = cbar * cbar + sbar * sbar - torch.exp(-(nodes**2))
+        werr = scale * c * u * u
+        g_c = 4 * scale * c * u * cbar
+        g_s = 4 * scale * c * u * sbar
+    return werr.sum(-1), werr, g_c, g_s
+
+
+class _SlicedEppsPulley(torch.autograd.Function):
+    """Per-slice statistic of z @ A (or of z itself when A is None), streamed over rows."""
+
+    @staticmethod
+    def forward(ctx, z, directions, preset, chunk_rows, reduce):  # type: ignore[override]
+        n_local = z.shape[0]
+        m = z.shape[1] if directions is None else directions.shape[1]
+        k = preset.num_nodes
+        sum_c = torch.zeros(m, k, dtype=torch.float64, device=z.device)
+        sum_s = torch.zeros(m, k, dtype=torch.float64, device=z.device)
+        for r0 in range(0, n_local, chunk_rows):
+            x = z[r0 : r0 + chunk_rows]
+            if directions is not None:
+                x = x @ directions
+            cs, ss = ecf_sums(x, preset.nodes)
+            sum_c += cs.to(z.device)
+            sum_s += ss.to(z.device)
+        n = torch.tensor(float(n_local), dtype=torch.float64, device=z.device)
+        if reduce:
+            sum_c, sum_s, n = _dist.all_reduce_sum(sum_c, sum_s, n)
+        stat, _, g_c, g_s = statistic_from_sums(sum_c, sum_s, n, preset)
+        ctx.save_for_backward(z, directions if directions is not None else torch.empty(0))
+        ctx.has_dirs = directions is not None
+        ctx.preset = preset
+        ctx.chunk_rows = chunk_rows
+        ctx.g = (g_c, g_s, n)
+        return stat.to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        z, directions = ctx.saved_tensors
+        directions = directions if ctx.has_dirs else None
+        g_c, g_s, n = ctx.g
+        preset = ctx.preset
+        nodes = torch.as_tensor(preset.nodes, dtype=torch.float64, device=g_c.device)
+        w = grad_out.to(torch.float64)[:, None] * nodes / n
+        coef_cos = w * g_s  # multiplies cos(t_k x)
+        coef_sin = -w * g_c  # multiplies sin(t_k x)
+        grad_z = torch.empty_like(z)
+        for r0 in range(0, z.shape[0], ctx.chunk_rows):
+            zc = z[r0 : r0 + ctx.chunk_rows]
+            x = zc @ directions if directions is not None else zc
+            g = ecf_weighted_sum(x, preset.nodes, coef_cos, coef_sin).to(z.dtype)
+            grad_z[r0 : r0 + ctx.chunk_rows] = g @ directions.T if directions is not None else g
+        grad_dirs = None
+        return grad_z, grad_dirs, None, None, None
+
+
+def _standardize(z: torch.Tensor, reduce: bool) -> torch.Tensor:
+    if reduce:
+        raise ValueError(
+            "per-dimension standardisation (this preset) is not supported under torch.distributed; "
+            "use a preset without standardize, or score on one process"
+        )
+    mean = z.mean(-2, keepdim=True)
+    std = z.std(-2, unbiased=False, keepdim=True)
+    return (z - mean) / std.clamp_min(torch.finfo(z.dtype).tiny ** 0.5)
+
+
+def _compute_dtype(z: torch.Tensor) -> torch.Tensor:
+    # half precisions are computed in float32 (the ECF sums are float64 anyway)
+    return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+
+
+def epps_pulley(
+    x,
+    preset: "str | Preset" = "lejepa",
+    *,
+    distributed: "bool | str" = "auto",
+    chunk_rows: Optional[int] = None,
+) -> torch.Tensor:
+    """Per-slice Epps–Pulley statistic of already-projected samples ``x`` (N, M) → (M,).
+
+    Leading axes (..., N, M) are allowed and kept: the result is (..., M).
+    Differentiable with respect to ``x``.  Under an initialised torch.distributed
+    group (``distributed="auto"``) the ECF sums are all-reduced and N is the
+    global number of rows.
+    """
+    p = get_preset(preset)
+    x = as_float_tensor(x, "x")
+    check_embeddings(x, "x")
+    reduce = _dist.resolve_distributed(distributed)
+    xc = _compute_dtype(x)
+    if p.standardize:
+        xc = _standardize(xc, reduce)
+    lead = xc.shape[:-2]
+    flat = xc.reshape(-1, xc.shape[-2], xc.shape[-1])
+    rows = chunk_rows or default_chunk_rows(flat.shape[-1])
+    out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce) for v in flat])
+    return out.reshape(*lead, flat.shape[-1]).to(x.dtype if x.dtype == torch.float64 else torch.float32)
+
+
+def sigreg(
+    z,
+    num_slices: int = 1024,
+    seed: int = 0,
+    preset: "str | Preset" = "lejepa",
+    directions: Optional[torch.Tensor] = None,
+    *,
+    distributed: "bool | str" = "auto",
+    chunk_rows: Optional[int] = None,
+    return_slices: bool = False,
+):
+    """SIGReg of embeddings ``z`` (..., N, D): the mean over slices of the per-slice statistic.
+
+    Directions: ``directions`` (D, M) if given, else ``sample_directions(D, num_slices, seed)``
+    (drawn on the CPU, then moved to z's device: identical on every device).
+    Leading axes (views, time steps) are scored separately on the same
+    directions and averaged, as lejepa does.  Returns a 0-d tensor,
+    differentiable with respect to ``z``; with ``return_slices=True`` also the
+    per-slice statistics (..., M).
+    """
+    p = get_preset(preset)
+    z = as_float_tensor(z, "z")
+    check_embeddings(z, "z")
+    reduce = _dist.resolve_distributed(distributed)
+    zc = _compute_dtype(z)
+    d = zc.shape[-1]
+    if directions is None:
+        a = sample_directions(d, num_slices, seed)
+    else:
+        a = check_directions(directions, d)
+    a = a.to(device=zc.device, dtype=zc.dtype)
+    if p.standardize:
+        zc = _standardize(zc, reduce)
+    lead = zc.shape[:-2]
+    flat = zc.reshape(-1, zc.shape[-2], d)
+    rows = chunk_rows or default_chunk_rows(a.shape[1])
+    per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce) for v in flat])
+    value = per.mean()
+    if return_slices:
+        return value, per.reshape(*lead, a.shape[1])
+    return value
+
+
+class SIGReg(torch.nn.Module):
+    """SIGReg as a training loss (LeJEPA / LeWorldModel).
+
+    By default every call draws fresh directions from a CPU generator seeded
+    with a step counter kept in the module's state (``step`` buffer, saved in
+    checkpoints), as lejepa's ``SlicingUnivariateTest`` seeds with its global
+    step; the counter advances on every call and, under torch.distributed, is
+    synchronised to the maximum over ranks so all ranks use the same directions.
+    With ``fixed_directions=True`` (or explicit ``directions``) the same
+    directions are used on every call.
+
+    Example::
+
+        sigreg_loss = SIGReg(num_slices=1024)          # preset "lejepa"
+        loss = pred_loss + 0.09 * sigreg_loss(emb)      # emb: (..., N, D)
+    """
+
+    def __init__(
+        self,
+        num_slices: int = 1024,
+        preset: "str | Preset" = "lejepa",
+        *,
+        seed: int = 0,
+        fixed_directions: bool = False,
+        directions: Optional[torch.Tensor] = None,
+    ) -> None:
+        super().__init__()
+        self.preset = get_preset(preset)
+        self.num_slices = int(num_slices)
+        self.seed = int(seed)
+        self.fixed_directions = bool(fixed_directions or directions is not None)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.register_buffer(
+            "directions",
+            None if directions is None else torch.as_tensor(directions, dtype=torch.float32),
+            persistent=directions is not None,
+        )
+
+    def extra_repr(self) -> str:
+        mode = "fixed" if self.fixed_directions else "fresh per step"
+        return f"preset={self.preset.name}, num_slices={self.num_slices}, directions={mode}"
+
+    def current_directions(self, dim: int) -> torch.Tensor:
+        if self.directions is not None:
+            return self.directions
+        if self.fixed_directions:
+            return sample_directions(dim, self.num_slices, self.seed)
+        step = self.step.detach().clone()
+        if _dist.group_active():
+            import torch.distributed as dist
+
+            if dist.get_backend() == "nccl":
+                step = step.to(torch.device("cuda", torch.cuda.current_device()))
+            dist.all_reduce(step, op=dist.ReduceOp.MAX)
+        return sample_directions(dim, self.num_slices, self.seed + int(step))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        a = self.current_directions(z.shape[-1])
+        value = sigreg(z, preset=self.preset, directions=a)
+        with torch.no_grad():
+            self.step.add_(1)
+        return value
+
+
+# the per-slice report lives in .slices (it builds on statistic_from_sums); re-exported here
+from .slices import SliceAccumulator, SliceStats, project, score_slices  # noqa: E402
+
+__all__ += ["SliceStats", "SliceAccumulator", "score_slices", "project"]
