@@ -46,6 +46,7 @@ __all__ = [
     "SIGReg",
     "statistic_from_sums",
     "check_embeddings",
+    "check_shape",
     "as_float_tensor",
     "default_chunk_rows",
 ]
@@ -80,8 +81,8 @@ def as_float_tensor(z, name: str = "z") -> torch.Tensor:
     return t
 
 
-def check_embeddings(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> None:
-    """Refuse what would silently give NaN or a meaningless number."""
+def check_shape(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> None:
+    """Refuse shapes the statistic cannot score (the cheap part of the checks)."""
     if z.ndim < min_ndim:
         raise ValueError(
             f"{name} must have shape (..., N, D) with N rows and D dimensions, got shape {tuple(z.shape)}"
@@ -90,6 +91,11 @@ def check_embeddings(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> 
         raise ValueError(f"{name} has {z.shape[-2]} row(s); the statistic needs at least 2 rows")
     if z.shape[-1] < 1:
         raise ValueError(f"{name} has no columns (shape {tuple(z.shape)})")
+
+
+def check_embeddings(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> None:
+    """Refuse what would silently give NaN or a meaningless number (shape and finiteness)."""
+    check_shape(z, name, min_ndim=min_ndim)
     bad = ~torch.isfinite(z.detach())
     if bool(bad.any()):
         count = int(bad.sum())
@@ -191,6 +197,21 @@ def _standardize(z: torch.Tensor, reduce: bool) -> torch.Tensor:
     return (z - mean) / std.clamp_min(torch.finfo(z.dtype).tiny ** 0.5)
 
 
+def _ensure_finite(per_slice: torch.Tensor, data: torch.Tensor, name: str) -> None:
+    """The statistic is finite iff the data are: check the M results, not the N x D input.
+
+    A NaN or Inf anywhere in a slice makes its ECF sums NaN, so a full scan of the
+    input (to say where) is only needed when something is wrong.
+    """
+    if bool(torch.isfinite(per_slice.detach()).all()):
+        return
+    check_embeddings(data, name)
+    raise ValueError(
+        f"the statistic of {name} is not finite although {name} is: the projections overflow "
+        f"{data.dtype}; rescale the embeddings"
+    )
+
+
 def _compute_dtype(z: torch.Tensor) -> torch.Tensor:
     # half precisions are computed in float32 (the ECF sums are float64 anyway)
     return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
@@ -212,7 +233,7 @@ def epps_pulley(
     """
     p = get_preset(preset)
     x = as_float_tensor(x, "x")
-    check_embeddings(x, "x")
+    check_shape(x, "x")
     reduce = _dist.resolve_distributed(distributed)
     xc = _compute_dtype(x)
     if p.standardize:
@@ -221,6 +242,7 @@ def epps_pulley(
     flat = xc.reshape(-1, xc.shape[-2], xc.shape[-1])
     rows = chunk_rows or default_chunk_rows(flat.shape[-1])
     out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce) for v in flat])
+    _ensure_finite(out, x, "x")
     return out.reshape(*lead, flat.shape[-1]).to(x.dtype if x.dtype == torch.float64 else torch.float32)
 
 
@@ -246,7 +268,7 @@ def sigreg(
     """
     p = get_preset(preset)
     z = as_float_tensor(z, "z")
-    check_embeddings(z, "z")
+    check_shape(z, "z")
     reduce = _dist.resolve_distributed(distributed)
     zc = _compute_dtype(z)
     d = zc.shape[-1]
@@ -261,6 +283,7 @@ def sigreg(
     flat = zc.reshape(-1, zc.shape[-2], d)
     rows = chunk_rows or default_chunk_rows(a.shape[1])
     per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce) for v in flat])
+    _ensure_finite(per, z, "z")
     value = per.mean()
     if return_slices:
         return value, per.reshape(*lead, a.shape[1])
