@@ -111,6 +111,7 @@ if HAVE_NUMBA:
         hh = _F(h)
         tt = _F(t0)
         k4 = num_nodes - num_nodes % 4
+        zero_start = t0 == 0.0
         for tile in prange(m_cols // TILE):
             m0 = tile * TILE
             acc_c = np.zeros((num_nodes, TILE), np.float32)
@@ -124,33 +125,38 @@ if HAVE_NUMBA:
                 acc_c[:] = 0.0
                 acc_s[:] = 0.0
                 for n in range(r0, r1):
-                    _start(x[n, m0 : m0 + TILE], hh, tt, c, s, ch, sh)
+                    xr = x[n, m0 : m0 + TILE]
+                    for j in range(TILE):
+                        s1, c1 = _sincos32(hh * xr[j])
+                        ch[j] = c1
+                        sh[j] = s1
+                    if zero_start:
+                        for j in range(TILE):
+                            c[j] = _F(1.0)
+                            s[j] = _F(0.0)
+                    else:
+                        for j in range(TILE):
+                            s0, c0 = _sincos32(tt * xr[j])
+                            c[j] = c0
+                            s[j] = s0
                     # four steps of the recurrence per pass keep c, s in registers
                     for k in range(0, k4, 4):
-                        ac0 = acc_c[k]
-                        as0 = acc_s[k]
-                        ac1 = acc_c[k + 1]
-                        as1 = acc_s[k + 1]
-                        ac2 = acc_c[k + 2]
-                        as2 = acc_s[k + 2]
-                        ac3 = acc_c[k + 3]
-                        as3 = acc_s[k + 3]
                         for j in range(TILE):
                             cj = c[j]
                             sj = s[j]
                             chj = ch[j]
                             shj = sh[j]
-                            ac0[j] += cj
-                            as0[j] += sj
+                            acc_c[k, j] += cj
+                            acc_s[k, j] += sj
                             cj, sj = cj * chj - sj * shj, sj * chj + cj * shj
-                            ac1[j] += cj
-                            as1[j] += sj
+                            acc_c[k + 1, j] += cj
+                            acc_s[k + 1, j] += sj
                             cj, sj = cj * chj - sj * shj, sj * chj + cj * shj
-                            ac2[j] += cj
-                            as2[j] += sj
+                            acc_c[k + 2, j] += cj
+                            acc_s[k + 2, j] += sj
                             cj, sj = cj * chj - sj * shj, sj * chj + cj * shj
-                            ac3[j] += cj
-                            as3[j] += sj
+                            acc_c[k + 3, j] += cj
+                            acc_s[k + 3, j] += sj
                             c[j] = cj * chj - sj * shj
                             s[j] = sj * chj + cj * shj
                     for k in range(k4, num_nodes):
