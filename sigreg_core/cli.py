@@ -1,0 +1,542 @@
+"""The ``sigreg`` command line: score embedding files, gate CI on collapse, start the dashboard.
+
+``sigreg score FILE...`` loads each file with :func:`sigreg_core.loading.load_embeddings`
+(no pickle, limits enforced) and assesses it with SIGReg, the sliced Epps–Pulley
+statistic of LeJEPA (Balestriero & LeCun, arXiv 2511.08544) and LeWorldModel
+(arXiv 2603.19312): the mean over M random unit directions u_m of
+
+    EP(Z u_m) = N * sum_k c_k [ (mean_n cos(t_k x_n) - exp(-t_k^2/2))^2 + (mean_n sin(t_k x_n))^2 ],
+
+compared with its exact null law (see :mod:`sigreg_core.assess`).  A (V, N, D) file
+is V batches scored separately.
+
+Exit codes: 0 every file fine; 1 ``--fail-on`` met (a CI gate); 2 bad input or usage,
+with exactly one line on stderr and no traceback; 3 an internal error (one line too;
+``SIGREG_DEBUG=1`` shows the traceback); 130 interrupted.
+
+``sigreg score --distributed SHARD...`` under ``torchrun`` scores shards across
+processes and machines: rank r loads shards r, r+W, r+2W, ...; the ECF sums are
+all-reduced (gloo on CPU, NCCL on CUDA) so rank 0 prints the statistic of the
+concatenated batch.  ``sigreg app`` starts the Streamlit dashboard.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+__all__ = ["main", "build_parser", "app_path", "UsageError"]
+
+EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+VERDICT_LEVEL = {"healthy": 0, "suspicious": 1, "collapsed": 2}
+PROG = "sigreg"
+
+
+class UsageError(Exception):
+    """Bad input or usage: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block) and exit 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {v}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = _positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"port must be at most 65535, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .families import FAMILIES
+    from .presets import PRESETS
+
+    parser = _Parser(
+        prog=PROG,
+        description="Is your self-supervised embedding healthy or collapsing? SIGReg diagnostics.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    extras = _extra_commands()
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *extras]) + "}")
+
+    s = sub.add_parser(
+        "score",
+        help="score embedding files (table, or JSON with --json); exit 1 when --fail-on is met",
+        description="Score embedding files with SIGReg against its exact null law. "
+        "Exit 0 fine, 1 when --fail-on is met, 2 on bad input or usage.",
+    )
+    s.add_argument("files", nargs="+", metavar="FILE", help=".npy .npz .pt .pth .safetensors .csv .tsv .parquet")
+    s.add_argument("--key", help="array inside a container (.npz member, safetensors tensor, dotted .pt path, parquet column)")
+    s.add_argument("--view", type=int, default=None,
+                   help="for (V, N, D) files, score only this view (default: every view, scored separately and averaged)")
+    s.add_argument("--preset", default="lejepa", choices=sorted(PRESETS), help="Epps-Pulley variant (default lejepa)")
+    s.add_argument("--slices", type=_positive_int, default=1024, help="number of random directions M (default 1024)")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the directions and of --max-rows (default 0)")
+    s.add_argument("--family", default="random", choices=list(FAMILIES),
+                   help="slice family: random (SIGReg's seeded directions), coordinate axes, principal axes, "
+                        "or a searched worst direction (default random)")
+    s.add_argument("--null-draws", type=_nonneg_int, default=None,
+                   help="size of the Monte Carlo null of SIGReg (default 200, cached in $LATENT_HEALTH_CACHE; 0 skips it: "
+                        "the verdict uses exact p-values only)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
+    s.add_argument("--max-rows", type=_positive_int, default=None, help="score a random subset of at most R rows per file")
+    s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
+    s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
+    s.add_argument("--json", action="store_true", help="print a JSON list: one object per file ({file, ...Assessment.to_dict()})")
+    s.add_argument("--fail-on", choices=["suspicious", "collapsed"], default=None,
+                   help="exit 1 if any file's verdict is this bad or worse (CI gate)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    s.add_argument("--distributed", action="store_true",
+                   help="under torchrun: each rank scores its shards, sums are all-reduced, rank 0 prints the global result")
+
+    a = sub.add_parser("app", help="start the Streamlit dashboard", description="Start the latent-health dashboard (streamlit run app.py).")
+    a.add_argument("--port", type=_port, default=None, help="port to serve on (default: Streamlit's, 8501)")
+    a.add_argument("--address", default=None, help="address to bind (default: Streamlit's)")
+    a.add_argument("streamlit_args", nargs="*", metavar="-- STREAMLIT_ARGS", help="further options for streamlit run, after --")
+    for name, (add, run) in extras.items():
+        add(sub).set_defaults(_run=run)
+    return parser
+
+
+#: subcommands contributed by other modules: name -> (module, add_parser function, run function)
+EXTRA_COMMANDS = {
+    "compare": ("sigreg_core.compare", "add_compare_parser", "run_compare"),
+    "embed": ("sigreg_core.checkpoints", "add_embed_parser", "run_embed"),
+    "demo-train": ("sigreg_core.demo", "add_demo_parser", "run_demo"),
+}
+
+
+def _extra_commands() -> dict:
+    """The contributed subcommands whose modules import cleanly (a broken one must not break ``score``)."""
+    import importlib
+
+    out = {}
+    for name, (module, add, run) in EXTRA_COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+            out[name] = (getattr(mod, add), getattr(mod, run))
+        except Exception:
+            continue
+    return out
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("latent-health")
+    except Exception:
+        return "0.1.0"
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return _jsonable(obj.to_dict())
+    return str(obj)
+
+
+def _fmt(x, digits=4) -> str:
+    if x is None:
+        return "-"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+        return f"{v:.3g}"
+    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{max(digits - 1, 1)}f}"
+
+
+def _modes_text(modes) -> str:
+    if not modes:
+        return "-"
+    out = []
+    for m in modes:
+        if isinstance(m, str):
+            out.append(m)
+        elif isinstance(m, dict):
+            out.append(str(m.get("name") or m.get("mode") or m.get("kind") or m))
+        else:
+            out.append(str(getattr(m, "name", None) or getattr(m, "mode", None) or m))
+    return ", ".join(out)
+
+
+def _table(rows: list) -> str:
+    headers = ["file", "rows", "dim", "SIGReg", "null mean", "p-value", "verdict", "modes"]
+    body = []
+    for r in rows:
+        label = r["file"] + (f"[{r['key']}]" if r.get("key") else "")
+        if r.get("num_views", 1) > 1:
+            label += f" ({r['num_views']} views)"
+        if r.get("view") is not None:
+            label += f" (view {r['view']})"
+        body.append([
+            label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("null_mean")),
+            _fmt(r.get("p_value"), 3), str(r.get("verdict")), _modes_text(r.get("modes")),
+        ])
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
+    right = {1, 2, 3, 4, 5}
+    lines = []
+    for cells in [headers] + body:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        lines.append("  ".join(parts).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if rows:
+        first = rows[0]
+        lines.append("")
+        lines.append(
+            f"preset {first.get('preset')}, {first.get('family')} slices x {first.get('num_slices')}, "
+            f"seed {first.get('seed')}, device {first.get('device')}; verdict p-value: Cauchy combination of "
+            f"exact per-slice p-values (healthy: p >= 1e-3 and no collapse mode)"
+        )
+    for r in rows:
+        for n in r.get("notices", []):
+            lines.append(f"note: {r['file']}: {n}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+class _Progress:
+    """A tqdm bar on stderr fed by assess's ``progress(fraction, message)`` (off when quiet or not a TTY)."""
+
+    def __init__(self, quiet: bool, desc: str):
+        self.bar = None
+        self.desc = desc
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    def __call__(self, fraction: float, message: str = ""):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, desc=self.desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+        self.bar.n = int(round(1000 * min(max(float(fraction), 0.0), 1.0)))
+        if message:
+            self.bar.set_postfix_str(str(message)[:60], refresh=False)
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _assess(z, args, progress, distributed: bool):
+    from .assess import assess
+
+    kwargs = dict(num_slices=args.slices, seed=args.seed, preset=args.preset, family=args.family,
+                  device=args.device, progress=progress, distributed=distributed)
+    if args.null_draws is not None:
+        kwargs["null_draws"] = args.null_draws
+    return assess(z, **kwargs)
+
+
+def _result_row(label: str, array, args, *, notices=(), key=None, distributed=False, rows_total=None) -> dict:
+    """Assess one array ((N, D), or (V, N, D) views scored separately and averaged) into a row."""
+    bar = _Progress(args.quiet, label)
+    try:
+        result = _assess(array, args, bar, distributed)
+    finally:
+        bar.close()
+    row = {"file": label}
+    if key is not None:
+        row["key"] = key
+    row["rows"] = int(rows_total if rows_total is not None else array.shape[-2])
+    row["dim"] = int(array.shape[-1])
+    row["num_views"] = int(array.shape[0]) if array.ndim == 3 else 1
+    if args.view is not None:
+        row["view"] = args.view
+    row["notices"] = list(notices)
+    for k, val in result.to_dict().items():
+        if k not in row:
+            row[k] = val
+    cfg = row.get("config") or {}
+    row.setdefault("preset", cfg.get("preset", args.preset))
+    row.setdefault("num_slices", cfg.get("num_slices", args.slices))
+    row.setdefault("seed", cfg.get("seed", args.seed))
+    row.setdefault("family", cfg.get("family", args.family))
+    return row
+
+
+def _load(path: str, args):
+    from .loading import load_embeddings
+
+    return load_embeddings(
+        path, key=args.key, max_rows=args.max_rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
+        max_bytes=args.max_bytes, seed=args.seed,
+    )
+
+
+def _verdict_level(verdict) -> int:
+    text = str(verdict).strip().lower()
+    for name, level in sorted(VERDICT_LEVEL.items(), key=lambda kv: -kv[1]):
+        if text.startswith(name):
+            return level
+    return 0
+
+
+def _exit_code(rows: list, fail_on: Optional[str]) -> int:
+    if fail_on is None:
+        return EXIT_OK
+    threshold = VERDICT_LEVEL[fail_on]
+    return EXIT_FAIL_ON if any(_verdict_level(r.get("verdict")) >= threshold for r in rows) else EXIT_OK
+
+
+def _emit(rows: list, args) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(_jsonable(rows), indent=2) + "\n")
+    else:
+        sys.stdout.write(_table(rows) + "\n")
+    sys.stdout.flush()
+
+
+def _check_common(args) -> None:
+    from .device import resolve_device
+    from .loading import parse_byte_size
+
+    try:
+        resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"{PROG} score: {exc}") from None
+    if args.max_bytes is not None:
+        args.max_bytes = parse_byte_size(args.max_bytes)  # EmbeddingLoadError → exit 2
+    if args.max_rows is not None and args.max_rows < 2:
+        raise UsageError(f"{PROG} score: --max-rows must be at least 2 (SIGReg needs 2 rows or more)")
+
+
+def cmd_score(args) -> int:
+    _check_common(args)
+    if args.distributed:
+        return _score_distributed(args)
+    from .loading import check_source
+
+    for path in args.files:  # cheap checks first: a typo in the last file must not cost the scoring of the others
+        check_source(path)
+    rows = []
+    for path in args.files:
+        emb = _load(path, args)
+        rows.append(_result_row(path, emb.array, args, notices=emb.notices, key=emb.key))
+    _emit(rows, args)
+    return _exit_code(rows, args.fail_on)
+
+
+def _score_distributed(args) -> int:
+    """Each rank scores its shards; the ECF sums are all-reduced; rank 0 prints the global result."""
+    import datetime
+
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    from .device import resolve_device
+    from .loading import EmbeddingLoadError
+
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise UsageError(
+            f"{PROG} score --distributed must run under torchrun (RANK/WORLD_SIZE are not set); e.g. "
+            f"torchrun --nproc-per-node 2 -m sigreg_core score --distributed SHARD..."
+        )
+    device = resolve_device(args.device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if len(args.files) < world:
+            if rank == 0:
+                raise UsageError(f"{PROG} score --distributed: {len(args.files)} shard(s) for {world} processes; give at least one shard per process")
+            return EXIT_USAGE
+        mine = args.files[rank::world]
+        error, arrays, notices, dims = None, [], [], set()
+        try:
+            loaded = [_load(p, args) for p in mine]
+            for e in loaded:
+                arrays.append(e.array if e.array.ndim == 3 else e.array[None])
+                notices.extend(f"{e.name}: {n}" for n in e.notices)
+                dims.add((e.array.ndim, e.array.shape[-1], e.array.shape[0] if e.array.ndim == 3 else 1))
+            if len(dims) > 1:
+                error = f"{PROG} score --distributed: shards on rank {rank} differ in shape {sorted(dims)}; all shards need the same dimension and views"
+        except EmbeddingLoadError as exc:
+            error = f"{PROG}: error: {exc}"
+        status = [None] * world
+        dist.all_gather_object(status, (error, sorted(dims), sum(a.shape[1] for a in arrays), notices))
+        errors = [s[0] for s in status if s[0]]
+        if errors:
+            if rank == 0:  # one line in all, whichever rank failed
+                _err(errors[0])
+            return EXIT_USAGE
+        all_dims = {tuple(d) for s in status for d in s[1]}
+        if len(all_dims) > 1:
+            if rank == 0:
+                sys.stderr.write(f"{PROG} score --distributed: shards differ in shape (ndim, dim, views): {sorted(all_dims)}; all shards need the same dimension and views\n")
+            return EXIT_USAGE
+        total_rows = sum(s[2] for s in status)
+        z = np.concatenate(arrays, axis=1)  # (V, n_local, D)
+        ndim = next(iter(all_dims))[0]
+        local = z if ndim == 3 else z[0]
+        args.quiet = args.quiet or rank != 0
+        label = f"{len(args.files)} shards on {world} processes"
+        notices = [n for s in status for n in s[3]]
+        row = _result_row(label, local, args, notices=notices, key=args.key, distributed=True, rows_total=total_rows)
+        row["shards"] = list(args.files)
+        row["world_size"] = world
+        rows = [row]
+        code = torch.tensor([0], dtype=torch.int64)
+        if rank == 0:
+            _emit(rows, args)
+            code[0] = _exit_code(rows, args.fail_on)
+        dist.broadcast(code, src=0)
+        return int(code.item())
+    finally:
+        dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- app
+
+
+def app_path() -> Path:
+    """``app.py`` at the repository root, beside the ``sigreg_core`` package."""
+    from . import __file__ as pkg_file
+
+    return Path(pkg_file).resolve().parents[1] / "app.py"
+
+
+def cmd_app(args) -> int:
+    import importlib.util
+    import subprocess
+
+    path = app_path()
+    if not path.is_file():
+        raise UsageError(
+            f"{PROG} app: the dashboard {path} is missing (sigreg_core is installed without its source tree); "
+            f"run from a checkout: pip install -e <repo> or streamlit run <repo>/app.py"
+        )
+    if importlib.util.find_spec("streamlit") is None:
+        raise UsageError(f"{PROG} app: streamlit is not installed; pip install streamlit")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(path)]
+    if args.port is not None:
+        cmd += ["--server.port", str(args.port)]
+    if args.address is not None:
+        cmd += ["--server.address", args.address]
+    cmd += list(args.streamlit_args)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``sigreg`` console script and ``python -m sigreg_core``."""
+    from .loading import EmbeddingLoadError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("SIGREG_DEBUG", "") not in ("", "0")
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")  # stderr carries only the progress bar and errors
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if args.command is None:
+                raise UsageError(f"{PROG}: choose a command: {', '.join(['score', 'app', *EXTRA_COMMANDS])} (see {PROG} --help)")
+            if args.command == "score":
+                return cmd_score(args)
+            if args.command == "app":
+                return cmd_app(args)
+            return int(args._run(args) or 0)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except EmbeddingLoadError as exc:
+        _err(f"{PROG}: error: {exc}")
+        return EXIT_USAGE
+    except ValueError as exc:  # bad parameter combinations reported by the library (preset, family, device...)
+        if debug:
+            raise
+        _err(f"{PROG}: error: {' '.join(str(exc).split())}")
+        return EXIT_USAGE
+    except MemoryError:
+        _err(f"{PROG}: error: out of memory; score fewer rows with --max-rows or fewer --slices")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err(f"{PROG}: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except SystemExit as exc:  # --help / --version
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    except Exception as exc:
+        if debug:
+            raise
+        _err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
+        return EXIT_INTERNAL
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(" ".join(line.split()) + "\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
