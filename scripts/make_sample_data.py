@@ -1,0 +1,138 @@
+"""Write the shipped sample embedding sets to ``sample_data/`` (deterministic).
+
+Each set is N = 2048 rows x D = 64 dims of float32, stored as safetensors under the
+key ``embeddings`` with its description in the file metadata, plus
+``sample_data/samples.json`` listing them in order with a one-line description
+(shown by the app).  The draws use NumPy's PCG64 generator with a fixed seed per
+set, so running the script again reproduces the files byte for byte
+(``tests/test_samples.py`` checks it).
+
+Usage:  python scripts/make_sample_data.py [--out sample_data]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+N_ROWS = 2048
+DIM = 64
+KEY = "embeddings"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+def healthy(rng: np.random.Generator) -> np.ndarray:
+    return rng.standard_normal((N_ROWS, DIM))
+
+
+def full_collapse(rng: np.random.Generator) -> np.ndarray:
+    point = rng.standard_normal(DIM)
+    return point[None, :] + 1e-3 * rng.standard_normal((N_ROWS, DIM))
+
+
+def dimensional_collapse(rng: np.random.Generator) -> np.ndarray:
+    rank = 4
+    basis, _ = np.linalg.qr(rng.standard_normal((DIM, rank)))  # (D, r) orthonormal columns
+    codes = rng.standard_normal((N_ROWS, rank)) * np.sqrt(DIM / rank)
+    return codes @ basis.T
+
+
+def shifted(rng: np.random.Generator) -> np.ndarray:
+    return rng.standard_normal((N_ROWS, DIM)) + 0.5
+
+
+def anisotropic(rng: np.random.Generator) -> np.ndarray:
+    stds = np.geomspace(3.0, 0.1, DIM)
+    return rng.standard_normal((N_ROWS, DIM)) * stds[None, :]
+
+
+def heavy_tailed(rng: np.random.Generator) -> np.ndarray:
+    nu = 5.0
+    g = rng.standard_normal((N_ROWS, DIM))
+    chi2 = rng.chisquare(nu, size=(N_ROWS, 1))
+    t = g / np.sqrt(chi2 / nu)  # multivariate Student-t: every slice is t(nu)
+    return t * np.sqrt((nu - 2) / nu)  # unit variance
+
+
+def bimodal(rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(np.array([-1.0, 1.0]), size=(N_ROWS, DIM))
+
+
+#: name -> (generator, seed, one-line description, what the set shows)
+SAMPLES = {
+    "healthy": (
+        healthy, 0,
+        "Healthy: isotropic Gaussian N(0, I); every slice should score at the null level (about 1.05 for lejepa).",
+        "healthy",
+    ),
+    "full-collapse": (
+        full_collapse, 1,
+        "Full collapse: every row is the same point plus noise of std 0.001; SIGReg is about 0.40 N for lejepa.",
+        "collapse",
+    ),
+    "dimensional-collapse": (
+        dimensional_collapse, 2,
+        "Dimensional collapse: the rows span a rank-4 subspace of R^64; slices off the subspace are near zero.",
+        "dimensional-collapse",
+    ),
+    "shifted": (
+        shifted, 3,
+        "Shifted: N(0, I) moved by +0.5 in every coordinate; the mean is off, the shape is fine.",
+        "shift",
+    ),
+    "anisotropic": (
+        anisotropic, 4,
+        "Anisotropic: independent Gaussian coordinates with std from 3 down to 0.1 (geometric); wrong scale per direction.",
+        "scale",
+    ),
+    "heavy-tailed": (
+        heavy_tailed, 5,
+        "Heavy-tailed: multivariate Student-t with 5 degrees of freedom, unit variance; every slice has heavy tails.",
+        "heavy-tails",
+    ),
+    "bimodal": (
+        bimodal, 6,
+        "Bimodal coordinates: each coordinate is ±1; random slices look Gaussian (CLT), coordinate slices are two spikes.",
+        "bimodal",
+    ),
+}
+
+
+def make_all(out: Path = ROOT / "sample_data") -> list[Path]:
+    """Write every sample set and the index; return the written paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    index = []
+    for name, (fn, seed, description, kind) in SAMPLES.items():
+        arr = fn(_rng(seed)).astype(np.float32)
+        assert arr.shape == (N_ROWS, DIM) and np.isfinite(arr).all()
+        path = out / f"{name}.safetensors"
+        save_file({KEY: np.ascontiguousarray(arr)}, str(path),
+                  metadata={"description": description})  # one key: safetensors orders keys by a hash map
+        written.append(path)
+        index.append({"name": name, "file": path.name, "key": KEY, "rows": N_ROWS, "dim": DIM,
+                      "seed": seed, "kind": kind, "description": description})
+    index_path = out / "samples.json"
+    index_path.write_text(json.dumps({"samples": index}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    written.append(index_path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "sample_data", help="output folder (default: sample_data/)")
+    args = ap.parse_args(argv)
+    for p in make_all(args.out):
+        print(f"wrote {p} ({p.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
