@@ -1,0 +1,545 @@
+"""A latent-health report: the data behind the Inspect page and its exports.
+
+A report is the assessment of one embedding set Z (N x D) under one set of
+:class:`Settings` (preset, slices M, seed, slice family, device, row limit):
+SIGReg — the mean over M unit directions u_m of the Epps–Pulley statistic
+
+    EP(Z u) = s(N) sum_k c_k [ (mean_n cos(t_k x_n) - exp(-t_k^2/2))^2 + (mean_n sin(t_k x_n))^2 ]
+
+(LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312) — with per-slice
+p-values from the exact null law, the verdict and collapse modes, and the
+companion metrics.  The numbers come from :func:`sigreg_core.assess.assess`;
+this module only arranges them for display and export, all as numpy / pandas
+(never torch tensors), so a report can be cached and reused for every slice
+selection without recomputing the statistic.
+
+* :func:`build_report` — Z and settings → :class:`Report` (calls ``assess`` once).
+* :func:`slice_view` — the data of one slice (projected values, moments, ECF on a
+  fine grid and at the nodes, weighted error per node) → :class:`SliceView`.
+* :func:`pick_slice` — worst / median / best / by index.
+* :func:`report_figures` — every figure of the report (from :mod:`sigreg_core.figures`).
+* :func:`per_slice_csv`, :func:`assessment_json`, :func:`html_report` — exports; the
+  HTML report is standalone (plotly.js inlined once), so it opens offline.
+* :class:`ReportCache` — a bounded LRU keyed on (sha256 of the data, settings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from sigreg_core import figures as F
+from sigreg_core.presets import get_preset
+
+__all__ = [
+    "Settings",
+    "DEFAULTS",
+    "SLICE_FAMILIES",
+    "METRIC_LABELS",
+    "AUTO_NULL_DRAWS",
+    "available_families",
+    "Report",
+    "SliceView",
+    "build_report",
+    "slice_view",
+    "pick_slice",
+    "report_figures",
+    "per_slice_csv",
+    "assessment_json",
+    "html_report",
+    "ReportCache",
+]
+
+#: Display names of the companion metrics (keys of ``Assessment.metrics``).
+METRIC_LABELS = {
+    "rankme": "RankMe",
+    "rankme_fraction": "RankMe / min(N, D)",
+    "normalized_std": "std of L2-normalised rows",
+    "normalized_std_isotropic": "same, isotropic (1/√D)",
+    "vicreg_variance": "VICReg variance term",
+    "vicreg_covariance": "VICReg covariance term",
+    "spectrum_slope": "spectrum slope",
+    "top_eigen_fraction": "top eigenvalue share",
+    "mean_norm": "norm of the mean",
+    "rms_std": "RMS std per dim",
+}
+
+#: Monte Carlo null draws run by ``auto`` where no exact law exists (cached on disk by ``assess``).
+AUTO_NULL_DRAWS = 100
+
+#: Slice families and their labels (the numbers come from ``sigreg_core.families``).
+SLICE_FAMILIES = {
+    "random": "random (LeJEPA)",
+    "coordinate": "coordinate axes",
+    "principal": "principal axes",
+    "worst": "worst direction (searched)",
+}
+
+
+def available_families() -> list[str]:
+    """The slice families this install can score (``random`` always)."""
+    try:
+        from sigreg_core import families as fam
+    except ImportError:
+        return ["random"]
+    names = getattr(fam, "FAMILIES", None)
+    if names is None:
+        return ["random"]
+    names = list(names)
+    ordered = [f for f in SLICE_FAMILIES if f in names] + [f for f in names if f not in SLICE_FAMILIES]
+    return ordered or ["random"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the sidebar sets; part of every cache key."""
+
+    preset: str = "lejepa"
+    num_slices: int = 1024
+    seed: int = 0
+    family: str = "random"
+    device: str = "auto"
+    max_rows: int = 65536
+    null_draws: Optional[int] = None  # None: auto (0 when the exact law applies, else AUTO_NULL_DRAWS)
+
+    def key(self) -> tuple:
+        return dataclasses.astuple(self)
+
+    def resolved_null_draws(self) -> int:
+        """Monte Carlo null draws passed to ``assess``.
+
+        The random and coordinate families under an ECF preset have exact per-slice
+        p-values and an exact verdict without any simulation, so ``auto`` runs none
+        (interactive speed); the principal family and the modulus form need a
+        simulated null for their p-values, so ``auto`` runs :data:`AUTO_NULL_DRAWS`.
+        """
+        if self.null_draws is not None:
+            return int(self.null_draws)
+        from sigreg_core.nulllaw import has_exact_law
+
+        needs_mc = self.family == "principal" or not has_exact_law(self.preset)
+        return AUTO_NULL_DRAWS if needs_mc and self.family != "worst" else 0
+
+
+DEFAULTS = Settings()
+
+
+@dataclass
+class Report:
+    """Everything the Inspect page draws, as numpy / pandas."""
+
+    settings: Settings
+    summary: dict                  # verdict card: sigreg, null_mean, ratio, p_value, verdict, modes, ...
+    per_slice: pd.DataFrame        # one row per slice: slice, statistic, p_value, mean, std, skew, kurtosis
+    nodes: np.ndarray              # (K,)
+    ecf_real: np.ndarray           # (M, K)
+    ecf_imag: np.ndarray           # (M, K)
+    weighted_error: np.ndarray     # (M, K)
+    directions: np.ndarray         # (D, M) float32
+    null_mean: float
+    q95: float
+    q999: float
+    metrics: dict                  # companion metrics (scalars)
+    eigenvalues: np.ndarray        # covariance eigenvalues, largest first
+    dim_mean: np.ndarray           # (D,)
+    dim_std: np.ndarray            # (D,)
+    assessment: dict               # the assessment's own JSON-safe dict
+    timings: dict = field(default_factory=dict)
+    view_rows: list = field(default_factory=list)  # (V, N, D) input: one summary dict per view
+    _figures: dict = field(default_factory=dict, repr=False)  # selection-independent figures, built once
+
+    @property
+    def num_slices(self) -> int:
+        return int(self.per_slice.shape[0])
+
+    @property
+    def statistic(self) -> np.ndarray:
+        return self.per_slice["statistic"].to_numpy()
+
+    @property
+    def p_values(self) -> np.ndarray:
+        return self.per_slice["p_value"].to_numpy()
+
+
+@dataclass
+class SliceView:
+    """One slice, ready to draw."""
+
+    index: int
+    values: np.ndarray             # projected values (N,)
+    statistic: float
+    p_value: float
+    moments: dict                  # mean, std, skew, kurtosis (excess)
+    t_grid: np.ndarray
+    ecf_real_grid: np.ndarray
+    ecf_imag_grid: np.ndarray
+    nodes: np.ndarray
+    ecf_real_nodes: np.ndarray
+    ecf_imag_nodes: np.ndarray
+    weighted_error: np.ndarray
+
+
+# ------------------------------------------------------------------ build
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if hasattr(x, "to_dict") and not isinstance(x, pd.DataFrame):
+        return _jsonable(x.to_dict())
+    if isinstance(x, (str, int, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def build_report(
+    z: np.ndarray,
+    settings: Settings = DEFAULTS,
+    *,
+    progress: Optional[Callable[[float, str], None]] = None,
+) -> Report:
+    """Assess ``z`` — (N, D), or (V, N, D) views — under ``settings`` and arrange the result.
+
+    ``progress(fraction, message)`` is passed on to ``assess``.  For (V, N, D) input the
+    summary is the views' combination (SIGReg averaged as lejepa does, p-values
+    Cauchy-combined) and ``view_rows`` lists each view's numbers.
+    """
+    from sigreg_core.assess import assess
+
+    z = np.asarray(z)
+    if z.ndim not in (2, 3):
+        raise ValueError(f"expected an array of shape (N, D) or (V, N, D), got shape {tuple(z.shape)}")
+    t0 = time.perf_counter()
+    a = assess(
+        z,
+        num_slices=settings.num_slices,
+        seed=settings.seed,
+        preset=settings.preset,
+        family=settings.family,
+        device=settings.device,
+        progress=progress,
+        null_draws=settings.resolved_null_draws(),
+    )
+    t_assess = time.perf_counter() - t0
+    preset = get_preset(settings.preset)
+    sl = a.slices
+    per = a.per_slice.copy()
+    if "slice" not in per.columns:
+        per.insert(0, "slice", np.arange(len(per)))
+    n, d = int(z.shape[-2]), int(z.shape[-1])
+    nq = dict(a.null_quantiles)
+    q95 = float(nq.get(0.95, float("nan")))
+    q999 = float(nq.get(0.999, float("nan")))
+    met = dict(a.metrics)
+    metrics = {k: v for k, v in met.items() if np.ndim(v) == 0 and k not in ("n", "dim")}
+    summary = {
+        "sigreg": float(a.sigreg),
+        "null_mean": float(a.null_mean),
+        "sigreg_over_null": float(a.sigreg_over_null),
+        "p_value": float(a.p_value),
+        "verdict": str(a.verdict),
+        "modes": list(a.modes),
+        "mode_evidence": _jsonable(dict(a.mode_evidence)),
+        "n": n,
+        "d": d,
+        "m": int(len(per)),
+        "views": int(z.shape[0]) if z.ndim == 3 else 1,
+        "preset": preset.name,
+        "seed": int(settings.seed),
+        "family": settings.family,
+        "null_draws": settings.resolved_null_draws(),
+        "null_quantiles_source": str(nq.get("source", "")),
+        "device": str(getattr(a, "device", settings.device)),
+        "seconds": t_assess,
+    }
+    view_rows = [
+        {"view": i, "SIGReg": float(v.sigreg), "× null mean": float(v.sigreg_over_null),
+         "p-value": float(v.p_value), "verdict": str(v.verdict), "modes": ", ".join(v.modes) or "none"}
+        for i, v in enumerate(getattr(a, "views", None) or [])
+    ]
+    return Report(
+        settings=settings,
+        summary=summary,
+        per_slice=per,
+        nodes=np.asarray(sl.nodes, dtype=np.float64),
+        ecf_real=np.asarray(sl.ecf_real, dtype=np.float64),
+        ecf_imag=np.asarray(sl.ecf_imag, dtype=np.float64),
+        weighted_error=np.asarray(sl.weighted_error, dtype=np.float64),
+        directions=_np(a.directions).astype(np.float32, copy=False),
+        null_mean=float(a.null_mean),
+        q95=q95,
+        q999=q999,
+        metrics=_jsonable(metrics),
+        eigenvalues=np.asarray(met["eigenvalues"], dtype=np.float64),
+        dim_mean=np.asarray(met["dim_mean"], dtype=np.float64),
+        dim_std=np.asarray(met["dim_std"], dtype=np.float64),
+        assessment=_jsonable(a.to_dict()),
+        timings={"assess_s": t_assess, "total_s": time.perf_counter() - t0},
+        view_rows=view_rows,
+    )
+
+
+# ---------------------------------------------------------------- slices
+def pick_slice(report: Report, how: str, index: Optional[int] = None) -> int:
+    """Slice index for ``how`` in {"worst", "median", "best", "index"}."""
+    stat = report.statistic
+    order = np.argsort(stat, kind="stable")
+    if how == "worst":
+        return int(order[-1])
+    if how == "best":
+        return int(order[0])
+    if how == "median":
+        return int(order[(len(order) - 1) // 2])
+    if how == "index":
+        if index is None or not 0 <= int(index) < len(stat):
+            raise ValueError(f"slice index must be in [0, {len(stat) - 1}], got {index}")
+        return int(index)
+    raise ValueError(f"unknown slice choice {how!r}; use worst, median, best or index")
+
+
+def _moments(x: np.ndarray) -> dict:
+    x = np.asarray(x, dtype=np.float64)
+    m = float(x.mean())
+    c = x - m
+    var = float(np.mean(c * c))
+    sd = math.sqrt(var)
+    if var > 0:
+        skew = float(np.mean(c**3) / var**1.5)
+        kurt = float(np.mean(c**4) / var**2 - 3.0)
+    else:
+        skew, kurt = float("nan"), float("nan")
+    return {"mean": m, "std": sd, "skew": skew, "kurtosis": kurt}
+
+
+def slice_view(z: np.ndarray, report: Report, index: int, *, grid_points: int = 241) -> SliceView:
+    """Project ``z`` on slice ``index`` of ``report`` and gather what the slice views draw.
+
+    Moments and node values come from the report (the statistic's own float64
+    sums); the fine ECF grid (to t = max node + 1) is computed here for drawing.
+    """
+    m = report.num_slices
+    if not 0 <= int(index) < m:
+        raise ValueError(f"slice index must be in [0, {m - 1}], got {index}")
+    j = int(index)
+    u = report.directions[:, j]
+    zz = np.asarray(z)
+    if zz.dtype != np.float32:
+        zz = zz.astype(np.float32)
+    values = (zz @ u).astype(np.float64)  # float32 GEMV (the loader's dtype): ~1e-6 relative, for drawing
+    row = report.per_slice.iloc[j]
+    moments = {k: float(row[k]) if k in row.index else float("nan") for k in ("mean", "std", "skew", "kurtosis")}
+    if not all(np.isfinite(v) for v in moments.values()):
+        moments = _moments(values)
+    nodes = report.nodes
+    t_hi = float(max(abs(nodes.min()), abs(nodes.max()))) + 1.0
+    t_lo = 0.0 if nodes.min() >= 0 else -t_hi
+    t = np.linspace(t_lo, t_hi, grid_points)
+    re, im = F.ecf_on_grid(values, t)
+    return SliceView(
+        index=j,
+        values=values,
+        statistic=float(row["statistic"]),
+        p_value=float(row["p_value"]) if "p_value" in row.index else float("nan"),
+        moments=moments,
+        t_grid=t,
+        ecf_real_grid=re,
+        ecf_imag_grid=im,
+        nodes=nodes,
+        ecf_real_nodes=report.ecf_real[j],
+        ecf_imag_nodes=report.ecf_imag[j],
+        weighted_error=report.weighted_error[j],
+    )
+
+
+def _units(report: Report) -> str:
+    return "× N" if get_preset(report.settings.preset).scale_by_n else "unscaled"
+
+
+def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
+    """Figures that do not depend on a projected slice.
+
+    Only the sorted-statistics chart shows the selection; the others are built once per
+    report and reused (a slice change rebuilds one figure here).
+    """
+    fixed = report._figures
+    if not fixed:
+        fixed.update({
+            "p_values": F.pvalue_figure(report.p_values),
+            "ecf_band": F.ecf_band_figure(report.nodes, report.ecf_real, report.ecf_imag),
+            "spectrum": F.spectrum_figure(report.eigenvalues),
+            "per_dimension": F.per_dim_figure(report.dim_mean, report.dim_std),
+        })
+    return {
+        "slice_statistics": F.slice_statistics_figure(
+            report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
+            p_values=report.p_values, selected=selected, units=_units(report)),
+        **fixed,
+    }
+
+
+def slice_figures(report: Report, view: SliceView) -> dict:
+    """Figures of the selected slice."""
+    return {
+        "histogram": F.histogram_figure(view.values, slice_index=view.index),
+        "qq": F.qq_figure(view.values, slice_index=view.index),
+        "cf": F.cf_figure(view.t_grid, view.ecf_real_grid, view.ecf_imag_grid, view.nodes,
+                          view.ecf_real_nodes, view.ecf_imag_nodes, slice_index=view.index),
+        "weighted_error": F.weighted_error_figure(view.nodes, view.weighted_error, slice_index=view.index,
+                                                  units=_units(report)),
+    }
+
+
+def report_figures(report: Report, view: SliceView) -> dict:
+    """Every figure of the report, in page order."""
+    ov = overview_figures(report, selected=view.index)
+    sv = slice_figures(report, view)
+    order = ["slice_statistics", "p_values", "histogram", "qq", "cf", "weighted_error", "ecf_band",
+             "spectrum", "per_dimension"]
+    both = {**ov, **sv}
+    return {k: both[k] for k in order}
+
+
+# ---------------------------------------------------------------- exports
+def per_slice_csv(report: Report) -> bytes:
+    """The per-slice table as CSV (one row per slice, columns as on the page)."""
+    return report.per_slice.to_csv(index=False, float_format="%.10g").encode("utf-8")
+
+
+def assessment_json(report: Report, source: Optional[dict] = None) -> bytes:
+    """The assessment as JSON: summary, settings, metrics, per-slice table, the assessment's own dict."""
+    doc = {
+        "tool": "latent-health",
+        "source": _jsonable(source or {}),
+        "settings": dataclasses.asdict(report.settings),
+        "summary": _jsonable(report.summary),
+        "null_quantiles": {"0.95": report.q95, "0.999": report.q999},
+        "metrics": _jsonable(report.metrics),
+        "assessment": report.assessment,
+        "per_slice": _jsonable(report.per_slice.to_dict(orient="list")),
+    }
+    return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def html_report(report: Report, view: SliceView, *, title: str = "latent-health report",
+                source: Optional[dict] = None) -> str:
+    """A standalone HTML page: verdict, settings, metrics and every figure (plotly.js inlined once)."""
+    figs = report_figures(report, view)
+    s = report.summary
+    parts = []
+    first = True
+    for name, fig in figs.items():
+        fig = go.Figure(fig).update_layout(template="plotly_white")  # a copy: cached figures stay as they are
+        parts.append(f'<section id="{html.escape(name)}">' + fig.to_html(
+            full_html=False, include_plotlyjs=True if first else False,
+            config=F.plotly_config(name), default_width="100%") + "</section>")
+        first = False
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+        for k, v in [("SIGReg", s["sigreg"]), ("null mean", s["null_mean"]),
+                     ("SIGReg / null mean", s["sigreg_over_null"]), ("overall p-value", s["p_value"]),
+                     ("verdict", s["verdict"]), ("modes", ", ".join(s["modes"]) or "none"),
+                     ("N × D", f'{s["n"]} × {s["d"]}'), ("slices M", s["m"]), ("preset", s["preset"]),
+                     ("seed", s["seed"]), ("slice family", s["family"]), ("device", s["device"]),
+                     ("compute time (s)", s["seconds"])]
+    )
+    metric_rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in report.metrics.items()
+    )
+    evidence = html.escape(json.dumps(s.get("mode_evidence", {}), indent=1))
+    src = html.escape(json.dumps(_jsonable(source or {})))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ddd;padding:4px 10px;text-align:left}}
+th{{background:#f5f5f5}}.verdict{{font-size:1.4em;font-weight:600}}pre{{background:#f7f7f7;padding:8px}}</style>
+</head><body>
+<h1>{html.escape(title)}</h1>
+<p class="verdict">Verdict: {html.escape(s["verdict"])}</p>
+<p>Source: <code>{src}</code></p>
+<h2>Summary</h2><table>{rows}</table>
+<h2>Companion metrics</h2><table>{metric_rows}</table>
+<h2>Evidence for each mode</h2><pre>{evidence}</pre>
+<h2>Figures (selected slice: {view.index})</h2>
+{''.join(parts)}
+<p>SIGReg: sliced Epps–Pulley statistic (LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312).
+Generated by latent-health; this page needs no network.</p>
+</body></html>
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+# ------------------------------------------------------------------ cache
+class ReportCache:
+    """Bounded LRU of reports keyed on (sha256 of the data, settings key).
+
+    ``computations`` counts how many reports were actually computed (misses);
+    selecting another slice or switching pages is a hit and never recomputes.
+    """
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = int(max_entries)
+        self._data: "OrderedDict[tuple, Report]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.computations = 0
+
+    def get(self, digest: str, settings: Settings) -> Optional[Report]:
+        key = (digest, settings.key())
+        with self._lock:
+            rep = self._data.get(key)
+            if rep is not None:
+                self._data.move_to_end(key)
+                self.hits += 1
+            return rep
+
+    def get_or_build(self, digest: str, settings: Settings, z: np.ndarray,
+                     progress: Optional[Callable[[float, str], None]] = None) -> Report:
+        rep = self.get(digest, settings)
+        if rep is not None:
+            return rep
+        rep = build_report(z, settings, progress=progress)
+        with self._lock:
+            self.computations += 1
+            self._data[(digest, settings.key())] = rep
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+        return rep
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = 0
+            self.computations = 0

@@ -1,0 +1,123 @@
+"""The report behind the Inspect page: slice views against independent formulas, exports, cache."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import sigreg_core.report as R
+from sigreg_core.presets import get_preset
+from sigreg_core.samples import load_sample
+
+
+@pytest.fixture(scope="module")
+def shifted():
+    z = load_sample("shifted")
+    settings = R.Settings(num_slices=96, seed=2)
+    return z, R.build_report(z, settings)
+
+
+def test_report_holds_numpy_and_pandas_only(shifted):
+    z, rep = shifted
+    assert rep.num_slices == 96
+    for name in ("nodes", "ecf_real", "ecf_imag", "weighted_error", "directions", "eigenvalues", "dim_mean", "dim_std"):
+        assert isinstance(getattr(rep, name), np.ndarray), name
+    assert rep.directions.shape == (64, 96)
+    np.testing.assert_allclose(np.linalg.norm(rep.directions, axis=0), 1, atol=1e-5)
+    assert list(rep.per_slice["slice"]) == list(range(96))
+    # the weighted error per node sums to each slice's statistic
+    np.testing.assert_allclose(rep.weighted_error.sum(1), rep.statistic, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rep.summary["sigreg"], rep.statistic.mean(), rtol=1e-12)
+    assert rep.summary["n"] == 2048 and rep.summary["d"] == 64 and rep.summary["m"] == 96
+    # eigen-spectrum: the covariance's eigenvalues (float64 oracle), largest first
+    ev = np.linalg.eigvalsh(np.cov(z.astype(np.float64), rowvar=False))[::-1]
+    np.testing.assert_allclose(rep.eigenvalues, ev, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(rep.dim_mean, z.astype(np.float64).mean(0), atol=1e-12)
+    assert rep.q95 < rep.q999 and rep.null_mean < rep.q95
+    assert abs(rep.null_mean - get_preset("lejepa").null_mean()) < 1e-12
+
+
+def test_slice_view_matches_independent_formulas(shifted):
+    z, rep = shifted
+    j = R.pick_slice(rep, "worst")
+    v = R.slice_view(z, rep, j)
+    x = z.astype(np.float64) @ rep.directions[:, j].astype(np.float64)
+    np.testing.assert_allclose(v.values, x, rtol=1e-5, atol=1e-5)  # float32 projection
+    np.testing.assert_allclose(v.moments["mean"], x.mean(), atol=1e-6)
+    np.testing.assert_allclose(v.moments["std"], x.std(), rtol=1e-5)
+    np.testing.assert_allclose(v.moments["skew"], stats.skew(x), atol=1e-4)
+    np.testing.assert_allclose(v.moments["kurtosis"], stats.kurtosis(x), atol=1e-3)
+    # ECF on the fine grid and at the nodes: the complex exponential, written differently
+    oracle = np.exp(1j * np.outer(v.t_grid, x)).mean(1)
+    np.testing.assert_allclose(v.ecf_real_grid, oracle.real, atol=1e-5)  # x is a float32 projection
+    np.testing.assert_allclose(v.ecf_imag_grid, oracle.imag, atol=1e-5)
+    at_nodes = np.exp(1j * np.outer(rep.nodes, x)).mean(1)
+    np.testing.assert_allclose(v.ecf_real_nodes, at_nodes.real, atol=2e-6)
+    np.testing.assert_allclose(v.ecf_imag_nodes, at_nodes.imag, atol=2e-6)
+    # the statistic of the slice from its definition (lejepa: N * sum c_k |ECF - phi|^2)
+    p = get_preset("lejepa")
+    ep = len(x) * np.sum(p.weights * ((at_nodes.real - p.target) ** 2 + at_nodes.imag**2))
+    np.testing.assert_allclose(v.statistic, ep, rtol=1e-4)
+    assert v.statistic == rep.statistic.max()
+
+
+def test_pick_slice(shifted):
+    _, rep = shifted
+    s = rep.statistic
+    assert s[R.pick_slice(rep, "worst")] == s.max()
+    assert s[R.pick_slice(rep, "best")] == s.min()
+    assert s[R.pick_slice(rep, "median")] == np.sort(s)[(len(s) - 1) // 2]
+    assert R.pick_slice(rep, "index", 5) == 5
+    with pytest.raises(ValueError, match="slice index"):
+        R.pick_slice(rep, "index", 96)
+    with pytest.raises(ValueError, match="worst, median, best or index"):
+        R.pick_slice(rep, "sideways")
+
+
+def test_exports(shifted):
+    z, rep = shifted
+    rows = list(csv.DictReader(io.StringIO(R.per_slice_csv(rep).decode())))
+    assert len(rows) == 96
+    np.testing.assert_allclose([float(r["statistic"]) for r in rows], rep.statistic, rtol=1e-9)
+
+    doc = json.loads(R.assessment_json(rep, {"kind": "sample", "name": "shifted"}))
+    assert doc["summary"]["verdict"] == rep.summary["verdict"]
+    assert doc["settings"]["num_slices"] == 96 and doc["settings"]["seed"] == 2
+    assert doc["source"]["name"] == "shifted"
+    assert len(doc["per_slice"]["statistic"]) == 96
+
+    view = R.slice_view(z, rep, 3)
+    page = R.html_report(rep, view, title="t", source={"name": "shifted"})
+    assert page.startswith("<!DOCTYPE html>")
+    # offline: plotly.js inlined exactly once, no external script
+    assert not re.search(r"<script[^>]+src=", page)
+    assert page.count("plotly.js v") >= 1 and len(page) > 3_000_000
+    assert page.count('class="plotly-graph-div"') == 9
+    assert rep.summary["verdict"] in page
+
+
+def test_report_cache_keys_on_digest_and_settings(monkeypatch):
+    made = []
+
+    def fake_build(z, settings, progress=None):  # counts calls; the cache logic is what is tested
+        made.append(settings)
+        return object()
+
+    monkeypatch.setattr(R, "build_report", fake_build)
+    cache = R.ReportCache(max_entries=2)
+    z = np.zeros((4, 2), np.float32)
+    s1, s2 = R.Settings(seed=1), R.Settings(seed=2)
+    a = cache.get_or_build("d1", s1, z)
+    assert cache.get_or_build("d1", s1, z) is a
+    assert cache.computations == 1 and cache.hits == 1
+    b = cache.get_or_build("d1", s2, z)
+    c = cache.get_or_build("d2", s1, z)
+    assert len({id(a), id(b), id(c)}) == 3 and cache.computations == 3
+    assert len(cache) == 2  # bounded: "d1", s1 was evicted (least recently used)
+    cache.get_or_build("d1", s1, z)
+    assert cache.computations == 4
