@@ -1,0 +1,99 @@
+"""latent-health: is your self-supervised embedding healthy or collapsing?
+
+The Streamlit app's shell: page configuration, navigation over the four pages
+(Inspect, Monitor, Compare, Method) and the sidebar of settings every page
+shares (preset, number of slices, seed, slice family, device, row limit).  The
+settings are written to ``st.session_state["lh_settings"]`` as a
+:class:`sigreg_core.report.Settings` on every run, before the page runs.
+
+Run:  streamlit run app.py
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from sigreg_core.device import cuda_available, device_report
+from sigreg_core.presets import DEFAULT_PRESET, PRESETS
+from sigreg_core.report import AUTO_NULL_DRAWS, DEFAULTS, SLICE_FAMILIES, Settings, available_families
+
+st.set_page_config(
+    page_title="latent-health",
+    page_icon=":material/monitor_heart:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+PAGES = [
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/biotech:", default=True),
+    st.Page("pages/monitor.py", title="Monitor", icon=":material/timeline:"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/method.py", title="Method", icon=":material/menu_book:"),
+]
+page = st.navigation(PAGES)
+
+
+def _sidebar() -> Settings:
+    sb = st.sidebar
+    sb.markdown("### Settings")
+    names = list(PRESETS)
+    preset = sb.selectbox(
+        "Preset", names, index=names.index(DEFAULT_PRESET), key="lh_preset",
+        help="Node grid, quadrature and scaling of the Epps–Pulley statistic. A logged SIGReg value only "
+             "reproduces with the same preset (see the Method page).",
+    )
+    sb.caption(PRESETS[preset].description)
+    num_slices = int(sb.number_input(
+        "Slices M", min_value=8, max_value=16384, value=DEFAULTS.num_slices, step=64, key="lh_num_slices",
+        help="Number of unit directions the embedding is projected on. Past about 2·D more slices do not "
+             "tighten the null.",
+    ))
+    seed = int(sb.number_input(
+        "Seed", min_value=0, max_value=2**31 - 1, value=DEFAULTS.seed, step=1, key="lh_seed",
+        help="Seed of the direction draw (LeJEPA's draw: torch.randn on the CPU, columns normalised).",
+    ))
+    families = available_families()
+    family = sb.selectbox(
+        "Slice family", families, index=0, key="lh_family",
+        format_func=lambda f: SLICE_FAMILIES.get(f, f),
+        help="random: LeJEPA's random directions. coordinate: the embedding axes. principal: the principal "
+             "axes. worst: a searched worst direction. Random slices of independent non-Gaussian "
+             "coordinates look Gaussian (CLT); the other families see them.",
+    )
+    if len(families) < len(SLICE_FAMILIES):
+        missing = ", ".join(f for f in SLICE_FAMILIES if f not in families)
+        sb.caption(f"Not available in this install: {missing}.")
+    devices = ["auto", "cpu", "cuda"]
+    device = sb.radio(
+        "Device", devices, index=0, key="lh_device", horizontal=True,
+        help="auto uses CUDA when a GPU is present, the CPU otherwise.",
+    )
+    sb.caption(f"Detected: {device_report()}")
+    if device == "cuda" and not cuda_available():
+        sb.warning("No CUDA GPU here: the statistic runs on the CPU.")
+    max_rows = int(sb.number_input(
+        "Row limit", min_value=64, max_value=2**24, value=DEFAULTS.max_rows, step=1024, key="lh_max_rows",
+        help="Sets with more rows are scored on a uniform random subset of this many rows (seeded); "
+             "the page says so when it happens.",
+    ))
+    null_opts = ["auto", 0, 50, 200, 1000]
+    null_draws = sb.selectbox(
+        "Monte Carlo null draws", null_opts, index=0, key="lh_null_draws",
+        format_func=lambda v: "auto" if v == "auto" else f"{v}",
+        help="auto: none where the exact null law applies (random and coordinate slices, ECF presets), "
+             f"{AUTO_NULL_DRAWS} for the principal family and the modulus form, which need a simulated null. "
+             "More draws add a Monte Carlo p-value of SIGReg itself; the first run at a given (N, D, M, preset, "
+             "family, seed) takes a while, later ones read the cache on disk.",
+    )
+    sb.divider()
+    sb.caption("latent-health · SIGReg (LeJEPA arXiv 2511.08544, LeWorldModel arXiv 2603.19312)")
+    return Settings(preset=preset, num_slices=num_slices, seed=seed, family=family,
+                    device=device if device != "cuda" or cuda_available() else "cpu", max_rows=max_rows,
+                    null_draws=None if null_draws == "auto" else int(null_draws))
+
+
+st.session_state["lh_settings"] = _sidebar()
+st.session_state["_lh_shell"] = True  # pages check it: they run inside this shell
+try:
+    page.run()
+finally:
+    st.session_state["_lh_shell"] = False

@@ -1,0 +1,422 @@
+"""Inspect page: load an embedding set and get the full latent-health report.
+
+Thin: it arranges widgets and calls ``sigreg_core`` (loader, assessment, report,
+figures).  The report is cached on (sha256 of the data + load options, settings),
+so selecting a slice or switching pages never recomputes the statistic.
+"""
+from __future__ import annotations
+
+from pathlib import Path as _Path
+
+import streamlit as st
+
+if not st.session_state.get("_lh_shell"):
+    # Streamlit runs a file of pages/ directly (its legacy pages/ mode) on the first request of a
+    # fresh server and in AppTest.switch_page; go through the app shell (sidebar, navigation).
+    import runpy
+
+    runpy.run_path(str(_Path(__file__).resolve().parents[1] / "app.py"), run_name="__main__")
+    st.stop()
+
+import time
+
+import numpy as np
+
+from sigreg_core import figures as F
+from sigreg_core.loading import (
+    SUPPORTED_EXTENSIONS,
+    EmbeddingLoadError,
+    allowed_roots,
+    list_keys,
+    load_embeddings,
+    resolve_server_path,
+)
+from sigreg_core.report import (
+    DEFAULTS,
+    METRIC_LABELS,
+    ReportCache,
+    Settings,
+    assessment_json,
+    html_report,
+    overview_figures,
+    per_slice_csv,
+    pick_slice,
+    slice_figures,
+    slice_view,
+)
+from sigreg_core.samples import DEFAULT_SAMPLE, list_samples
+
+MAX_UPLOAD_MB = 1024
+UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
+
+
+@st.cache_resource(show_spinner=False)
+def report_cache() -> ReportCache:
+    """One bounded LRU of reports per server process (keyed on data digest and settings)."""
+    return ReportCache(max_entries=8)
+
+
+def _settings() -> Settings:
+    s = st.session_state.get("lh_settings")
+    return s if isinstance(s, Settings) else DEFAULTS
+
+
+def _chart(fig, name: str, **kwargs):
+    return st.plotly_chart(fig, width="stretch", config=F.plotly_config(name), **kwargs)
+
+
+# ------------------------------------------------------------------ sources
+def _take_request() -> None:
+    """Honour ``st.session_state["lh_inspect_request"]`` = {"path": ..., "label": ...} set by another page
+    (the Monitor opens a run's snapshot here): load it as a server path (allowed roots apply)."""
+    req = st.session_state.pop("lh_inspect_request", None)
+    if not isinstance(req, dict) or not req.get("path"):
+        return
+    st.session_state["insp_source"] = "Server path"
+    st.session_state["insp_path"] = str(req["path"])
+    st.session_state["insp_path_loaded"] = str(req["path"])
+    st.session_state["insp_request_label"] = str(req.get("label") or req["path"])
+
+
+def _choose_source(settings: Settings):
+    """Return (load_key, loader thunk, source description) or None when nothing is chosen yet."""
+    _take_request()
+    kind = st.radio("Source", ["Sample", "Upload", "Server path"], horizontal=True, key="insp_source",
+                    help="Shipped sample sets, files uploaded from your browser (held in RAM, "
+                         f"{MAX_UPLOAD_MB} MB at most each), or a file on the server below an allowed directory.")
+    max_rows = settings.max_rows
+    if kind == "Sample":
+        samples = {s.name: s for s in list_samples()}
+        names = list(samples)
+        name = st.selectbox("Sample set", names, index=names.index(DEFAULT_SAMPLE), key="insp_sample")
+        s = samples[name]
+        st.caption(s.description)
+        return (("sample", name, max_rows),
+                lambda: load_embeddings(s.path, key=s.key, max_rows=max_rows),
+                {"kind": "sample", "name": name})
+    if kind == "Upload":
+        files = st.file_uploader(
+            f"Embedding files ({', '.join('.' + t for t in UPLOAD_TYPES)})", type=UPLOAD_TYPES,
+            accept_multiple_files=True, max_upload_size=MAX_UPLOAD_MB, key="insp_upload",
+            help="Shape (N, D), or (V, N, D) for V views. Nothing is unpickled: safetensors, "
+                 "torch.load(weights_only=True), numpy without pickle.",
+        )
+        if not files:
+            st.caption("Drop one or more files; pick which one to inspect below.")
+            return None
+        by_id = {f.file_id: f for f in files}
+        fid = st.selectbox("File", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].size:,} bytes)",
+                           key="insp_upload_pick") if len(files) > 1 else files[0].file_id
+        f = by_id.get(fid, files[0])
+        key = _key_picker(("upload", f.file_id), lambda: list_keys(f.getvalue(), name=f.name))
+        return (("upload", f.file_id, f.name, key, max_rows),
+                lambda: load_embeddings(f.getvalue(), name=f.name, key=key, max_rows=max_rows),
+                {"kind": "upload", "name": f.name, "bytes": f.size, "key": key})
+    roots = allowed_roots()
+    st.caption("Allowed directories: " + (", ".join(f"`{r}`" for r in roots) or "none")
+               + " (set `LATENT_HEALTH_ALLOWED_ROOTS` to change).")
+    with st.form("insp_path_form", border=False):
+        path = st.text_input("Path on the server", key="insp_path",
+                             placeholder="e.g. healthy.safetensors or /data/run1/step_1000.safetensors")
+        submitted = st.form_submit_button("Load")
+    if submitted:
+        st.session_state["insp_path_loaded"] = path
+    chosen = st.session_state.get("insp_path_loaded")
+    if not chosen:
+        return None
+    try:
+        resolved = resolve_server_path(chosen)
+    except EmbeddingLoadError as exc:
+        st.session_state["insp_path_loaded"] = None
+        st.error(str(exc))
+        return None
+    mtime = resolved.stat().st_mtime_ns
+    key = _key_picker(("path", str(resolved), mtime), lambda: list_keys(resolved))
+    desc = {"kind": "server path", "name": str(resolved), "key": key}
+    label = st.session_state.get("insp_request_label")
+    if label and chosen == st.session_state.get("insp_path"):
+        desc["label"] = label
+        st.caption(f"Opened from another page: {label}")
+    return (("path", str(resolved), mtime, key, max_rows),
+            lambda: load_embeddings(resolved, key=key, max_rows=max_rows), desc)
+
+
+def _key_picker(ident: tuple, lister) -> str | None:
+    """When a container holds several usable arrays, let the user pick one (listing is cached)."""
+    cache = st.session_state.setdefault("insp_keys", {})
+    if ident not in cache:
+        try:
+            cache[ident] = [e for e in lister() if e.usable]
+        except EmbeddingLoadError:
+            cache[ident] = []  # the load itself will report the problem
+    entries = cache[ident]
+    if len(entries) <= 1:
+        return None
+    labels = {e.key: str(e) for e in entries}
+    return st.selectbox("Array in the file", list(labels), format_func=labels.get, key=f"insp_key_{hash(ident)}")
+
+
+def _load(choice) -> None:
+    """Load the chosen source unless it is the one already loaded; errors keep the previous data."""
+    load_key, thunk, desc = choice
+    if st.session_state.get("insp_load_key") == load_key:
+        return
+    if st.session_state.get("insp_failed_key") == load_key:
+        st.error(st.session_state["insp_failed_msg"])
+        return
+    try:
+        with st.spinner(f"Reading {desc['name']} ..."):
+            emb = thunk()
+    except EmbeddingLoadError as exc:
+        st.session_state["insp_failed_key"] = load_key
+        st.session_state["insp_failed_msg"] = str(exc)
+        st.error(str(exc))
+        return
+    digest = f"{emb.sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
+    st.session_state["insp_loaded"] = {
+        "array": emb.array,
+        "digest": digest,
+        "source": {**desc, "format": emb.format, "sha256": emb.sha256, "original_shape": list(emb.original_shape)},
+        "describe": emb.describe(),
+        "notices": list(emb.notices),
+        "original_rows": int(emb.original_shape[-2]) if len(emb.original_shape) >= 2 else emb.num_rows,
+    }
+    st.session_state["insp_load_key"] = load_key
+    st.session_state.pop("insp_failed_key", None)
+    st.session_state["insp_slice"] = None
+
+
+# ------------------------------------------------------------------ report
+def _compute(z: np.ndarray, digest: str, settings: Settings):
+    cache = report_cache()
+    rep = cache.get(digest, settings)
+    if rep is not None:
+        return rep
+    shape = " × ".join(f"{k:,}" for k in z.shape)
+    with st.status(f"Scoring {shape} with {settings.num_slices} {settings.family} slices ...",
+                   expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(1.0, max(0.0, float(fraction))), text=str(message)[:120])
+
+        t0 = time.perf_counter()
+        try:
+            rep = cache.get_or_build(digest, settings, z, progress=progress)
+        except (ValueError, RuntimeError) as exc:
+            status.update(label="Could not compute the report", state="error", expanded=True)
+            st.error(" ".join(str(exc).split()))
+            return None
+        status.update(label=f"Computed in {time.perf_counter() - t0:.2f} s", state="complete", expanded=False)
+    return rep
+
+
+def _verdict_style(verdict: str):
+    v = verdict.strip().lower()
+    if v.startswith("healthy"):
+        return st.success
+    if "collapse" in v or v.startswith("unhealthy"):
+        return st.error
+    return st.warning
+
+
+def _verdict_card(rep, settings: Settings) -> None:
+    s = rep.summary
+    show = _verdict_style(s["verdict"])
+    modes = ", ".join(s["modes"]) or "none"
+    show(f"**Verdict: {s['verdict']}** — collapse modes: {modes}", icon=":material/monitor_heart:")
+    c = st.columns(4)
+    c[0].metric("SIGReg", f"{s['sigreg']:.4g}", help="Mean over slices of the Epps–Pulley statistic.")
+    c[1].metric("× null mean", f"{s['sigreg_over_null']:.3g}",
+                help=f"SIGReg / exact null mean ({s['null_mean']:.4g}); about 1 when healthy.")
+    c[2].metric("Overall p-value", f"{s['p_value']:.3g}",
+                help="Combination of the per-slice p-values that is valid although slices share the data.")
+    c[3].metric("Compute time", f"{s['seconds']:.2f} s")
+    views = f"{s['views']} views × " if s.get("views", 1) > 1 else ""
+    st.caption(f"{views}N = {s['n']:,} rows · D = {s['d']} dims · M = {s['m']} slices ({s['family']}) · "
+               f"preset `{s['preset']}` · seed {s['seed']} · device {s['device']} · null band: "
+               f"{s.get('null_quantiles_source') or 'n/a'}"
+               + (f" · Monte Carlo null: {s['null_draws']} draws" if s.get("null_draws") else ""))
+    ev = s.get("mode_evidence") or {}
+    if ev:
+        lines = []
+        for mode, e in ev.items():
+            text = e.get("evidence") if isinstance(e, dict) else None
+            lines.append(f"- **{mode}**: {text or e}")
+        st.markdown("\n".join(lines))
+
+
+def _slice_picker(rep) -> int:
+    m = rep.num_slices
+    cur = st.session_state.get("insp_slice")
+    if cur is None or not 0 <= cur < m:
+        cur = pick_slice(rep, "worst")
+        st.session_state["insp_slice"] = cur
+
+    def on_pick():
+        how = st.session_state["insp_pick"]
+        if how != "index":
+            st.session_state["insp_slice"] = pick_slice(rep, how)
+
+    def on_index():
+        st.session_state["insp_pick"] = "index"
+        st.session_state["insp_slice"] = pick_slice(rep, "index", int(st.session_state["insp_index"]))
+
+    c1, c2 = st.columns([3, 1])
+    c1.radio("Select a slice (or click a point in the chart)", ["worst", "median", "best", "index"],
+             horizontal=True, key="insp_pick", on_change=on_pick)
+    if st.session_state.get("insp_index") is None or st.session_state.get("insp_pick") != "index":
+        st.session_state["insp_index"] = int(st.session_state["insp_slice"])
+    c2.number_input("Slice index", min_value=0, max_value=m - 1, step=1, key="insp_index", on_change=on_index)
+    return int(st.session_state["insp_slice"])
+
+
+def _point_slice(point: dict) -> int | None:
+    """Slice index of a clicked point: its customdata[0] (plotly may send customdata as a list or a dict)."""
+    cd = point.get("customdata")
+    if isinstance(cd, dict):
+        cd = [cd[k] for k in sorted(cd, key=lambda k: int(k) if str(k).lstrip("-").isdigit() else 0)]
+    if isinstance(cd, (list, tuple)) and cd:
+        cd = cd[0]
+    try:
+        value = float(cd)
+    except (TypeError, ValueError):
+        return None
+    return int(round(value)) if np.isfinite(value) else None
+
+
+def _on_chart_select() -> None:
+    state = st.session_state.get("insp_slice_chart")
+    try:
+        points = state["selection"]["points"]
+    except (KeyError, TypeError):
+        return
+    for p in points:
+        j = _point_slice(dict(p))
+        if j is not None:
+            st.session_state["insp_slice"] = j
+            st.session_state["insp_pick"] = "index"
+            st.session_state["insp_index"] = j
+            return
+
+
+def _report(rep, z: np.ndarray, source: dict) -> None:
+    settings = rep.settings
+    _verdict_card(rep, settings)
+
+    st.subheader("Per-slice statistics")
+    j = _slice_picker(rep)
+    ov = overview_figures(rep, selected=j)
+    _chart(ov["slice_statistics"], "slice_statistics", key="insp_slice_chart", on_select=_on_chart_select,
+           selection_mode="points")
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        _chart(ov["p_values"], "p_values")
+    with c2:
+        st.dataframe(rep.per_slice, height=300, hide_index=True, width="stretch",
+                     column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
+                                    "statistic": st.column_config.NumberColumn(format="%.4g")})
+
+    view = slice_view(z, rep, j)
+    sf = slice_figures(rep, view)
+    st.subheader(f"Slice {j}: statistic {view.statistic:.4g}, p-value {view.p_value:.3g}")
+    mc = st.columns(4)
+    for col, (label, key, ref) in zip(mc, [("mean", "mean", 0.0), ("std", "std", 1.0), ("skewness", "skew", 0.0),
+                                           ("excess kurtosis", "kurtosis", 0.0)]):
+        col.metric(label, f"{view.moments[key]:.4g}", help=f"{ref:g} for N(0, 1)")
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(sf["histogram"], f"histogram_slice_{j}")
+    with c2:
+        _chart(sf["qq"], f"qq_slice_{j}")
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(sf["cf"], f"cf_slice_{j}")
+    with c2:
+        _chart(sf["weighted_error"], f"weighted_error_slice_{j}")
+    _chart(ov["ecf_band"], "ecf_band")
+
+    st.subheader("Companion metrics")
+    if rep.metrics:
+        items = [(METRIC_LABELS.get(k, k), v) for k, v in rep.metrics.items()]
+        for start in range(0, len(items), 4):
+            cols = st.columns(4)
+            for col, (k, v) in zip(cols, items[start:start + 4]):
+                col.metric(k, f"{v:.4g}" if isinstance(v, (int, float)) and v is not None else str(v))
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(ov["spectrum"], "spectrum")
+    with c2:
+        _chart(ov["per_dimension"], "per_dimension")
+
+    st.subheader("Export")
+    stem = str(source.get("name", "embeddings")).rsplit("/", 1)[-1].split(".")[0] or "embeddings"
+    c = st.columns(3)
+    c[0].download_button("Per-slice CSV", lambda: per_slice_csv(rep), file_name=f"{stem}_slices.csv", mime="text/csv",
+                         key="insp_dl_csv", icon=":material/table:", on_click="ignore")
+    c[1].download_button("Assessment JSON", lambda: assessment_json(rep, source), file_name=f"{stem}_assessment.json",
+                         mime="application/json", key="insp_dl_json", icon=":material/data_object:",
+                         on_click="ignore")
+    c[2].download_button("HTML report (offline)", lambda: html_report(rep, view, title=f"latent-health: {stem}",
+                                                                       source=source),
+                         file_name=f"{stem}_report.html", mime="text/html", key="insp_dl_html",
+                         icon=":material/description:", on_click="ignore")
+    st.caption("PNG of any chart: the camera icon in the chart's toolbar (rendered by your browser).")
+
+
+# --------------------------------------------------------------------- page
+st.title("Inspect")
+st.markdown("Is this embedding set healthy or collapsing? SIGReg scores it against an isotropic Gaussian, "
+            "slice by slice. See the **Method** page for how to read each plot.")
+settings = _settings()
+with st.container(border=True):
+    choice = _choose_source(settings)
+    if choice is not None:
+        _load(choice)
+
+loaded = st.session_state.get("insp_loaded")
+if loaded is None:
+    st.info("Choose a sample, upload a file or give a server path to see the report.")
+    st.stop()
+
+arr = loaded["array"]
+st.markdown(f"**Data:** {loaded['describe']}")
+for note in loaded["notices"]:
+    st.caption(f"Note: {note}")
+if arr.shape[-2] < loaded["original_rows"]:
+    st.warning(f"Row limit: scoring {arr.shape[-2]:,} of {loaded['original_rows']:,} rows, a uniform random "
+               f"subset (seed 0). Raise the row limit in the sidebar to score more.", icon=":material/filter_alt:")
+
+digest = loaded["digest"]
+if arr.ndim == 3:
+    v = arr.shape[0]
+    opts = ["all"] + list(range(v))
+    pick = st.selectbox(f"View ({v} views, each scored separately)", opts, key="insp_view",
+                        format_func=lambda o: "all views (summary)" if o == "all" else f"view {o}")
+    if pick == "all":
+        rep_all = _compute(arr, f"{digest}|all", settings)
+        if rep_all is None:
+            st.stop()
+        _verdict_card(rep_all, settings)
+        st.subheader("Views")
+        st.dataframe(rep_all.view_rows, hide_index=True, width="stretch")
+        st.caption("SIGReg of all views is their average (as lejepa logs it); the p-value combines the views' "
+                   "p-values (Cauchy combination). Pick one view above for its full report.")
+        st.stop()
+    z = np.ascontiguousarray(arr[int(pick)])
+    digest = f"{digest}|view{int(pick)}"
+    loaded = {**loaded, "source": {**loaded["source"], "view": int(pick)}}
+else:
+    z = arr
+
+rep = _compute(z, digest, settings)
+if rep is None:
+    prev = st.session_state.get("insp_last_report")
+    if prev is None:
+        st.stop()
+    st.info("Showing the previous report.")
+    rep, z, src = prev
+    _report(rep, z, src)
+else:
+    st.session_state["insp_last_report"] = (rep, z, loaded["source"])
+    _report(rep, z, loaded["source"])

@@ -1,0 +1,309 @@
+"""AppTest of the Inspect page: samples, uploads of every format, bad input, slice selection, caching."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+import torch
+from safetensors.numpy import save as st_save
+from streamlit.testing.v1 import AppTest
+
+import sigreg_core.report as report_mod
+from sigreg_core.samples import list_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+MIN_CHARTS = 9  # slice statistics, p-values, histogram, Q-Q, CF, weighted error, ECF band, spectrum, per-dim
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Count real report computations (calls of sigreg_core.report.build_report), from an empty cache."""
+    st.cache_resource.clear()
+    calls = []
+    real = report_mod.build_report
+
+    def counting(z, settings, **kw):
+        calls.append((tuple(np.shape(z)), settings))
+        return real(z, settings, **kw)
+
+    monkeypatch.setattr(report_mod, "build_report", counting)
+    yield calls
+
+
+def _app(num_slices: int = 128, **state) -> AppTest:
+    """The app on its default page, with sidebar settings set before the first run."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["lh_num_slices"] = num_slices
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _chart_titles(at: AppTest) -> list[str]:
+    return [c.get("layout", {}).get("title", {}).get("text", "") for c in _charts(at)]
+
+
+def _verdict(at: AppTest) -> str:
+    texts = [e.value for e in list(at.success) + list(at.warning) + list(at.error)]
+    hits = [t for t in texts if t.startswith("**Verdict:")]
+    assert len(hits) == 1, texts
+    return hits[0]
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _full_report(at: AppTest) -> None:
+    _ok(at)
+    _verdict(at)
+    float(_metric(at, "SIGReg"))
+    assert len(at.get("plotly_chart")) >= MIN_CHARTS
+    assert len(at.dataframe) >= 1
+    labels = {b.label for b in at.download_button}
+    assert {"Per-slice CSV", "Assessment JSON", "HTML report (offline)"} <= labels
+
+
+def test_first_start_shows_the_healthy_sample(builds):
+    at = _app(num_slices=1024)  # the real defaults
+    _full_report(at)
+    assert at.selectbox(key="insp_sample").value == "healthy"
+    assert "healthy" in _verdict(at).lower()
+    ratio = float(_metric(at, "× null mean"))
+    assert 0.7 < ratio < 1.4
+    assert len(builds) == 1
+    assert builds[0][0] == (2048, 64)
+
+
+def test_every_sample_renders_a_full_report(builds):
+    at = _app()
+    for sample in list_samples():
+        name = sample.name
+        at.selectbox(key="insp_sample").set_value(name).run()
+        _full_report(at)
+        verdict = _verdict(at)
+        word = verdict.removeprefix("**Verdict: ").split("**")[0]
+        ratio = float(_metric(at, "× null mean"))
+        if name == "healthy":
+            assert word == "healthy" and ratio < 1.5, (name, verdict)
+        else:
+            assert word in ("suspicious", "collapsed"), (name, verdict)
+            if name != "bimodal":  # random slices of independent ±1 coordinates look Gaussian (CLT)
+                assert ratio > 2, (name, ratio)
+        assert sample.description in [c.value for c in at.caption]
+    assert len(builds) == len(list_samples())
+
+
+def _npy(z):
+    buf = io.BytesIO()
+    np.save(buf, z)
+    return buf.getvalue()
+
+
+def _npz(z):
+    buf = io.BytesIO()
+    np.savez(buf, emb=z)
+    return buf.getvalue()
+
+
+def _pt(z):
+    buf = io.BytesIO()
+    torch.save({"z": torch.from_numpy(z)}, buf)
+    return buf.getvalue()
+
+
+def _csv(z, sep=","):
+    return pd.DataFrame(z, columns=[f"d{i}" for i in range(z.shape[1])]).to_csv(index=False, sep=sep).encode()
+
+
+def _parquet(z):
+    buf = io.BytesIO()
+    pd.DataFrame(z, columns=[f"d{i}" for i in range(z.shape[1])]).to_parquet(buf)
+    return buf.getvalue()
+
+
+FORMATS = {
+    "emb.safetensors": lambda z: st_save({"embeddings": z}),
+    "emb.npy": _npy,
+    "emb.npz": _npz,
+    "emb.pt": _pt,
+    "emb.csv": _csv,
+    "emb.tsv": lambda z: _csv(z, "\t"),
+    "emb.parquet": _parquet,
+}
+
+
+def _upload(at: AppTest, files) -> AppTest:
+    at.radio(key="insp_source").set_value("Upload").run()
+    _ok(at)
+    at.file_uploader(key="insp_upload").set_value(files).run()
+    return at
+
+
+def test_upload_of_each_format_renders_the_report(builds):
+    rng = np.random.default_rng(11)
+    z = (rng.standard_normal((600, 24)) * 0.2).astype(np.float32)  # scale collapse: clearly unhealthy
+    at = _app()
+    at.radio(key="insp_source").set_value("Upload").run()
+    for fname, make in FORMATS.items():
+        at.file_uploader(key="insp_upload").set_value((fname, make(z), "application/octet-stream")).run()
+        _full_report(at)
+        assert not at.error, (fname, [e.value for e in at.error])
+        data_line = next(m.value for m in at.markdown if m.value.startswith("**Data:**"))
+        assert "600 x 24" in data_line and fname in data_line, data_line
+        assert float(_metric(at, "× null mean")) > 5
+        assert builds[-1][0] == (600, 24)
+
+
+def test_several_uploads_pick_one(builds):
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((500, 16)).astype(np.float32)
+    b = rng.standard_normal((700, 16)).astype(np.float32)
+    at = _app()
+    _upload(at, [("a.npy", _npy(a), "application/octet-stream"), ("b.npy", _npy(b), "application/octet-stream")])
+    _full_report(at)
+    pick = at.selectbox(key="insp_upload_pick")
+    assert len(pick.options) == 2
+    first = builds[-1][0]
+    pick.set_value(pick.options[1]).run()
+    _full_report(at)
+    assert {first, builds[-1][0]} == {(500, 16), (700, 16)}
+
+
+def test_malformed_upload_shows_the_loader_error_and_keeps_the_previous_report(builds):
+    at = _app()
+    before = _metric(at, "SIGReg")
+    _upload(at, ("broken.npy", b"\x93NUMPY garbage that is not an array", "application/octet-stream"))
+    _ok(at)
+    errors = [e.value for e in at.error]
+    assert any("broken.npy" in e for e in errors), errors
+    assert all("\n" not in e for e in errors)
+    # the previous data (the healthy sample) is still reported, and the page keeps working
+    _full_report(at)
+    assert _metric(at, "SIGReg") == before
+    at.radio(key="insp_pick").set_value("best").run()
+    _full_report(at)
+    # a good upload afterwards replaces it
+    z = np.random.default_rng(3).standard_normal((400, 8)).astype(np.float32)
+    at.file_uploader(key="insp_upload").set_value(("good.npy", _npy(z), "application/octet-stream")).run()
+    _full_report(at)
+    assert not at.error
+    assert builds[-1][0] == (400, 8)
+
+
+def test_selecting_a_slice_changes_the_views_without_recomputing(builds):
+    at = _app(num_slices=1024)
+    assert len(builds) == 1
+    titles0 = _chart_titles(at)
+    hist0 = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Projection histogram"))
+    for how in ["best", "median", "worst"]:
+        at.radio(key="insp_pick").set_value(how).run()
+        _full_report(at)
+    at.radio(key="insp_pick").set_value("best").run()
+    best = at.session_state["insp_slice"]
+    at.number_input(key="insp_index").set_value((best + 1) % 1024).run()
+    _full_report(at)
+    assert at.session_state["insp_slice"] == (best + 1) % 1024
+    titles1 = _chart_titles(at)
+    assert f"slice {(best + 1) % 1024}" in " ".join(titles1)
+    assert titles1 != titles0
+    hist1 = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Projection histogram"))
+    assert hist1["data"][0]["x"] != hist0["data"][0]["x"]
+    # other pages and back: still the one computation
+    at.switch_page("pages/method.py").run()
+    _ok(at)
+    at.switch_page("pages/inspect.py").run()
+    _full_report(at)
+    assert len(builds) == 1
+    # a settings change does recompute
+    at.sidebar.number_input(key="lh_seed").set_value(1).run()
+    _full_report(at)
+    assert len(builds) == 2
+
+
+def test_row_limit_subsamples_and_says_so(builds):
+    at = _app(lh_max_rows=1000)
+    _full_report(at)
+    warn = " ".join(w.value for w in at.warning)
+    assert "1,000 of 2,048 rows" in warn and "random" in warn
+    assert builds[-1][0] == (1000, 64)
+
+
+def test_three_d_upload_offers_views_and_all(builds):
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((3, 400, 16)).astype(np.float32)
+    z[2] *= 0.1  # the third view is collapsed
+    at = _app()
+    _upload(at, ("views.npy", _npy(z), "application/octet-stream"))
+    _ok(at)
+    view = at.selectbox(key="insp_view")
+    assert view.options == ["all views (summary)", "view 0", "view 1", "view 2"]
+    table = at.dataframe[0].value
+    assert list(table["view"]) == [0, 1, 2]
+    assert table["× null mean"].iloc[2] > 5 * table["× null mean"].iloc[0]
+    view.set_value(2).run()
+    _full_report(at)
+    assert float(_metric(at, "× null mean")) > 5
+
+
+def test_server_path_outside_allowed_roots_is_refused(builds, tmp_path):
+    outside = tmp_path / "x.npy"
+    np.save(outside, np.zeros((10, 2), np.float32))
+    at = _app()
+    at.radio(key="insp_source").set_value("Server path").run()
+    at.text_input(key="insp_path").set_value(str(outside))
+    at.button[0].click().run()
+    _ok(at)
+    assert any("outside the allowed directories" in e.value for e in at.error)
+    _full_report(at)  # previous data kept
+    at.text_input(key="insp_path").set_value("bimodal.safetensors")
+    at.button[0].click().run()
+    _full_report(at)
+    assert "bimodal.safetensors" in next(m.value for m in at.markdown if m.value.startswith("**Data:**"))
+
+
+def test_container_with_several_arrays_lets_the_user_pick_one(builds):
+    rng = np.random.default_rng(9)
+    buf = io.BytesIO()
+    np.savez(buf, small=rng.standard_normal((300, 8)).astype(np.float32),
+             big=rng.standard_normal((500, 12)).astype(np.float32))
+    at = _app()
+    _upload(at, ("two.npz", buf.getvalue(), "application/octet-stream"))
+    _full_report(at)
+    picker = next(s for s in at.selectbox if s.label == "Array in the file")
+    assert set(picker.options) >= {"small: 300 x 8 float32", "big: 500 x 12 float32"}
+    first = builds[-1][0]
+    other = next(o for o in picker.options if not o.startswith("small" if first == (300, 8) else "big"))
+    picker.set_value(other.split(":")[0]).run()
+    _full_report(at)
+    assert {first, builds[-1][0]} == {(300, 8), (500, 12)}
+
+
+def test_request_from_another_page_opens_that_file(builds):
+    """Another page (the Monitor) sets lh_inspect_request and switches here: the file is loaded."""
+    at = _app()
+    path = str(ROOT / "sample_data" / "shifted.safetensors")
+    at.session_state["lh_inspect_request"] = {"path": path, "label": "demo run step 40"}
+    at.run()
+    _full_report(at)
+    assert at.radio(key="insp_source").value == "Server path"
+    assert "shifted.safetensors" in next(m.value for m in at.markdown if m.value.startswith("**Data:**"))
+    assert any("demo run step 40" in c.value for c in at.caption)
+    assert "lh_inspect_request" not in at.session_state
+    assert builds[-1][0] == (2048, 64)

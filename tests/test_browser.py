@@ -1,0 +1,252 @@
+"""End to end in a real browser: `streamlit run app.py` driven by headless Chromium (Playwright).
+
+Skipped when /usr/bin/chromium is missing, except in CI (CI=true), where that is a failure.
+The screenshots written to docs/screenshots/ are the README's.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+except ImportError:  # pragma: no cover - playwright is a dev dependency
+    PlaywrightError = Exception
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "docs" / "screenshots"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+
+
+# Where the 21st-worst point of the sorted-statistics chart is on screen, and the slices of its
+# neighbours (points are < 1 px apart, so the click may land on one of them).
+CLICK_TARGET_JS = """(gd) => {
+    const d = gd._fullData.find(t => t.name === 'slice statistic');
+    const i = 20;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+    const y = ya.type === 'log' ? Math.log10(d.y[i]) : d.y[i];
+    const near = [];
+    for (let k = i - 10; k <= i + 10; k++) near.push(d.customdata[k][0]);
+    return {near: near, x: box.left + xa.l2p(d.x[i]), y: box.top + ya.l2p(y)};
+}"""
+
+SELECTED_SLICE_JS = """() => {
+    const m = document.body.innerText.match(/Slice (\\d+): statistic/);
+    return m ? Number(m[1]) : null;
+}"""
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run must install Debian's chromium")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium chromium-driver)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_chromium()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within 60 s: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        assert proc.poll() is not None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _new_page(browser, height=1000):
+    ctx = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(90_000)
+    return ctx, page
+
+
+def _wait_idle(page, timeout=90_000):
+    """Wait until Streamlit is not running a script (the status widget disappears)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def _shot(page, name: str, height: int = 2600) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => { for (const el of document.querySelectorAll('[data-testid=\"stMain\"], "
+                  "[data-testid=\"stAppViewContainer\"], section')) el.scrollTo(0, 0); window.scrollTo(0, 0); }")
+    page.set_viewport_size({"width": 1400, "height": height})
+    page.wait_for_timeout(800)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def test_default_page_shows_full_report_and_every_page_renders(server, browser):
+    ctx, page = _new_page(browser)
+    try:
+        t0 = time.monotonic()
+        page.goto(server)
+        page.wait_for_selector(CHART)
+        page.get_by_text("Verdict:", exact=False).first.wait_for()
+        first_chart_s = time.monotonic() - t0
+        print(f"first chart and verdict of a cold server after {first_chart_s:.1f} s")
+        # Issue 3: a full report within 30 s. Developer machines are shared by parallel sessions
+        # (load averages above 10 on 2 cores), so outside CI the bound is looser.
+        limit = 30 if os.environ.get("CI", "").lower() == "true" else 90
+        assert first_chart_s < limit, f"first chart took {first_chart_s:.1f} s (limit {limit} s)"
+        _wait_idle(page)
+        assert page.locator(CHART).count() >= 8
+        assert page.get_by_text("healthy", exact=False).count() > 0
+        shots = [_shot(page, "inspect", height=4000)]
+        for name, heading in [("monitor", "Monitor"), ("compare", "Compare"), ("method", "Method")]:
+            page.set_viewport_size({"width": 1400, "height": 1000})
+            page.goto(f"{server}/{name}")
+            page.get_by_role("heading", name=heading).first.wait_for()
+            _wait_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            shots.append(_shot(page, name, height=1100 if name != "method" else 2400))
+        for p in shots:
+            assert p.stat().st_size > 10_000
+    finally:
+        ctx.close()
+
+
+def test_upload_select_slice_and_download_csv(server, browser, tmp_path):
+    rng = np.random.default_rng(7)
+    z = (rng.standard_normal((1500, 32)) + np.where(rng.uniform(size=(1500, 1)) < 0.5, -1.5, 1.5)).astype(np.float32)
+    upload = tmp_path / "clusters.npy"
+    np.save(upload, z)
+
+    ctx, page = _new_page(browser, height=1400)
+    try:
+        page.goto(server)
+        page.wait_for_selector(CHART)
+        _wait_idle(page)
+        page.get_by_text("Upload", exact=True).click()
+        page.locator('input[type="file"]').set_input_files(str(upload))
+        page.get_by_text("clusters.npy", exact=False).first.wait_for()
+        page.get_by_text("1,500 x 32", exact=False).first.wait_for()
+        page.get_by_text("Verdict:", exact=False).first.wait_for()
+        _wait_idle(page)
+
+        # Click the 6th-worst slice in the sorted-statistics chart; its slice index is in customdata.
+        # Streamlit may redraw the chart right after a run, so locate it afresh on each try.
+        clicked = None
+        for attempt in range(4):
+            try:
+                chart = page.locator(CHART).first
+                chart.scroll_into_view_if_needed(timeout=10_000)
+                page.wait_for_timeout(500)
+                target = chart.evaluate(CLICK_TARGET_JS)
+                before = page.evaluate(SELECTED_SLICE_JS)
+                assert before not in target["near"]  # the worst slice is selected first, far from rank 21
+                page.mouse.move(target["x"], target["y"])
+                page.wait_for_timeout(300)
+                page.mouse.click(target["x"], target["y"])
+                page.wait_for_function(f"() => {target['near']}.includes(({SELECTED_SLICE_JS})())",
+                                       timeout=20_000)
+                clicked = page.evaluate(SELECTED_SLICE_JS)
+                break
+            except PlaywrightError:
+                _wait_idle(page)
+        assert clicked is not None, "clicking a point in the chart did not select its slice"
+        assert page.get_by_label("Slice index").input_value() == str(clicked)
+        _wait_idle(page)
+        _shot(page, "inspect_upload", height=2200)
+
+        page.set_viewport_size({"width": 1400, "height": 1400})
+        button = page.get_by_role("button", name="Per-slice CSV")
+        button.scroll_into_view_if_needed()
+        with page.expect_download() as info:
+            button.click()
+        dl = info.value
+        text = Path(dl.path()).read_text()
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert len(rows) == 1024  # the default number of slices
+        assert {"slice", "statistic", "p_value"} <= set(rows[0])
+        assert dl.suggested_filename == "clusters_slices.csv"
+        worst = max(float(r["statistic"]) for r in rows)
+        assert worst > 10  # two clusters: far from Gaussian on most slices
+
+        # The standalone HTML report renders every figure with the network off.
+        button = page.get_by_role("button", name="HTML report (offline)")
+        with page.expect_download() as info:
+            button.click()
+        html_path = tmp_path / "report.html"
+        info.value.save_as(str(html_path))
+        offline = browser.new_context(offline=True)
+        try:
+            view = offline.new_page()
+            view.goto(html_path.as_uri())
+            view.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 9",
+                                   timeout=30_000)
+            assert "Verdict:" in view.inner_text("body")
+        finally:
+            offline.close()
+    finally:
+        ctx.close()
