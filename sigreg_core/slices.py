@@ -27,7 +27,7 @@ import torch
 from . import distributed as _dist
 from .device import resolve_device
 from .directions import check_directions
-from .ecf import ecf_sums, moment_sums
+from .ecf import ecf_and_moment_sums
 from .presets import Preset, get_preset
 from .statistic import as_float_tensor, default_chunk_rows, statistic_from_sums
 
@@ -121,10 +121,10 @@ class SliceAccumulator:
             return
         if self.shift is None:
             self.shift = x.detach().to(torch.float64).mean(0).to(self.device)
-        cs, ss = ecf_sums(x, self.preset.nodes)
+        cs, ss, pw = ecf_and_moment_sums(x, self.preset.nodes, self.shift)
         self.sum_cos += cs.to(self.device)
         self.sum_sin += ss.to(self.device)
-        self.power += moment_sums(x, self.shift).to(self.device)
+        self.power += pw.to(self.device)
         self.n += int(x.shape[0])
 
     def sync(self) -> None:
@@ -244,15 +244,15 @@ def score_slices(
         sd = torch.sqrt(torch.clamp(s2 / cnt - mu * mu, min=0.0)).clamp_min(1e-12)
         mu, sd = mu.to(dev, work_dtype), sd.to(dev, work_dtype)
 
+    # the coordinate axes need no projection: the slices are the columns themselves
+    identity = m == dim and bool(torch.equal(a, torch.eye(dim, dtype=a.dtype)))
     acc = SliceAccumulator(m, p, device="cpu" if dev.type == "cpu" else dev)
     done = 0
     for i, (r0, r1) in enumerate(_row_chunks(n_rows, rows)):
         t = _chunk_tensor(z, r0, r1, dev).to(work_dtype)
-        if not p.standardize:
-            _check_chunk(t, r0)
-        else:
+        if p.standardize:
             t = (t - mu) / sd
-        x = t @ a_dev
+        x = t if identity else t @ a_dev
         if i == 0 and reduce:
             shift = x.to(torch.float64).mean(0)
             (shift,) = _dist.all_reduce_sum(shift)
@@ -266,6 +266,14 @@ def score_slices(
             raise ValueError("every rank needs at least one row under distributed scoring")
         acc.sync()
     stats = acc.compute()
+    if not (np.isfinite(stats.statistic).all() and np.isfinite(stats.kurtosis).all()):
+        # a NaN/Inf anywhere in a slice poisons its sums: only now scan the input to say where
+        for r0, r1 in _row_chunks(n_rows, rows):
+            _check_chunk(_chunk_tensor(z, r0, r1, dev), r0)
+        raise ValueError(
+            "the slice statistics are not finite although z is: the projections overflow float32; "
+            "rescale the embeddings"
+        )
     stats.meta.update(
         device=str(dev),
         seconds=time.perf_counter() - t_start,

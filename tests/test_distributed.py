@@ -93,7 +93,7 @@ def test_score_slices_distributed_equals_concatenation(ranks):
     for r in ranks:
         assert r["n"] == N_TOTAL
         np.testing.assert_allclose(r["stat"].numpy(), st.statistic, rtol=1e-5)
-        np.testing.assert_allclose(r["kurt"].numpy(), st.kurtosis, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(r["kurt"].numpy(), st.kurtosis, rtol=0, atol=1e-5)  # float32 block sums
 
 
 def test_module_step_is_synchronised_across_ranks(ranks):

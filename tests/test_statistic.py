@@ -213,7 +213,9 @@ def test_chunked_equals_unchunked():
     s1 = sc.score_slices(z.float(), a, chunk_rows=333)
     s2 = sc.score_slices(z.float(), a, chunk_rows=100000)
     np.testing.assert_allclose(s1.statistic, s2.statistic, rtol=1e-6)
-    np.testing.assert_allclose(s1.kurtosis, s2.kurtosis, rtol=1e-6, atol=1e-9)
+    # moments are summed in float32 per block of 256 rows: 1e-5 absolute, far below the
+    # sampling error of a kurtosis (sqrt(24 / N) = 0.07 here)
+    np.testing.assert_allclose(s1.kurtosis, s2.kurtosis, rtol=0, atol=1e-5)
 
 
 def test_fused_kernel_agrees_with_float64_sums_on_wide_range():
