@@ -11,3 +11,5 @@ if str(ROOT) not in sys.path:
 
 # Keep the CPU thread count predictable on the shared 2-core machines.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# as sigreg_core/__init__.py does, before any test module imports torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
