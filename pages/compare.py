@@ -1,4 +1,11 @@
-"""Compare page: what it will do (issue 8, open). No data is shown until it exists."""
+"""Compare page: two or more embedding sets on the same slices and the same N, with significance.
+
+Thin: it collects the sets (shipped samples, uploads, server files, TorchScript /
+torch.export encoders run on a probe batch, steps of a monitored run), calls
+:func:`sigreg_core.compare.compare_sets` and draws
+:mod:`sigreg_core.compare_figures`.  Uploads are data only; encoders (which carry
+code) are read from server paths below the allowed roots only.
+"""
 from __future__ import annotations
 
 from pathlib import Path as _Path
@@ -13,26 +20,394 @@ if not st.session_state.get("_lh_shell"):
     runpy.run_path(str(_Path(__file__).resolve().parents[1] / "app.py"), run_name="__main__")
     st.stop()
 
+import hashlib
+import time
 
+import numpy as np
+
+from sigreg_core import compare_figures as CF
+from sigreg_core.checkpoints import CheckpointError, embed_checkpoint
+from sigreg_core.compare import (
+    COMPARABLE_FAMILIES,
+    DELTA_METRICS,
+    CompareError,
+    compare_sets,
+    comparison_csv,
+    comparison_html,
+    comparison_json,
+)
+from sigreg_core.figures import plotly_config
+from sigreg_core.loading import (
+    SUPPORTED_EXTENSIONS,
+    EmbeddingLoadError,
+    allowed_roots,
+    load_embeddings,
+    resolve_server_path,
+)
+from sigreg_core.report import DEFAULTS, Settings
+from sigreg_core.samples import list_samples
+
+MAX_UPLOAD_MB = 1024
+UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
+DEFAULT_SAMPLES = ["healthy", "heavy-tailed"]
+MAX_CACHED = 4
+
+
+def _settings() -> Settings:
+    s = st.session_state.get("lh_settings")
+    return s if isinstance(s, Settings) else DEFAULTS
+
+
+def _chart(fig, name: str, **kwargs):
+    return st.plotly_chart(fig, width="stretch", config=plotly_config(name), **kwargs)
+
+
+def _loaded() -> dict:
+    """Arrays already read this session, keyed by their source identity."""
+    return st.session_state.setdefault("cmp_arrays", {})
+
+
+def _read(ident: tuple, thunk, label: str):
+    """Load once per identity; on error show one line and return None (nothing else is lost)."""
+    cache = _loaded()
+    if ident in cache:
+        return cache[ident]
+    try:
+        with st.spinner(f"Reading {label} ..."):
+            value = thunk()
+    except (EmbeddingLoadError, CheckpointError, KeyError, ValueError, FileNotFoundError) as exc:
+        st.error(f"{label}: {' '.join(str(exc).split())}")
+        return None
+    arr = value.array if hasattr(value, "array") else value
+    notices = list(getattr(value, "notices", []))
+    if arr.ndim == 3:
+        st.warning(f"{label}: {arr.shape[0]} views; comparing view 0.")
+        arr = arr[0]
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
+    cache[ident] = {"array": arr, "digest": digest, "notices": notices}
+    return cache[ident]
+
+
+# ------------------------------------------------------------------ sources
+def _sample_sets(max_rows: int) -> list:
+    samples = {s.name: s for s in list_samples()}
+    names = list(samples)
+    chosen = st.multiselect("Shipped samples", names, default=[n for n in DEFAULT_SAMPLES if n in samples],
+                            key="cmp_samples", help="Small deterministic sets (2048 × 64) showing each collapse mode.")
+    out = []
+    for n in chosen:
+        s = samples[n]
+        got = _read(("sample", n, max_rows), lambda s=s: load_embeddings(s.path, key=s.key, max_rows=max_rows),
+                    f"sample {n}")
+        if got is not None:
+            out.append((n, got, {"kind": "sample", "name": n}))
+    return out
+
+
+def _upload_sets(max_rows: int) -> list:
+    files = st.file_uploader(
+        f"Upload embedding files ({', '.join('.' + t for t in UPLOAD_TYPES)})", type=UPLOAD_TYPES,
+        accept_multiple_files=True, max_upload_size=MAX_UPLOAD_MB, key="cmp_upload",
+        help="Data only (N × D arrays): nothing is unpickled and no code is run. Encoders must come from a "
+             "server path (below).")
+    out = []
+    for f in files or []:
+        got = _read(("upload", f.file_id, max_rows),
+                    lambda f=f: load_embeddings(f.getvalue(), name=f.name, max_rows=max_rows), f"upload {f.name}")
+        if got is not None:
+            out.append((f.name, got, {"kind": "upload", "name": f.name, "bytes": f.size}))
+    return out
+
+
+def _path_sets(max_rows: int) -> list:
+    roots = allowed_roots()
+    st.caption("Allowed directories: " + (", ".join(f"`{r}`" for r in roots) or "none")
+               + " (set `LATENT_HEALTH_ALLOWED_ROOTS` to change).")
+    text = st.text_area("Embedding files on the server (one path per line)", key="cmp_paths", height=80,
+                        placeholder="e.g. healthy.safetensors\n/data/run1/step_1000.safetensors")
+    out = []
+    for line in [ln.strip() for ln in (text or "").splitlines() if ln.strip()]:
+        try:
+            p = resolve_server_path(line)
+        except EmbeddingLoadError as exc:
+            st.error(str(exc))
+            continue
+        got = _read(("path", str(p), p.stat().st_mtime_ns, max_rows),
+                    lambda p=p: load_embeddings(p, max_rows=max_rows), f"server file {p.name}")
+        if got is not None:
+            out.append((p.name, got, {"kind": "server path", "name": str(p)}))
+    return out
+
+
+def _encoder_sets(settings: Settings) -> list:
+    st.caption("TorchScript (`torch.jit.save`) or `torch.export` (`.pt2`) encoders run on one probe batch, on "
+               f"{'the GPU' if settings.device != 'cpu' else 'the CPU'} when available. Server paths only: these "
+               "files carry code. For ordinary state_dict checkpoints use `sigreg embed` (see docs/compare.md).")
+    enc_text = st.text_area("Encoder files on the server (one per line)", key="cmp_encoders", height=68)
+    probe = st.text_input("Probe batch on the server (.safetensors / .npy / .pt; axis 0 = rows)", key="cmp_probe")
+    c1, c2 = st.columns(2)
+    pool = c1.selectbox("Pool outputs (B, T, D) by", ["none", "mean", "first"], key="cmp_pool")
+    batch = int(c2.number_input("Batch size", min_value=1, max_value=65536, value=256, key="cmp_batch"))
+    encoders = [ln.strip() for ln in (enc_text or "").splitlines() if ln.strip()]
+    if not encoders:
+        return []
+    if not probe.strip():
+        st.info("Give the probe batch the encoders should embed.")
+        return []
+    out = []
+    for e in encoders:
+        try:
+            ep = resolve_server_path(e)
+            pp = resolve_server_path(probe.strip())
+        except EmbeddingLoadError as exc:
+            st.error(str(exc))
+            continue
+        ident = ("encoder", str(ep), ep.stat().st_mtime_ns, str(pp), pp.stat().st_mtime_ns, pool, settings.max_rows)
+        got = _read(ident, lambda ep=ep, pp=pp: embed_checkpoint(
+            ep, pp, batch_size=batch, device=settings.device, max_rows=settings.max_rows,
+            pool=None if pool == "none" else pool), f"encoder {ep.name}")
+        if got is not None:
+            out.append((ep.name, got, {"kind": "encoder", "name": str(ep), "probe": str(pp)}))
+    return out
+
+
+def _run_sets() -> list:
+    try:
+        from sigreg_core.runs import RunReader, find_runs
+    except ImportError:  # pragma: no cover - runs.py ships with the package
+        return []
+    roots = list(allowed_roots())
+    runs = find_runs(roots)
+    if not runs:
+        st.caption("No monitored runs below the allowed directories "
+                   "(runs written by `sigreg_core.runs.RunWriter`, or folders of step-numbered snapshots).")
+        return []
+    labels = {str(r): r.name for r in runs}
+    run = st.selectbox("Run", list(labels), format_func=lambda k: labels[k], key="cmp_run")
+    try:
+        reader = RunReader(run)
+        ts = reader.timeseries()
+    except (OSError, ValueError) as exc:
+        st.error(f"run {labels[run]}: {' '.join(str(exc).split())}")
+        return []
+    steps = [int(s) for s, snap in zip(ts["step"], ts["snapshot"]) if snap is not None and str(snap) not in ("", "None", "nan")]
+    if not steps:
+        st.caption("This run kept no snapshots.")
+        return []
+    chosen = st.multiselect("Steps (snapshots kept by retention)", steps, key="cmp_steps",
+                            help="Each step's stored embeddings become one set.")
+    out = []
+    for s in chosen:
+        got = _read(("run", run, s), lambda s=s: reader.snapshot(s), f"{labels[run]} step {s}")
+        if got is not None:
+            out.append((f"{labels[run]}@{s}", got, {"kind": "run step", "run": run, "step": s}))
+    return out
+
+
+def _unique(entries: list) -> list:
+    seen, out = {}, []
+    for name, got, src in entries:
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}#{seen[name]}", got, src))
+    return out
+
+
+# ------------------------------------------------------------------ compute
+def _compute(sets: dict, reference: str, settings: Settings, family: str, same_n: bool, n_boot: int):
+    with st.status(f"Comparing {len(sets)} sets on {settings.num_slices} shared slices ...", expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def progress(frac: float, msg: str) -> None:
+            bar.progress(min(1.0, max(0.0, frac)), text=msg)
+
+        t0 = time.perf_counter()
+        try:
+            cmp = compare_sets(sets, reference=reference, num_slices=settings.num_slices, seed=settings.seed,
+                               preset=settings.preset, family=family, same_n=same_n, n_boot=n_boot,
+                               device=settings.device, progress=progress,
+                               null_draws=settings.resolved_null_draws() if hasattr(settings, "resolved_null_draws")
+                               else None)
+        except (CompareError, ValueError, RuntimeError) as exc:
+            status.update(label="Could not compare these sets", state="error", expanded=True)
+            st.error(" ".join(str(exc).split()))
+            return None
+        status.update(label=f"Compared in {time.perf_counter() - t0:.1f} s", state="complete", expanded=False)
+    return cmp
+
+
+def _fmt(v, digits: int = 4) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not np.isfinite(v):
+        return "–"
+    return f"{v:.{digits}g}"
+
+
+def _results(cmp, sources: dict) -> None:
+    st.info(cmp.row_note, icon=":material/straighten:")
+    for c in cmp.caveats:
+        st.warning(c, icon=":material/warning:")
+
+    st.subheader("Summary")
+    st.dataframe(cmp.summary_frame(), hide_index=True, width="stretch",
+                 column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
+                                "sigreg": st.column_config.NumberColumn("SIGReg", format="%.4g"),
+                                "sigreg_over_null": st.column_config.NumberColumn("× null mean", format="%.3g")})
+    st.caption(f"Preset `{cmp.preset.name}` · {cmp.num_slices_scored} {cmp.family} slices (seed {cmp.seed}) shared "
+               f"by every set · D = {cmp.directions.shape[0]} · reference **{cmp.reference}**")
+
+    st.subheader(f"Against {cmp.reference}")
+    if cmp.n_boot:
+        for d in cmp.deltas:
+            if d.metric != "sigreg":
+                continue
+            verdict = (f"significant: **{d.healthier}** is healthier" if d.significant
+                       else "not significant (the interval contains 0)")
+            line = (f"**{d.set}**: ΔSIGReg = {_fmt(d.value)}, {int(round(d.level * 100))}% interval "
+                    f"[{_fmt(d.ci_low)}, {_fmt(d.ci_high)}] — {verdict}")
+            (st.success if d.significant and d.healthier == d.set else
+             st.error if d.significant else st.info)(line)
+    else:
+        st.caption("No bootstrap (resamples = 0): deltas without intervals.")
+    df = cmp.deltas_frame()
+    if len(df):
+        df = df.assign(metric=[DELTA_METRICS[m][0] for m in df["metric"]])
+        st.dataframe(df.drop(columns=["reference", "n_boot", "level"]), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.4g")
+                                    for c in ("value", "ci_low", "ci_high", "se")} |
+                                   {"p_boot": st.column_config.NumberColumn("p (bootstrap)", format="%.3g")})
+        st.caption(f"Deltas are set − {cmp.reference}. Intervals: {cmp.n_boot} bootstrap resamples of the rows of "
+                   "each set (same directions), centred on the observed delta; significant when the interval "
+                   "excludes 0. Lower SIGReg and VICReg variance, higher RankMe and std of normalised rows are "
+                   "healthier; the VICReg covariance term depends on scale and gets no direction.")
+    st.markdown("**Paired test over slices** (same slice indices)")
+    cols = ["set", "num_slices", "fraction_lower", "median_difference", "design_effect", "wilcoxon_p_adjusted",
+            "sign_p_adjusted", "wilcoxon_p", "sign_p", "healthier"]
+    st.dataframe(cmp.paired_frame()[cols], hide_index=True, width="stretch",
+                 column_config={"wilcoxon_p_adjusted": st.column_config.NumberColumn("Wilcoxon p (adjusted)", format="%.3g"),
+                                "sign_p_adjusted": st.column_config.NumberColumn("sign-test p (adjusted)", format="%.3g"),
+                                "wilcoxon_p": st.column_config.NumberColumn("Wilcoxon p (as if independent)", format="%.3g"),
+                                "sign_p": st.column_config.NumberColumn("sign-test p (as if independent)", format="%.3g"),
+                                "design_effect": st.column_config.NumberColumn("design effect", format="%.3g"),
+                                "fraction_lower": st.column_config.NumberColumn("fraction of slices lower",
+                                                                                format="%.3f")})
+    st.caption("Approximate: the slices share the data, so their statistics are correlated. The plain p-values treat "
+               "them as independent and overstate the evidence when M ≫ D; the adjusted ones inflate the variance by "
+               "the design effect estimated from the bootstrap. The bootstrap intervals above are the evidence; this "
+               "test says how consistently the slices move.")
+
+    st.subheader("Views")
+    names = cmp.names
+    others = [n for n in names if n != cmp.reference] or names
+    c1, c2, c3 = st.columns([2, 2, 3])
+    xa = c1.selectbox("Scatter: x", names, index=names.index(cmp.reference), key="cmp_pair_x")
+    ya = c2.selectbox("Scatter: y", names, index=names.index(others[0]), key="cmp_pair_y")
+    how = c3.radio("Slice for the histograms and CF", ["largest change", "worst", "median", "index"],
+                   horizontal=True, key="cmp_slice_how")
+    if how == "index":
+        j = int(st.number_input("Slice index", min_value=0, max_value=cmp.num_slices_scored - 1, value=0,
+                                key="cmp_slice_index"))
+    else:
+        j = CF.pick_slice(cmp, how, ya if ya != cmp.reference else None)
+    figs = CF.comparison_figures(cmp, slice_index=j, pair=(xa, ya))
+    _chart(figs["slice_scatter"], "compare_slice_scatter")
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(figs["sorted_curves"], "compare_sorted_curves")
+    with c2:
+        if "deltas" in figs:
+            _chart(figs["deltas"], "compare_deltas")
+        else:
+            _chart(figs["spectra"], "compare_spectra")
+    st.markdown(f"**Slice {j}** ({how}): " + ", ".join(f"{n} {_fmt(cmp.sets[n].statistic[j])}" for n in names))
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(figs["histograms"], f"compare_histograms_slice_{j}")
+    with c2:
+        _chart(figs["cf"], f"compare_cf_slice_{j}")
+    if "deltas" in figs:
+        _chart(figs["spectra"], "compare_spectra")
+
+    st.subheader("Export")
+    c = st.columns(3)
+    c[0].download_button("Comparison CSV", comparison_csv(cmp), file_name="comparison.csv", mime="text/csv",
+                         key="cmp_dl_csv", icon=":material/table:", on_click="ignore")
+    c[1].download_button("Comparison JSON", comparison_json(cmp), file_name="comparison.json",
+                         mime="application/json", key="cmp_dl_json", icon=":material/data_object:", on_click="ignore")
+    c[2].download_button("HTML report (offline)",
+                         lambda: comparison_html(cmp, slice_index=j, source=sources),
+                         file_name="comparison.html", mime="text/html", key="cmp_dl_html",
+                         icon=":material/description:", on_click="ignore")
+
+
+# --------------------------------------------------------------------- page
 st.title("Compare")
-st.info(
-    "**Not built yet — open capability: issue 8 (Compare embedding sets).** "
-    "This page shows nothing until that issue lands; it never shows made-up numbers.",
-    icon=":material/construction:",
-)
-st.markdown(
-    """
-When issue 8 is done, this page will put several embedding sets side by side:
+st.markdown("Did the latent space get healthier? Put checkpoints, runs or models side by side: every set is scored "
+            "on the **same slices** (same seed and family) and, by default, the **same number of rows**, because "
+            "SIGReg grows with N for non-Gaussian data.")
+settings = _settings()
+family = settings.family
+if family not in COMPARABLE_FAMILIES:
+    st.warning(f"The sidebar's slice family `{family}` picks directions from each set's own data, so sets would not "
+               "share slices; this page compares on random slices.", icon=":material/info:")
+    family = "random"
 
-- **Sources**: two or more uploads, samples or server files (checkpoints of one model, or different models
-  on the same inputs), scored with the *same* preset, directions (seed, M) and row count, because
-  non-Gaussian values grow with N and only compare at equal N.
-- **Side by side**: verdict cards, the sorted per-slice statistics over one shared null band,
-  the eigen-spectra on one log axis, RankMe and the VICReg terms in one table.
-- **Differences**: which slices changed most between two sets, with their projection histograms
-  and characteristic-function curves overlaid.
+entries: list = []
+with st.container(border=True):
+    st.markdown("**Embedding sets** (choose two or more)")
+    tabs = st.tabs(["Samples", "Uploads", "Server files", "Encoders + probe", "Run steps"])
+    with tabs[0]:
+        entries += _sample_sets(settings.max_rows)
+    with tabs[1]:
+        entries += _upload_sets(settings.max_rows)
+    with tabs[2]:
+        entries += _path_sets(settings.max_rows)
+    with tabs[3]:
+        entries += _encoder_sets(settings)
+    with tabs[4]:
+        entries += _run_sets()
 
-Until then, inspect each set on the **Inspect** page and download its JSON assessment to compare.
-"""
-)
-st.page_link("pages/inspect.py", label="Open the Inspect page", icon=":material/biotech:")
+entries = _unique(entries)
+if len(entries) < 2:
+    st.info(f"Choose at least two sets ({len(entries)} chosen).")
+    st.stop()
+
+names = [e[0] for e in entries]
+for name, got, _src in entries:
+    for note in got["notices"]:
+        st.caption(f"{name}: {note}")
+c1, c2, c3 = st.columns([2, 2, 1])
+reference = c1.selectbox("Reference set", names, key="cmp_reference",
+                         help="Deltas and tests are computed against this set.")
+same_n = c2.checkbox("Same N (subsample every set to the smallest)", value=True, key="cmp_same_n",
+                     help="SIGReg of non-Gaussian data grows about linearly in N: compare at equal N.")
+n_boot = int(c3.number_input("Bootstrap resamples", min_value=0, max_value=2000, value=200, step=50, key="cmp_n_boot",
+                             help="Per set; 0 for no intervals. At least 20 otherwise."))
+sizes = {n: got["array"].shape[0] for n, got, _ in entries}
+if same_n:
+    st.caption(f"Every set will be scored on {min(sizes.values()):,} rows (the smallest set), subsampled without "
+               f"replacement (seed {settings.seed}).")
+else:
+    st.caption("All rows kept: " + ", ".join(f"{n} {k:,}" for n, k in sizes.items())
+               + (". Caveat: with different N, part of each delta is the change of N." if len(set(sizes.values())) > 1 else "."))
+if settings.max_rows and any(got["array"].shape[0] >= settings.max_rows for _, got, _ in entries):
+    st.caption(f"Sets larger than the sidebar's row limit ({settings.max_rows:,}) were read as a random subset of "
+               "that many rows.")
+
+key = (tuple((n, got["digest"]) for n, got, _ in entries), reference, settings.key(), family, same_n, n_boot)
+results = st.session_state.setdefault("cmp_results", {})
+clicked = st.button("Compare", type="primary", key="cmp_go", icon=":material/compare_arrows:")
+if clicked and key not in results:
+    cmp = _compute({n: got["array"] for n, got, _ in entries}, reference, settings, family, same_n, n_boot)
+    if cmp is not None:
+        results[key] = cmp
+        while len(results) > MAX_CACHED:
+            results.pop(next(iter(results)))
+cmp = results.get(key)
+if cmp is None:
+    st.info("Press **Compare** to score the sets on shared slices and test the differences.")
+    st.stop()
+_results(cmp, {n: src for n, _got, src in entries})

@@ -22,6 +22,22 @@ from .directions import sample_directions
 from .device import device_report, resolve_device
 from .statistic import SIGReg, epps_pulley, sigreg, statistic_from_sums
 from .slices import SliceAccumulator, SliceStats, project, score_slices
+from .nulllaw import bonferroni, cauchy_combination, slice_law, slice_pvalues
+from .families import FAMILIES, make_directions
+from .metrics import companion_metrics
+from .diagnosis import MODES, diagnose
+from .assess import VERDICTS, Assessment, assess, monte_carlo_null
+from .loading import (
+    EmbeddingLoadError,
+    LoadedEmbeddings,
+    list_keys,
+    load_embeddings,
+    load_server_path,
+    resolve_server_path,
+)
+from .samples import Sample, list_samples, load_sample
+from .compare import CompareError, Comparison, compare_sets
+from .checkpoints import CheckpointError, embed_checkpoint, embed_state_dict
 
 __version__ = "0.1.0"
 
@@ -42,4 +58,32 @@ __all__ = [
     "SliceStats",
     "project",
     "score_slices",
+    "bonferroni",
+    "cauchy_combination",
+    "slice_law",
+    "slice_pvalues",
+    "FAMILIES",
+    "make_directions",
+    "companion_metrics",
+    "MODES",
+    "diagnose",
+    "VERDICTS",
+    "Assessment",
+    "assess",
+    "monte_carlo_null",
+    "EmbeddingLoadError",
+    "LoadedEmbeddings",
+    "list_keys",
+    "load_embeddings",
+    "load_server_path",
+    "resolve_server_path",
+    "Sample",
+    "list_samples",
+    "load_sample",
+    "CompareError",
+    "Comparison",
+    "compare_sets",
+    "CheckpointError",
+    "embed_checkpoint",
+    "embed_state_dict",
 ]

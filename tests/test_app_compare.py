@@ -1,4 +1,4 @@
-"""AppTest of the Compare page (pages/checkpoint_compare.py): two samples, two steps of a run, bad input.
+"""AppTest of the Compare page (pages/compare.py): two samples, two steps of a run, bad input.
 
 The page runs inside a minimal shell (the settings the app's sidebar writes, and the
 ``_lh_shell`` flag), so it is tested on its own, whichever page app.py routes to.
@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import sigreg_core.compare as compare_mod
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "pages" / "checkpoint_compare.py"
+PAGE = ROOT / "pages" / "compare.py"
 SHELL = f"""
 import runpy
 import streamlit as st

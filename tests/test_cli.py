@@ -212,12 +212,15 @@ def test_contributed_subcommands_are_wired(capsys):
 
 
 def test_internal_error_exit_3_one_line(files, capsys, monkeypatch):
-    import sigreg_core.assess
+    import importlib
+
+    # the package re-exports the function assess, which shadows the submodule attribute
+    assess_module = importlib.import_module("sigreg_core.assess")
 
     def broken(*_a, **_k):
         raise RuntimeError("kernel exploded\nwith detail")
 
-    monkeypatch.setattr(sigreg_core.assess, "assess", broken)
+    monkeypatch.setattr(assess_module, "assess", broken)
     code, out, err = run(["score", files["dir"] / "healthy.npy", *FAST], capsys)
     assert code == 3 and out == ""
     line = one_line(err)

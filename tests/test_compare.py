@@ -183,7 +183,7 @@ def test_weighted_metric_bootstrap_equals_the_metrics_of_the_resampled_rows():
     got = bootstrap_metrics(z, counts, ["rankme", "normalized_std", "vicreg_variance", "vicreg_covariance"])
     for b in range(3):
         idx = np.repeat(np.arange(256), counts[b].astype(np.int64))
-        want = companion_metrics(z[idx])
+        want = companion_metrics(z[idx].astype(np.float64))  # the float64 path: exact oracle
         for k in got:
             assert got[k][b] == pytest.approx(want[k], rel=1e-9, abs=1e-12), k
 
