@@ -1,4 +1,4 @@
-"""AppTest of the app shell and the static pages (Method, Monitor, Compare)."""
+"""AppTest of the app shell and the Method page (Monitor and Compare have their own AppTests)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,13 +31,6 @@ def test_method_page_shows_formula_presets_and_references():
     text = " ".join(m.value for m in at.markdown)
     assert "2511.08544" in text and "2603.19312" in text
     assert "How to read" in " ".join(h.value for h in at.header)
-
-
-@pytest.mark.parametrize("path, issue", [("pages/monitor.py", "issue 7")])
-def test_unbuilt_pages_name_their_open_issue_and_show_no_data(path, issue):
-    at = _page(path)
-    assert issue in at.info[0].value
-    assert not at.get("plotly_chart") and not at.dataframe and not at.metric
 
 
 def test_sidebar_settings_are_shared_through_session_state():
