@@ -38,6 +38,7 @@ from .loading import (
 from .samples import Sample, list_samples, load_sample
 from .compare import CompareError, Comparison, compare_sets
 from .checkpoints import CheckpointError, embed_checkpoint, embed_state_dict
+from .runs import RunReader, RunWriter
 
 __version__ = "0.1.0"
 
@@ -86,4 +87,6 @@ __all__ = [
     "CheckpointError",
     "embed_checkpoint",
     "embed_state_dict",
+    "RunReader",
+    "RunWriter",
 ]
