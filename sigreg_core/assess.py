@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sigreg_core.cache import cache_root
 from sigreg_core import nulllaw as nl
 from sigreg_core.device import resolve_device
 from sigreg_core.diagnosis import MODES, diagnose
@@ -283,7 +284,7 @@ def _cache_dir(cache_dir) -> Optional[Path]:
     if cache_dir is False:
         return None
     if cache_dir is None:
-        cache_dir = os.environ.get("LATENT_HEALTH_CACHE") or os.path.join(Path.home(), ".cache", "latent-health")
+        cache_dir = cache_root()
     return Path(cache_dir)
 
 

@@ -348,10 +348,9 @@ def _generated_source(num_nodes: int, zero_start: bool, moments: bool = False) -
 
 
 def kernel_cache_dir() -> "os.PathLike":
-    from pathlib import Path
+    from .cache import cache_root
 
-    base = os.environ.get("LATENT_HEALTH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "latent-health")
-    return Path(base) / "kernels"
+    return cache_root() / "kernels"
 
 
 def _specialised_kernel(num_nodes: int, zero_start: bool, moments: bool = False):

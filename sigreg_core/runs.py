@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .cache import CACHE_ENV, cache_root
+
 __all__ = [
     "RunWriter",
     "RunReader",
@@ -83,7 +85,7 @@ INDEX_NAME = "index.sqlite"
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_KEY = "embeddings"
 FORMAT_VERSION = 1
-CACHE_DIR_ENV = "LATENT_HEALTH_CACHE_DIR"
+CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.cache)
 _TMP_MARK = ".tmp-"
 
 #: real columns of the index, in order (the time series; ``summary`` and ``scalars`` are JSON)
@@ -728,12 +730,8 @@ def run_version(path: Union[str, os.PathLike]) -> tuple:
 
 
 def default_cache_dir() -> Path:
-    """``$LATENT_HEALTH_CACHE_DIR``, else ``$XDG_CACHE_HOME/latent-health``, else ``~/.cache/latent-health``."""
-    env = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "latent-health"
+    """The package's cache directory (:func:`sigreg_core.cache.cache_root`)."""
+    return cache_root()
 
 
 class RunReader:

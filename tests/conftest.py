@@ -11,5 +11,8 @@ if str(ROOT) not in sys.path:
 
 # Keep the CPU thread count predictable on the shared 2-core machines.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Kernels, Monte Carlo nulls and folder scores are cached inside the checkout (ignored by git),
+# not in the user's home; subprocesses (CLI, Streamlit servers) inherit it.
+os.environ.setdefault("LATENT_HEALTH_CACHE", str(ROOT / ".cache" / "latent-health-tests"))
 # as sigreg_core/__init__.py does, before any test module imports torch
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

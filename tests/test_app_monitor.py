@@ -40,7 +40,7 @@ def shell(tmp_path, monkeypatch):
     (d / "pages").symlink_to(ROOT / "pages", target_is_directory=True)
     (d / "app_shell.py").write_text(SHELL)
     monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setenv("LATENT_HEALTH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path / "cache"))
     import streamlit as st
 

@@ -60,7 +60,7 @@ def server(tmp_path):
     port = _free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "LATENT_HEALTH_CACHE_DIR": str(tmp_path / "cache"), "LATENT_HEALTH_CACHE": str(tmp_path / "cache")}
+           "LATENT_HEALTH_CACHE": str(tmp_path / "cache")}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(d / "app_shell.py"), "--server.headless", "true",
