@@ -71,6 +71,7 @@ from sigreg_core.families import FAMILIES, make_directions, principal_axes
 from sigreg_core.metrics import MomentSums, metrics_from_sums
 from sigreg_core.presets import Preset, get_preset
 from sigreg_core.slices import SliceStats, score_slices
+from sigreg_core.jsonsafe import to_jsonable
 
 __all__ = ["assess", "Assessment", "VERDICTS", "SUSPICIOUS_P", "monte_carlo_null", "MonteCarloNull"]
 
@@ -392,24 +393,7 @@ class Assessment:
 
 
 def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_jsonable(v) for v in x.tolist()]
-    if isinstance(x, torch.Tensor):
-        return _jsonable(x.detach().cpu().numpy())
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    if isinstance(x, Preset):
-        return _jsonable(x.to_dict())
-    return x
+    return to_jsonable(x)
 
 
 def _verdict(p: float, modes: list) -> str:

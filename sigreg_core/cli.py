@@ -30,6 +30,8 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .jsonsafe import to_jsonable
+
 __all__ = ["main", "build_parser", "app_path", "UsageError"]
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -161,25 +163,8 @@ def _version() -> str:
 
 
 def _jsonable(obj):
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if hasattr(obj, "to_dict"):
-        return _jsonable(obj.to_dict())
-    return str(obj)
+    # NaN -> null; infinities keep their sign as strings
+    return to_jsonable(obj, nonfinite=lambda f: None if math.isnan(f) else ("inf" if f > 0 else "-inf"))
 
 
 def _fmt(x, digits=4) -> str:

@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sigreg_core.jsonsafe import to_jsonable
 from sigreg_core.presets import Preset, get_preset
 
 __all__ = [
@@ -313,24 +314,7 @@ class Comparison:
 
 # ----------------------------------------------------------------------------- helpers
 def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (int, str)) or x is None:
-        return x
-    if hasattr(x, "to_dict") and not isinstance(x, pd.DataFrame):
-        return _jsonable(x.to_dict())
-    return str(x)
+    return to_jsonable(x)
 
 
 def _scalar_metrics(metrics: Mapping) -> dict:

@@ -39,6 +39,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sigreg_core import figures as F
+from sigreg_core.jsonsafe import to_jsonable
 from sigreg_core.presets import get_preset
 
 __all__ = [
@@ -191,24 +192,7 @@ class SliceView:
 
 # ------------------------------------------------------------------ build
 def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    if hasattr(x, "to_dict") and not isinstance(x, pd.DataFrame):
-        return _jsonable(x.to_dict())
-    if isinstance(x, (str, int, bool)) or x is None:
-        return x
-    return str(x)
+    return to_jsonable(x)
 
 
 def _np(x: Any) -> np.ndarray:

@@ -60,6 +60,7 @@ import pandas as pd
 import torch
 
 from .cache import CACHE_ENV, cache_root
+from .jsonsafe import to_jsonable
 
 __all__ = [
     "RunWriter",
@@ -145,22 +146,8 @@ def _float(v) -> Optional[float]:
 
 
 def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist()) if x.size <= 64 else None
-    if isinstance(x, (np.floating, float)):
-        f = float(x)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(x, (np.integer, int, bool, np.bool_)):
-        return x.item() if hasattr(x, "item") else x
-    if x is None or isinstance(x, str):
-        return x
-    return str(x)
+    # index rows stay small: arrays over 64 values are dropped; non-finite floats kept as "inf"/"nan"
+    return to_jsonable(x, nonfinite=str, max_array=64)
 
 
 def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None) -> dict:
