@@ -113,7 +113,6 @@ if HAVE_NUMBA:
         hh = _F(h)
         tt = _F(t0)
         k4 = num_nodes - num_nodes % 4
-        zero_start = t0 == 0.0
         for tile in prange(m_cols // TILE):
             m0 = tile * TILE
             acc_c = np.zeros((num_nodes, TILE), np.float32)
@@ -127,20 +126,7 @@ if HAVE_NUMBA:
                 acc_c[:] = 0.0
                 acc_s[:] = 0.0
                 for n in range(r0, r1):
-                    xr = x[n, m0 : m0 + TILE]
-                    for j in range(TILE):
-                        s1, c1 = _sincos32(hh * xr[j])
-                        ch[j] = c1
-                        sh[j] = s1
-                    if zero_start:
-                        for j in range(TILE):
-                            c[j] = _F(1.0)
-                            s[j] = _F(0.0)
-                    else:
-                        for j in range(TILE):
-                            s0, c0 = _sincos32(tt * xr[j])
-                            c[j] = c0
-                            s[j] = s0
+                    _start(x[n, m0 : m0 + TILE], hh, tt, c, s, ch, sh)
                     # four steps of the recurrence per pass keep c, s in registers
                     for k in range(0, k4, 4):
                         for j in range(TILE):
