@@ -250,3 +250,24 @@ def test_upload_select_slice_and_download_csv(server, browser, tmp_path):
             offline.close()
     finally:
         ctx.close()
+
+
+def test_monitor_page_shows_the_shipped_runs_and_refreshes_live(server, browser):
+    ctx, page = _new_page(browser)
+    try:
+        page.goto(f"{server}/monitor")
+        page.get_by_role("heading", name="Monitor").first.wait_for()
+        page.wait_for_selector(CHART)
+        page.get_by_text("collapsed at step", exact=False).first.wait_for()
+        _wait_idle(page)
+        assert page.locator(CHART).count() >= 6  # SIGReg, p-value, RankMe, verdict, quantiles, a scalar
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.get_by_text("healthy since step", exact=False).count() > 0
+        # live refresh on: the fragment keeps re-running without errors
+        page.get_by_text("Live refresh").first.click()
+        page.wait_for_timeout(6000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator(CHART).count() >= 6
+        assert _shot(page, "monitor_runs", height=2200).stat().st_size > 20_000
+    finally:
+        ctx.close()
