@@ -1094,6 +1094,18 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def _note_set_aside(ctx: _Ctx, meta_cols: Sequence, other_cols: Sequence) -> None:
+    """Tell which table columns were not used as dimensions (CSV/TSV and Parquet alike)."""
+
+    def names(cols: Sequence) -> str:
+        return f"{', '.join(map(str, cols[:10]))}{' …' if len(cols) > 10 else ''}"
+
+    if meta_cols:
+        ctx.notices.append(f"set aside id/label columns {names(meta_cols)}")
+    if other_cols:
+        ctx.notices.append(f"set aside non-numeric columns {names(other_cols)}")
+
+
 def _load_csv(ctx: _Ctx, sep: str, fmt: str) -> LoadedEmbeddings:
     import pandas as pd
 
@@ -1162,10 +1174,7 @@ def _frame_to_embeddings(ctx: _Ctx, df, fmt: str, has_header: bool) -> LoadedEmb
                 f"fix those cells (leave them empty for missing values)"
             )
         aside_text.append(label)
-    if aside_meta:
-        ctx.notices.append(f"set aside id/label columns {', '.join(aside_meta[:10])}{' …' if len(aside_meta) > 10 else ''}")
-    if aside_text:
-        ctx.notices.append(f"set aside non-numeric columns {', '.join(aside_text[:10])}{' …' if len(aside_text) > 10 else ''}")
+    _note_set_aside(ctx, aside_meta, aside_text)
     if not numeric_cols:
         ctx.fail(f"has no numeric columns (columns: {', '.join(map(str, list(df.columns)[:10]))}); write one numeric column per dimension")
     shape = (len(df), len(numeric_cols))
@@ -1267,10 +1276,7 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
             return _vectors_to_embeddings(ctx, col, vec_col)
         meta_cols = [c for c in num if c.strip().lower() in _META_COLUMNS or c.startswith("Unnamed:") or c == "__index_level_0__"]
         use = [c for c in num if c not in meta_cols]
-        if meta_cols:
-            ctx.notices.append(f"set aside id/label columns {', '.join(meta_cols[:10])}")
-        if other:
-            ctx.notices.append(f"set aside non-numeric columns {', '.join(other[:10])}{' …' if len(other) > 10 else ''}")
+        _note_set_aside(ctx, meta_cols, other)
         if not use:
             ctx.fail(f"has no numeric columns (columns: {', '.join(names[:10])}); write one numeric column per dimension or one list column of vectors")
         shape = (meta.num_rows, len(use))
