@@ -4,7 +4,7 @@ The Streamlit app's shell: page configuration, navigation over the four pages
 (Inspect, Monitor, Compare, Method) and the sidebar of settings every page
 shares (preset, number of slices, seed, slice family, device, row limit).  The
 settings are written to ``st.session_state["lh_settings"]`` as a
-:class:`sigreg_core.report.Settings` on every run, before the page runs.
+:class:`sigreg_core.present.report.Settings` on every run, before the page runs.
 
 Run:  streamlit run app.py
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sigreg_core.device import cuda_available, device_report
-from sigreg_core.presets import DEFAULT_PRESET, PRESETS
-from sigreg_core.report import AUTO_NULL_DRAWS, DEFAULTS, SLICE_FAMILIES, Settings, available_families
+from sigreg_core.core.device import cuda_available, device_report
+from sigreg_core.core.presets import DEFAULT_PRESET, PRESETS
+from sigreg_core.present.report import AUTO_NULL_DRAWS, DEFAULTS, SLICE_FAMILIES, Settings, available_families
 
 st.set_page_config(
     page_title="latent-health",

@@ -18,9 +18,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sigreg_core import nulllaw as nl  # noqa: E402
-from sigreg_core.assess import assess, monte_carlo_null  # noqa: E402
-from sigreg_core.nulllaw import _cached_law  # noqa: E402
-from sigreg_core.presets import get_preset  # noqa: E402
+from sigreg_core.assessment.assess import assess, monte_carlo_null  # noqa: E402
+from sigreg_core.core.nulllaw import _cached_law  # noqa: E402
+from sigreg_core.core.presets import get_preset  # noqa: E402
 
 
 def main() -> None:

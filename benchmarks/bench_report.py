@@ -3,11 +3,11 @@
 Targets on the 2-core CPU: a complete report for 65536 x 512 float32 in < 5 s,
 a slice change in < 0.3 s.  "Complete report" = parse the safetensors bytes
 (``load_embeddings``), assess (statistic, null law, p-values, verdict, metrics:
-``sigreg_core.report.build_report``), project the selected slice and build every
+``sigreg_core.present.report.build_report``), project the selected slice and build every
 figure the page shows, serialised to JSON as Streamlit sends it.  A slice change =
 project another slice, rebuild the figures that depend on it (and the sorted
 chart's highlight), serialise.  The statistic's share is the time spent in
-``sigreg_core.statistic.score_slices`` inside the assessment.
+``sigreg_core.assessment.slices.score_slices`` inside the assessment.
 
 Usage:  python benchmarks/bench_report.py [--rows 65536] [--dim 512] [--slices 1024] [--repeat 3]
 """
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from safetensors.numpy import save as st_save  # noqa: E402
 
-import sigreg_core.statistic as stat_mod  # noqa: E402
-from sigreg_core.loading import load_embeddings  # noqa: E402
-from sigreg_core.report import Settings, build_report, overview_figures, pick_slice, slice_figures, slice_view  # noqa: E402
+import sigreg_core.core.statistic as stat_mod  # noqa: E402
+from sigreg_core.inputs.loading import load_embeddings  # noqa: E402
+from sigreg_core.present.report import Settings, build_report, overview_figures, pick_slice, slice_figures, slice_view  # noqa: E402
 
 
 class _Timer:
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
 
-    import sigreg_core.assess  # noqa: F401  (import first so its references can be wrapped)
+    import sigreg_core.assessment.assess  # noqa: F401  (import first so its references can be wrapped)
 
     rng = np.random.default_rng(0)
     z = rng.standard_normal((args.rows, args.dim), dtype=np.float32)

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sigreg_core as sc  # noqa: E402
-from sigreg_core.ecf import ecf_sums  # noqa: E402
-from sigreg_core.presets import PRESETS  # noqa: E402
+from sigreg_core.core.ecf import ecf_sums  # noqa: E402
+from sigreg_core.core.presets import PRESETS  # noqa: E402
 
 
 def naive_sigreg(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 Thin: it collects the sets (shipped samples, uploads, server files, TorchScript /
 torch.export encoders run on a probe batch, steps of a monitored run), calls
-:func:`sigreg_core.compare.compare_sets` and draws
-:mod:`sigreg_core.compare_figures`.  Uploads are data only; encoders (which carry
+:func:`sigreg_core.compare.comparison.compare_sets` and draws
+:mod:`sigreg_core.present.compare_figures`.  Uploads are data only; encoders (which carry
 code) are read from server paths below the allowed roots only.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from sigreg_core import compare_figures as CF
-from sigreg_core.checkpoints import CheckpointError, embed_checkpoint
-from sigreg_core.compare import (
+from sigreg_core.present import compare_figures as CF
+from sigreg_core.inputs.checkpoints import CheckpointError, embed_checkpoint
+from sigreg_core.compare.comparison import (
     COMPARABLE_FAMILIES,
     DELTA_METRICS,
     CompareError,
@@ -36,16 +36,16 @@ from sigreg_core.compare import (
     comparison_html,
     comparison_json,
 )
-from sigreg_core.figures import plotly_config
-from sigreg_core.loading import (
+from sigreg_core.present.figures import plotly_config
+from sigreg_core.inputs.loading import (
     SUPPORTED_EXTENSIONS,
     EmbeddingLoadError,
     allowed_roots,
     load_embeddings,
     resolve_server_path,
 )
-from sigreg_core.report import DEFAULTS, Settings
-from sigreg_core.samples import list_samples
+from sigreg_core.present.report import DEFAULTS, Settings
+from sigreg_core.inputs.samples import list_samples
 
 MAX_UPLOAD_MB = 1024
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
@@ -174,14 +174,14 @@ def _encoder_sets(settings: Settings) -> list:
 
 def _run_sets() -> list:
     try:
-        from sigreg_core.runs import RunReader, find_runs
+        from sigreg_core.runs.store import RunReader, find_runs
     except ImportError:  # pragma: no cover - runs.py ships with the package
         return []
     roots = list(allowed_roots())
     runs = find_runs(roots)
     if not runs:
         st.caption("No monitored runs below the allowed directories "
-                   "(runs written by `sigreg_core.runs.RunWriter`, or folders of step-numbered snapshots).")
+                   "(runs written by `sigreg_core.runs.store.RunWriter`, or folders of step-numbered snapshots).")
         return []
     labels = {str(r): r.name for r in runs}
     run = st.selectbox("Run", list(labels), format_func=lambda k: labels[k], key="cmp_run")

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from sigreg_core import figures as F
-from sigreg_core.loading import (
+from sigreg_core.present import figures as F
+from sigreg_core.inputs.loading import (
     SUPPORTED_EXTENSIONS,
     EmbeddingLoadError,
     allowed_roots,
@@ -31,7 +31,7 @@ from sigreg_core.loading import (
     load_embeddings,
     resolve_server_path,
 )
-from sigreg_core.report import (
+from sigreg_core.present.report import (
     DEFAULTS,
     METRIC_LABELS,
     ReportCache,
@@ -44,7 +44,7 @@ from sigreg_core.report import (
     slice_figures,
     slice_view,
 )
-from sigreg_core.samples import DEFAULT_SAMPLE, list_samples
+from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
 
 MAX_UPLOAD_MB = 1024
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})

@@ -16,7 +16,7 @@ if not st.session_state.get("_lh_shell"):
 import numpy as np
 import pandas as pd
 
-from sigreg_core.presets import PRESETS, REFERENCE_PRESETS
+from sigreg_core.core.presets import PRESETS, REFERENCE_PRESETS
 
 st.title("Method")
 st.markdown(

@@ -2,12 +2,31 @@
 
 ``sigreg_core`` computes SIGReg, the sliced Epps–Pulley normality statistic of
 LeJEPA (arXiv 2511.08544) and LeWorldModel (arXiv 2603.19312), exactly as the
-public reference implementations do (see :mod:`sigreg_core.presets`), streaming
+public reference implementations do (see :mod:`sigreg_core.core.presets`), streaming
 over rows, with a streaming gradient and torch.distributed support.  It never
 imports Streamlit: use it from a training loop, a script or the ``sigreg`` CLI.
+
+The package is layered; each folder owns one concern and imports only the ones
+above it in this list:
+
+* :mod:`sigreg_core.core` — the statistic: presets, directions, the ECF kernel, the
+  differentiable loss, the exact null law of one slice (what a training loop needs);
+* :mod:`sigreg_core.assessment` — per-slice scores, slice families, companion
+  metrics, diagnosis and the verdict;
+* :mod:`sigreg_core.inputs` — safe loading of every supported file format, the
+  shipped samples, embedding a checkpoint;
+* :mod:`sigreg_core.runs` — training runs: the crash-safe writer, the reader, the
+  demo run, the Lightning callback;
+* :mod:`sigreg_core.compare` — several sets on the same slices and the same N;
+* :mod:`sigreg_core.present` — figures and the report model (plotly, no Streamlit);
+* :mod:`sigreg_core.util` — the cache directory and JSON-safe conversion.
+
+Top-level names are resolved lazily (PEP 562), so ``from sigreg_core import SIGReg``
+imports the statistic core and nothing else.
 """
 from __future__ import annotations
 
+import importlib as _importlib
 import os as _os
 
 # Two OpenMP pools share the CPU here (torch's and the numba kernel's). With the
@@ -17,76 +36,40 @@ import os as _os
 # initialises OpenMP; an explicit user setting always wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .presets import DEFAULT_PRESET, PRESETS, REFERENCE_PRESETS, Preset, get_preset
-from .directions import sample_directions
-from .device import device_report, resolve_device
-from .statistic import SIGReg, epps_pulley, sigreg, statistic_from_sums
-from .slices import SliceAccumulator, SliceStats, project, score_slices
-from .nulllaw import bonferroni, cauchy_combination, slice_law, slice_pvalues
-from .families import FAMILIES, make_directions
-from .metrics import companion_metrics
-from .diagnosis import MODES, diagnose
-from .assess import VERDICTS, Assessment, assess, monte_carlo_null
-from .loading import (
-    EmbeddingLoadError,
-    LoadedEmbeddings,
-    list_keys,
-    load_embeddings,
-    load_server_path,
-    resolve_server_path,
-)
-from .samples import Sample, list_samples, load_sample
-from .compare import CompareError, Comparison, compare_sets
-from .checkpoints import CheckpointError, embed_checkpoint, embed_state_dict
-from .runs import RunReader, RunWriter
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "DEFAULT_PRESET",
-    "PRESETS",
-    "REFERENCE_PRESETS",
-    "Preset",
-    "get_preset",
-    "sample_directions",
-    "device_report",
-    "resolve_device",
-    "SIGReg",
-    "epps_pulley",
-    "sigreg",
-    "statistic_from_sums",
-    "SliceAccumulator",
-    "SliceStats",
-    "project",
-    "score_slices",
-    "bonferroni",
-    "cauchy_combination",
-    "slice_law",
-    "slice_pvalues",
-    "FAMILIES",
-    "make_directions",
-    "companion_metrics",
-    "MODES",
-    "diagnose",
-    "VERDICTS",
-    "Assessment",
-    "assess",
-    "monte_carlo_null",
-    "EmbeddingLoadError",
-    "LoadedEmbeddings",
-    "list_keys",
-    "load_embeddings",
-    "load_server_path",
-    "resolve_server_path",
-    "Sample",
-    "list_samples",
-    "load_sample",
-    "CompareError",
-    "Comparison",
-    "compare_sets",
-    "CheckpointError",
-    "embed_checkpoint",
-    "embed_state_dict",
-    "RunReader",
-    "RunWriter",
-]
+#: public name -> the module that defines it
+_EXPORTS = {
+    "sigreg_core.core.presets": ("DEFAULT_PRESET", "PRESETS", "REFERENCE_PRESETS", "Preset", "get_preset"),
+    "sigreg_core.core.directions": ("sample_directions",),
+    "sigreg_core.core.device": ("device_report", "resolve_device"),
+    "sigreg_core.core.statistic": ("SIGReg", "epps_pulley", "sigreg", "statistic_from_sums"),
+    "sigreg_core.core.nulllaw": ("bonferroni", "cauchy_combination", "slice_law", "slice_pvalues"),
+    "sigreg_core.assessment.slices": ("SliceAccumulator", "SliceStats", "project", "score_slices"),
+    "sigreg_core.assessment.families": ("FAMILIES", "make_directions"),
+    "sigreg_core.assessment.metrics": ("companion_metrics",),
+    "sigreg_core.assessment.diagnosis": ("MODES", "diagnose"),
+    "sigreg_core.assessment.assess": ("VERDICTS", "Assessment", "assess", "monte_carlo_null"),
+    "sigreg_core.inputs.loading": ("EmbeddingLoadError", "LoadedEmbeddings", "list_keys", "load_embeddings",
+                                   "load_server_path", "resolve_server_path"),
+    "sigreg_core.inputs.samples": ("Sample", "list_samples", "load_sample"),
+    "sigreg_core.compare": ("CompareError", "Comparison", "compare_sets"),
+    "sigreg_core.inputs.checkpoints": ("CheckpointError", "embed_checkpoint", "embed_state_dict"),
+    "sigreg_core.runs": ("RunReader", "RunWriter"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sigreg_core' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this hook
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

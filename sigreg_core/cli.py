@@ -1,13 +1,13 @@
 """The ``sigreg`` command line: score embedding files, gate CI on collapse, start the dashboard.
 
-``sigreg score FILE...`` loads each file with :func:`sigreg_core.loading.load_embeddings`
+``sigreg score FILE...`` loads each file with :func:`sigreg_core.inputs.loading.load_embeddings`
 (no pickle, limits enforced) and assesses it with SIGReg, the sliced Epps–Pulley
 statistic of LeJEPA (Balestriero & LeCun, arXiv 2511.08544) and LeWorldModel
 (arXiv 2603.19312): the mean over M random unit directions u_m of
 
     EP(Z u_m) = N * sum_k c_k [ (mean_n cos(t_k x_n) - exp(-t_k^2/2))^2 + (mean_n sin(t_k x_n))^2 ],
 
-compared with its exact null law (see :mod:`sigreg_core.assess`).  A (V, N, D) file
+compared with its exact null law (see :mod:`sigreg_core.assessment.assess`).  A (V, N, D) file
 is V batches scored separately.
 
 Exit codes: 0 every file fine; 1 ``--fail-on`` met (a CI gate); 2 bad input or usage,
@@ -30,7 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .jsonsafe import to_jsonable
+from sigreg_core.util.jsonsafe import to_jsonable
 
 __all__ = ["main", "build_parser", "app_path", "UsageError"]
 
@@ -77,8 +77,8 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .families import FAMILIES
-    from .presets import PRESETS
+    from sigreg_core.assessment.families import FAMILIES
+    from sigreg_core.core.presets import PRESETS
 
     parser = _Parser(
         prog=PROG,
@@ -129,9 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: subcommands contributed by other modules: name -> (module, add_parser function, run function)
 EXTRA_COMMANDS = {
-    "compare": ("sigreg_core.compare", "add_compare_parser", "run_compare"),
-    "embed": ("sigreg_core.checkpoints", "add_embed_parser", "run_embed"),
-    "demo-train": ("sigreg_core.demo", "add_demo_parser", "run_demo"),
+    "compare": ("sigreg_core.compare.comparison", "add_compare_parser", "run_compare"),
+    "embed": ("sigreg_core.inputs.checkpoints", "add_embed_parser", "run_embed"),
+    "demo-train": ("sigreg_core.runs.demo", "add_demo_parser", "run_demo"),
 }
 
 
@@ -258,7 +258,7 @@ class _Progress:
 
 
 def _assess(z, args, progress, distributed: bool):
-    from .assess import assess
+    from sigreg_core.assessment.assess import assess
 
     kwargs = dict(num_slices=args.slices, seed=args.seed, preset=args.preset, family=args.family,
                   device=args.device, progress=progress, distributed=distributed)
@@ -295,7 +295,7 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
 
 
 def _load(path: str, args):
-    from .loading import load_embeddings
+    from sigreg_core.inputs.loading import load_embeddings
 
     return load_embeddings(
         path, key=args.key, max_rows=args.max_rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
@@ -327,8 +327,8 @@ def _emit(rows: list, args) -> None:
 
 
 def _check_common(args) -> None:
-    from .device import resolve_device
-    from .loading import parse_byte_size
+    from sigreg_core.core.device import resolve_device
+    from sigreg_core.inputs.loading import parse_byte_size
 
     try:
         resolve_device(args.device)
@@ -344,7 +344,7 @@ def cmd_score(args) -> int:
     _check_common(args)
     if args.distributed:
         return _score_distributed(args)
-    from .loading import check_source
+    from sigreg_core.inputs.loading import check_source
 
     for path in args.files:  # cheap checks first: a typo in the last file must not cost the scoring of the others
         check_source(path)
@@ -364,8 +364,8 @@ def _score_distributed(args) -> int:
     import torch
     import torch.distributed as dist
 
-    from .device import resolve_device
-    from .loading import EmbeddingLoadError
+    from sigreg_core.core.device import resolve_device
+    from sigreg_core.inputs.loading import EmbeddingLoadError
 
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise UsageError(
@@ -433,7 +433,7 @@ def _score_distributed(args) -> int:
 
 def app_path() -> Path:
     """``app.py`` at the repository root, beside the ``sigreg_core`` package."""
-    from . import __file__ as pkg_file
+    from sigreg_core import __file__ as pkg_file
 
     return Path(pkg_file).resolve().parents[1] / "app.py"
 
@@ -467,7 +467,7 @@ def cmd_app(args) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``sigreg`` console script and ``python -m sigreg_core``."""
-    from .loading import EmbeddingLoadError
+    from sigreg_core.inputs.loading import EmbeddingLoadError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("SIGREG_DEBUG", "") not in ("", "0")

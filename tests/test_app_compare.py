@@ -15,14 +15,14 @@ import pytest
 from safetensors.numpy import save as st_save
 from streamlit.testing.v1 import AppTest
 
-import sigreg_core.compare as compare_mod
+import sigreg_core.compare.comparison as compare_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "pages" / "compare.py"
 SHELL = f"""
 import runpy
 import streamlit as st
-from sigreg_core.report import Settings
+from sigreg_core.present.report import Settings
 st.session_state["lh_settings"] = Settings(num_slices=128, max_rows=4096)
 st.session_state["_lh_shell"] = True
 runpy.run_path({str(PAGE)!r}, run_name="__main__")
@@ -132,7 +132,7 @@ def test_uploads_of_different_dimension_show_one_error_and_the_page_keeps_runnin
 
 
 def test_two_steps_of_a_run(computations, tmp_path, monkeypatch):
-    from sigreg_core.runs import RunWriter
+    from sigreg_core.runs.store import RunWriter
 
     rng = np.random.default_rng(1)
     run = tmp_path / "runs" / "lambda-0.05"

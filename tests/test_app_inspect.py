@@ -13,8 +13,8 @@ import torch
 from safetensors.numpy import save as st_save
 from streamlit.testing.v1 import AppTest
 
-import sigreg_core.report as report_mod
-from sigreg_core.samples import list_samples
+import sigreg_core.present.report as report_mod
+from sigreg_core.inputs.samples import list_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -23,7 +23,7 @@ MIN_CHARTS = 9  # slice statistics, p-values, histogram, Q-Q, CF, weighted error
 
 @pytest.fixture
 def builds(monkeypatch):
-    """Count real report computations (calls of sigreg_core.report.build_report), from an empty cache."""
+    """Count real report computations (calls of sigreg_core.present.report.build_report), from an empty cache."""
     st.cache_resource.clear()
     calls = []
     real = report_mod.build_report

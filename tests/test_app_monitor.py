@@ -17,14 +17,14 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from sigreg_core.runs import RunReader, RunWriter
+from sigreg_core.runs.store import RunReader, RunWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "sample_data" / "runs"
 
 SHELL = '''
 import streamlit as st
-from sigreg_core.report import Settings
+from sigreg_core.present.report import Settings
 pages = [st.Page("pages/monitor.py", title="Monitor", default=True), st.Page("pages/inspect.py", title="Inspect")]
 page = st.navigation(pages)
 st.session_state["lh_settings"] = Settings(num_slices=32)

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sigreg_core.presets import PRESETS
-from sigreg_core.report import Settings
+from sigreg_core.core.presets import PRESETS
+from sigreg_core.present.report import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

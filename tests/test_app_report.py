@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import sigreg_core.report as R
-from sigreg_core.presets import get_preset
-from sigreg_core.samples import load_sample
+import sigreg_core.present.report as R
+from sigreg_core.core.presets import get_preset
+from sigreg_core.inputs.samples import load_sample
 
 
 @pytest.fixture(scope="module")

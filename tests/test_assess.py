@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from sigreg_core import nulllaw as nl
-from sigreg_core.assess import VERDICTS, Assessment, assess
-from sigreg_core.diagnosis import MODES
-from sigreg_core.presets import get_preset
-from sigreg_core.statistic import sigreg
+from sigreg_core.core import nulllaw as nl
+from sigreg_core.assessment.assess import VERDICTS, Assessment, assess
+from sigreg_core.assessment.diagnosis import MODES
+from sigreg_core.core.presets import get_preset
+from sigreg_core.core.statistic import sigreg
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +175,8 @@ def test_small_healthy_batches_report_no_mode(n):
 
 
 def test_diagnose_names_the_triggering_number():
-    from sigreg_core.diagnosis import diagnose
-    from sigreg_core.metrics import companion_metrics
+    from sigreg_core.assessment.diagnosis import diagnose
+    from sigreg_core.assessment.metrics import companion_metrics
 
     rng = np.random.default_rng(12)
     z = rng.standard_normal((4000, 10))

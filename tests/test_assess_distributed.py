@@ -22,7 +22,7 @@ def _worker(rank, world, port, z, out):
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        from sigreg_core.assess import assess
+        from sigreg_core.assessment.assess import assess
 
         shard = np.array_split(z, world)[rank]
         a = assess(shard, num_slices=64, seed=2, family="principal", null_draws=0, cache_dir=False,
@@ -38,7 +38,7 @@ def _worker(rank, world, port, z, out):
 
 @pytest.mark.distributed
 def test_distributed_equals_concatenated():
-    from sigreg_core.assess import assess
+    from sigreg_core.assessment.assess import assess
 
     rng = np.random.default_rng(0)
     z = (rng.standard_normal((600, 6)) * [1, 1, 1, 1, 1, 3]).astype(np.float64)
@@ -58,7 +58,7 @@ def test_distributed_equals_concatenated():
 
 
 def test_worst_family_is_refused_under_distributed():
-    from sigreg_core.assess import assess
+    from sigreg_core.assessment.assess import assess
 
     with pytest.raises(ValueError, match="worst"):
         assess(np.zeros((10, 3)), family="worst", distributed=True, null_draws=0)

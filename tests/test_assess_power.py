@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sigreg_core.assess import assess
+from sigreg_core.assessment.assess import assess
 
 N, D = 2048, 32
 

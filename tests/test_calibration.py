@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sigreg_core import nulllaw as nl
-from sigreg_core.assess import assess, monte_carlo_null
-from sigreg_core.presets import get_preset
+from sigreg_core.core import nulllaw as nl
+from sigreg_core.assessment.assess import assess, monte_carlo_null
+from sigreg_core.core.presets import get_preset
 
 D = 64
 DRAWS = 500

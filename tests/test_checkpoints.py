@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from sigreg_core.checkpoints import (
+from sigreg_core.inputs.checkpoints import (
     CheckpointError,
     add_embed_parser,
     embed,

@@ -2,7 +2,7 @@
 
 Most tests call ``main(argv)`` in-process (fast); a few run ``python -m sigreg_core``
 in a subprocess to check the real exit status and that no traceback reaches stderr.
-The oracle for the numbers is ``sigreg_core.assess.assess`` called directly on the
+The oracle for the numbers is ``sigreg_core.assessment.assess.assess`` called directly on the
 same array.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def test_table_output_and_exit_0(files, capsys):
 
 
 def test_json_matches_the_library(files, capsys):
-    from sigreg_core.assess import assess
+    from sigreg_core.assessment.assess import assess
 
     d = files["dir"]
     code, out, err = run(["score", d / "healthy.npy", d / "collapsed.npy", "--json", "--seed", "3", *FAST], capsys)
@@ -215,7 +215,7 @@ def test_internal_error_exit_3_one_line(files, capsys, monkeypatch):
     import importlib
 
     # the package re-exports the function assess, which shadows the submodule attribute
-    assess_module = importlib.import_module("sigreg_core.assess")
+    assess_module = importlib.import_module("sigreg_core.assessment.assess")
 
     def broken(*_a, **_k):
         raise RuntimeError("kernel exploded\nwith detail")

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sigreg_core.assess import assess
-from sigreg_core.compare import (
+from sigreg_core.assessment.assess import assess
+from sigreg_core.compare.comparison import (
     CompareError,
     bootstrap_counts,
     bootstrap_metrics,
@@ -29,11 +29,11 @@ from sigreg_core.compare import (
     paired_slice_test,
     same_n_indices,
 )
-from sigreg_core.directions import sample_directions
-from sigreg_core.metrics import companion_metrics
-from sigreg_core.presets import get_preset
-from sigreg_core.samples import load_sample
-from sigreg_core.slices import score_slices
+from sigreg_core.core.directions import sample_directions
+from sigreg_core.assessment.metrics import companion_metrics
+from sigreg_core.core.presets import get_preset
+from sigreg_core.inputs.samples import load_sample
+from sigreg_core.assessment.slices import score_slices
 
 FAST = dict(num_slices=64, n_boot=40, null_draws=0, cache_dir=False, device="cpu")
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import save_file
 
-from sigreg_core.compare import add_compare_parser, run_compare
+from sigreg_core.compare.comparison import add_compare_parser, run_compare
 
 FAST = ["--slices", "48", "--n-boot", "30", "--null-draws", "0"]
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from sigreg_core.demo import add_demo_parser, run_demo, train_demo
-from sigreg_core.runs import RunReader
+from sigreg_core.runs.demo import add_demo_parser, run_demo, train_demo
+from sigreg_core.runs.store import RunReader
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sigreg_core.directions import sample_directions
-from sigreg_core.families import FAMILIES, make_directions
+from sigreg_core.core.directions import sample_directions
+from sigreg_core.assessment.families import FAMILIES, make_directions
 
 
 def test_random_is_lejepa_draw_and_coordinate_is_identity():

@@ -8,9 +8,7 @@ import plotly.graph_objects as go
 import pytest
 from scipy import stats
 
-from sigreg_core import figures as F
-
-
+from sigreg_core.present import figures as F
 def test_normal_pdf_matches_scipy():
     x = np.linspace(-6, 6, 101)
     np.testing.assert_allclose(F.normal_pdf(x), stats.norm.pdf(x), rtol=1e-13)

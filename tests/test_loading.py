@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sigreg_core.loading import (
+from sigreg_core.inputs.loading import (
     ALLOWED_ROOTS_ENV,
     MAX_BYTES_ENV,
     EmbeddingLoadError,
@@ -102,8 +102,8 @@ def test_round_trip_path_and_bytes(fmt, tmp_path):
 
 def test_round_trip_scores_identically(tmp_path):
     """The same batch saved in every format gives the same SIGReg, slice by slice."""
-    statistic = pytest.importorskip("sigreg_core.statistic")
-    from sigreg_core.directions import sample_directions
+    statistic = pytest.importorskip("sigreg_core.assessment.slices")
+    from sigreg_core.core.directions import sample_directions
 
     z = batch(n=300, d=12)
     directions = sample_directions(12, 64, seed=0)

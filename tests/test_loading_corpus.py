@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sigreg_core.loading import SUPPORTED_EXTENSIONS, EmbeddingLoadError, list_keys, load_embeddings
+from sigreg_core.inputs.loading import SUPPORTED_EXTENSIONS, EmbeddingLoadError, list_keys, load_embeddings
 
 LIMIT = 64 * 1024**2  # the byte limit every corpus file is loaded under
 
@@ -256,7 +256,7 @@ def test_corpus_peak_rss_in_a_fresh_process(corpus_dir):
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
         import numpy, torch, pandas, pyarrow.parquet
-        from sigreg_core.loading import load_embeddings, EmbeddingLoadError
+        from sigreg_core.inputs.loading import load_embeddings, EmbeddingLoadError
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         refused = 0
         for p in sorted(Path({str(tmp_path)!r}).iterdir()):

@@ -18,7 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sigreg_core.loading import EmbeddingLoadError, list_keys, load_embeddings
+from sigreg_core.inputs.loading import EmbeddingLoadError, list_keys, load_embeddings
 
 LIMIT = 8 * 1024**2
 

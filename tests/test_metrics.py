@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sigreg_core.metrics import MomentSums, companion_metrics, metrics_from_sums, rankme
+from sigreg_core.assessment.metrics import MomentSums, companion_metrics, metrics_from_sums, rankme
 
 
 def _oracle(z: np.ndarray) -> dict:

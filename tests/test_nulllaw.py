@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sigreg_core import nulllaw as nl
-from sigreg_core.presets import PRESETS, Preset, get_preset
+from sigreg_core.core import nulllaw as nl
+from sigreg_core.core.presets import PRESETS, Preset, get_preset
 
 ECF_PRESETS = ["lejepa", "lejepa-paper", "lejepa-legacy", "gist"]
 

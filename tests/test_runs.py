@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from sigreg_core import runs as R
-from sigreg_core.directions import sample_directions
-from sigreg_core.presets import get_preset
-from sigreg_core.runs import RunReader, RunWriter, SummaryConfig, step_from_name
+from sigreg_core.runs import store as R
+from sigreg_core.core.directions import sample_directions
+from sigreg_core.core.presets import get_preset
+from sigreg_core.runs.store import RunReader, RunWriter, SummaryConfig, step_from_name
 
 
 def _gauss(n, d, seed):
@@ -73,7 +73,7 @@ def test_roundtrip_summary_matches_oracles(tmp_path):
         assert row["sigreg_over_null"] == pytest.approx(row["sigreg"] / row["null_mean"], rel=1e-9)
         assert row["n"] == 200 and row["d"] == 12 and row["m"] == 64
         # same p-value and verdict as a full assessment of the stored snapshot with the same settings
-        from sigreg_core.assess import assess
+        from sigreg_core.assessment.assess import assess
 
         ref = assess(z, num_slices=64, seed=3, null_draws=0)
         assert row["p_value"] == pytest.approx(ref.p_value, rel=1e-6)
@@ -338,7 +338,7 @@ def test_null_band_mean_and_coverage():
 
 
 def test_resolve_run_dir_is_confined_to_allowed_roots(tmp_path):
-    from sigreg_core.loading import EmbeddingLoadError
+    from sigreg_core.inputs.loading import EmbeddingLoadError
 
     root = tmp_path / "root"
     with RunWriter(root / "r", summary=False) as w:

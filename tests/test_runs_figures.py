@@ -5,9 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sigreg_core import monitor_figures as MF
-
-
+from sigreg_core.present import monitor_figures as MF
 def _df(verdicts, modes=None, start=0, every=10):
     n = len(verdicts)
     steps = np.arange(start, start + every * n, every)

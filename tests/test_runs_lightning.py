@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from sigreg_core.lightning import LatentHealthCallback, LatentHealthLogic
-from sigreg_core.runs import RunReader
+from sigreg_core.runs.lightning import LatentHealthCallback, LatentHealthLogic
+from sigreg_core.runs.store import RunReader
 
 
 class FakeTrainer:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from sigreg_core.samples import DEFAULT_SAMPLE, SAMPLE_DIR, get_sample, list_samples, load_sample
+from sigreg_core.inputs.samples import DEFAULT_SAMPLE, SAMPLE_DIR, get_sample, list_samples, load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import torch
 from scipy import stats as sps
 
 import sigreg_core as sc
-from sigreg_core.ecf import ecf_sums, ecf_weighted_sum
-from sigreg_core.presets import PRESETS, Preset
+from sigreg_core.core.ecf import ecf_sums, ecf_weighted_sum
+from sigreg_core.core.presets import PRESETS, Preset
 
 ECF_PRESETS = ["lejepa", "lejepa-paper", "lejepa-legacy", "gist"]
 
@@ -344,8 +344,7 @@ def test_cuda_matches_cpu():
 
 def test_generic_kernel_fallback_matches_float64_sums():
     """The kernel used when no K-specialised kernel can be built (e.g. K > 256, read-only cache)."""
-    from sigreg_core import ecf
-
+    from sigreg_core.core import ecf
     if not ecf.HAVE_NUMBA:
         pytest.skip("numba disabled")
     x = torch.randn(3000, 40, generator=torch.Generator().manual_seed(12))

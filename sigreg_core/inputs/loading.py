@@ -238,7 +238,7 @@ def allowed_roots(roots: Optional[Iterable[Union[str, os.PathLike]]] = None) -> 
         if env.strip():
             roots = [r for r in env.split(os.pathsep) if r.strip()]
         else:
-            repo = Path(__file__).resolve().parents[1]
+            repo = Path(__file__).resolve().parents[2]
             roots = [repo / "sample_data", repo / "runs"]
     out = []
     for r in roots:

@@ -30,11 +30,11 @@ Training
 Encoder: MLP O -> 128 -> 128 -> D (last layer scaled so the embeddings start at about
 unit scale).  Predictor: residual MLP z_t + f(z_t, a_t), (D + A) -> 128 -> D.  Adam,
 learning rate 3e-3 with a cosine decay to 10 %, batches of ``batch`` trajectories of
-``horizon`` steps; SIGReg (:class:`sigreg_core.statistic.SIGReg`, preset ``lejepa``,
+``horizon`` steps; SIGReg (:class:`sigreg_core.core.statistic.SIGReg`, preset ``lejepa``,
 256 fresh directions per step) on all B x (T + 1) embeddings of the batch.  Every
 ``log_every`` steps the embeddings of a fixed held-out set of ``eval_rows``
 observations of independent states are logged through
-:class:`sigreg_core.runs.RunWriter` with the losses as scalars.
+:class:`sigreg_core.runs.store.RunWriter` with the losses as scalars.
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from sigreg_core.runs import RunWriter
-from sigreg_core.statistic import SIGReg
+from sigreg_core.runs.store import RunWriter
+from sigreg_core.core.statistic import SIGReg
 
 __all__ = ["DemoConfig", "SyntheticWorld", "WorldModel", "train_demo", "add_demo_parser", "run_demo",
            "DEFAULT_STEPS"]
@@ -273,7 +273,7 @@ def run_demo(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sigreg_core.demo")
+    parser = argparse.ArgumentParser(prog="python -m sigreg_core.runs.demo")
     sub = parser.add_subparsers(dest="command", required=True)
     add_demo_parser(sub)
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ from typing import Iterable
 
 import numpy as np
 
-from sigreg_core.metrics import rankme
+from sigreg_core.assessment.metrics import rankme
 
 __all__ = ["MODES", "diagnose", "centred_rankme"]
 
@@ -78,7 +78,7 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
              significant: bool = True) -> list[dict]:
     """Detected modes, most severe first, each ``{"mode", "evidence", "value", "threshold"}``.
 
-    ``metrics``: from :func:`sigreg_core.metrics.metrics_from_sums` (needs n, dim,
+    ``metrics``: from :func:`sigreg_core.assessment.metrics.metrics_from_sums` (needs n, dim,
     eigenvalues, dim_mean, dim_std, rms_std, mean_norm).  ``slice_moments``:
     ``(label, skew (M,), excess kurtosis (M,))`` for each screened slice group.
     ``significant``: whether the batch departs significantly from N(0, I) (the

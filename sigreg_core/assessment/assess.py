@@ -9,7 +9,7 @@ which sits near sum_k c_k (1 - exp(-t_k^2)) (1.0525 for ``lejepa``) on a healthy
 batch.  ``assess`` turns it into calibrated answers:
 
 1. **Per-slice p-values** from the exact null law of one slice (a weighted sum of
-   chi-square(1) variables, :mod:`sigreg_core.nulllaw`) for fixed directions
+   chi-square(1) variables, :mod:`sigreg_core.core.nulllaw`) for fixed directions
    (``random``, ``coordinate``).  ``principal`` slices are chosen from the data,
    so their raw statistics get a Monte Carlo null of the same principal index;
    ``worst`` (searched) slices get the exact-law value labelled *descriptive*;
@@ -44,7 +44,7 @@ batch.  ``assess`` turns it into calibrated answers:
    * ``suspicious``: otherwise, p < 1e-3 or any other mode detected;
    * ``healthy``: p >= 1e-3 and no mode detected.
 
-   Modes come from :func:`sigreg_core.diagnosis.diagnose`; SIGReg is also shown
+   Modes come from :func:`sigreg_core.assessment.diagnosis.diagnose`; SIGReg is also shown
    as a multiple of its null mean (``sigreg_over_null``).
 """
 from __future__ import annotations
@@ -63,15 +63,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sigreg_core.cache import cache_root
-from sigreg_core import nulllaw as nl
-from sigreg_core.device import resolve_device
-from sigreg_core.diagnosis import MODES, diagnose
-from sigreg_core.families import FAMILIES, make_directions, principal_axes
-from sigreg_core.metrics import MomentSums, metrics_from_sums
-from sigreg_core.presets import Preset, get_preset
-from sigreg_core.slices import SliceStats, score_slices
-from sigreg_core.jsonsafe import to_jsonable
+from sigreg_core.util.cache import cache_root
+from sigreg_core.core import nulllaw as nl
+from sigreg_core.core.device import resolve_device
+from sigreg_core.assessment.diagnosis import MODES, diagnose
+from sigreg_core.assessment.families import FAMILIES, make_directions, principal_axes
+from sigreg_core.assessment.metrics import MomentSums, metrics_from_sums
+from sigreg_core.core.presets import Preset, get_preset
+from sigreg_core.assessment.slices import SliceStats, score_slices
+from sigreg_core.util.jsonsafe import to_jsonable
 
 __all__ = ["assess", "Assessment", "VERDICTS", "SUSPICIOUS_P", "monte_carlo_null", "MonteCarloNull"]
 
@@ -122,8 +122,7 @@ def _moment_sums(z, distributed: bool, chunk: int = 65536) -> MomentSums:
     n, dim = int(z.shape[0]), int(z.shape[1])
     sums = MomentSums(dim)
     if distributed:
-        from sigreg_core import distributed as _dist
-
+        from sigreg_core.core import distributed as _dist
         first = z[: min(n, chunk)]
         first = (first if isinstance(first, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(first)))
         shift = first.to(torch.float64).mean(0)

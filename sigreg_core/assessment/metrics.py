@@ -110,8 +110,7 @@ class MomentSums:
 
     def all_reduce(self) -> "MomentSums":
         """Sum over the active torch.distributed group (the shift must already agree)."""
-        from sigreg_core import distributed as _dist
-
+        from sigreg_core.core import distributed as _dist
         if not _dist.group_active():
             return self
         n = torch.tensor(float(self.n), dtype=torch.float64)
@@ -210,8 +209,7 @@ def companion_metrics(z, *, chunk_rows: int = 65536, distributed: bool = False) 
     n, dim = int(z.shape[0]), int(z.shape[1])
     sums = MomentSums(dim)
     if distributed:
-        from sigreg_core import distributed as _dist
-
+        from sigreg_core.core import distributed as _dist
         first = _as_tensor(z[: min(n, chunk_rows)]).to(torch.float64)
         shift = first.mean(0).cpu() if first.shape[0] else torch.zeros(dim, dtype=torch.float64)
         (shift,) = _dist.all_reduce_sum(shift)

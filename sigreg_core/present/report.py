@@ -8,7 +8,7 @@ SIGReg — the mean over M unit directions u_m of the Epps–Pulley statistic
 
 (LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312) — with per-slice
 p-values from the exact null law, the verdict and collapse modes, and the
-companion metrics.  The numbers come from :func:`sigreg_core.assess.assess`;
+companion metrics.  The numbers come from :func:`sigreg_core.assessment.assess.assess`;
 this module only arranges them for display and export, all as numpy / pandas
 (never torch tensors), so a report can be cached and reused for every slice
 selection without recomputing the statistic.
@@ -17,7 +17,7 @@ selection without recomputing the statistic.
 * :func:`slice_view` — the data of one slice (projected values, moments, ECF on a
   fine grid and at the nodes, weighted error per node) → :class:`SliceView`.
 * :func:`pick_slice` — worst / median / best / by index.
-* :func:`report_figures` — every figure of the report (from :mod:`sigreg_core.figures`).
+* :func:`report_figures` — every figure of the report (from :mod:`sigreg_core.present.figures`).
 * :func:`per_slice_csv`, :func:`assessment_json`, :func:`html_report` — exports; the
   HTML report is standalone (plotly.js inlined once), so it opens offline.
 * :class:`ReportCache` — a bounded LRU keyed on (sha256 of the data, settings).
@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from sigreg_core import figures as F
-from sigreg_core.jsonsafe import to_jsonable
-from sigreg_core.presets import get_preset
+from sigreg_core.present import figures as F
+from sigreg_core.util.jsonsafe import to_jsonable
+from sigreg_core.core.presets import get_preset
 
 __all__ = [
     "Settings",
@@ -78,7 +78,7 @@ METRIC_LABELS = {
 #: Monte Carlo null draws run by ``auto`` where no exact law exists (cached on disk by ``assess``).
 AUTO_NULL_DRAWS = 100
 
-#: Slice families and their labels (the numbers come from ``sigreg_core.families``).
+#: Slice families and their labels (the numbers come from ``sigreg_core.assessment.families``).
 SLICE_FAMILIES = {
     "random": "random (LeJEPA)",
     "coordinate": "coordinate axes",
@@ -90,7 +90,7 @@ SLICE_FAMILIES = {
 def available_families() -> list[str]:
     """The slice families this install can score (``random`` always)."""
     try:
-        from sigreg_core import families as fam
+        from sigreg_core.assessment import families as fam
     except ImportError:
         return ["random"]
     names = getattr(fam, "FAMILIES", None)
@@ -126,7 +126,7 @@ class Settings:
         """
         if self.null_draws is not None:
             return int(self.null_draws)
-        from sigreg_core.nulllaw import has_exact_law
+        from sigreg_core.core.nulllaw import has_exact_law
 
         needs_mc = self.family == "principal" or not has_exact_law(self.preset)
         return AUTO_NULL_DRAWS if needs_mc and self.family != "worst" else 0
@@ -213,7 +213,7 @@ def build_report(
     summary is the views' combination (SIGReg averaged as lejepa does, p-values
     Cauchy-combined) and ``view_rows`` lists each view's numbers.
     """
-    from sigreg_core.assess import assess
+    from sigreg_core.assessment.assess import assess
 
     z = np.asarray(z)
     if z.ndim not in (2, 3):

@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["Sample", "SAMPLE_DIR", "DEFAULT_SAMPLE", "list_samples", "get_sample", "load_sample"]
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 DEFAULT_SAMPLE = "healthy"
 
 

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import distributed as _dist
-from .device import resolve_device
-from .directions import check_directions
-from .ecf import ecf_and_moment_sums
-from .presets import Preset, get_preset
-from .statistic import as_float_tensor, default_chunk_rows, statistic_from_sums
+from sigreg_core.core import distributed as _dist
+from sigreg_core.core.device import resolve_device
+from sigreg_core.core.directions import check_directions
+from sigreg_core.core.ecf import ecf_and_moment_sums
+from sigreg_core.core.presets import Preset, get_preset
+from sigreg_core.core.statistic import as_float_tensor, default_chunk_rows, statistic_from_sums
 
 __all__ = ["SliceStats", "SliceAccumulator", "score_slices", "project"]
 

@@ -14,7 +14,7 @@ in the reference code.
 How it is computed
 ------------------
 * The sums C_mk, S_mk are accumulated over row chunks in float64
-  (:mod:`sigreg_core.ecf`); no (N, M, K) tensor is built.  Under an initialised
+  (:mod:`sigreg_core.core.ecf`); no (N, M, K) tensor is built.  Under an initialised
   torch.distributed group they are all-reduced, so every rank gets the
   statistic of the global batch (N = global rows), as lejepa does.
 * The gradient streams too.  With gC_mk = dEP_m/dCbar_mk and gS_mk = dEP_m/dSbar_mk,
@@ -35,10 +35,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import distributed as _dist
-from .directions import check_directions, sample_directions
-from .ecf import ecf_sums, ecf_weighted_sum
-from .presets import Preset, get_preset
+from sigreg_core.core import distributed as _dist
+from sigreg_core.core.directions import check_directions, sample_directions
+from sigreg_core.core.ecf import ecf_sums, ecf_weighted_sum
+from sigreg_core.core.presets import Preset, get_preset
 
 __all__ = [
     "epps_pulley",
@@ -353,8 +353,3 @@ class SIGReg(torch.nn.Module):
             self.step.add_(1)
         return value
 
-
-# the per-slice report lives in .slices (it builds on statistic_from_sums); re-exported here
-from .slices import SliceAccumulator, SliceStats, project, score_slices  # noqa: E402
-
-__all__ += ["SliceStats", "SliceAccumulator", "score_slices", "project"]

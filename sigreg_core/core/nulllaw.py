@@ -40,7 +40,7 @@ Tables are cached per grid (``functools.lru_cache`` keyed on the nodes and weigh
 
 The ``modulus`` form (and any standardised-per-dimension preset) has no such law
 here: its per-slice p-values come from a pooled Monte Carlo null and are labelled
-so (:mod:`sigreg_core.assess`).
+so (:mod:`sigreg_core.assessment.assess`).
 
 Combinations of dependent per-slice p-values (slices share the data):
 
@@ -60,7 +60,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import integrate, interpolate, special
 
-from sigreg_core.presets import Preset, get_preset
+from sigreg_core.core.presets import Preset, get_preset
 
 __all__ = [
     "SliceLaw",

@@ -13,7 +13,7 @@ see it (SIGREG.md §2):
                 (M = D, or the top ``num_slices``).  Chosen from the data: the top
                 axis has more than unit variance under the null, so its raw
                 statistic needs a Monte Carlo null of the same choice (see
-                :mod:`sigreg_core.assess`).
+                :mod:`sigreg_core.assessment.assess`).
 ``worst``       directions found by projected gradient ascent of the slice
                 statistic on the unit sphere, from several restarts (the best of
                 a pool of random directions).  Maximised over the data, so the
@@ -29,8 +29,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from sigreg_core.directions import sample_directions
-from sigreg_core.presets import Preset, get_preset
+from sigreg_core.core.directions import sample_directions
+from sigreg_core.core.presets import Preset, get_preset
 
 __all__ = ["FAMILIES", "make_directions", "principal_axes", "coordinate_axes", "search_worst_directions"]
 
@@ -96,7 +96,7 @@ def search_worst_directions(
     that grows after an improvement and halves otherwise (monotone ascent).
     Returns (A (D, R) float32, info), sorted by the final statistic.
     """
-    from sigreg_core.statistic import epps_pulley
+    from sigreg_core.core.statistic import epps_pulley
 
     p = get_preset(preset)
     x = _rows_tensor(z, max_rows, seed)
@@ -174,7 +174,7 @@ def make_directions(
         info["note"] = f"M = D = {dim} coordinate axes (num_slices ignored)"
     elif family == "principal":
         if cov is None:
-            from sigreg_core.metrics import MomentSums
+            from sigreg_core.assessment.metrics import MomentSums
 
             s = MomentSums(dim)
             for r0 in range(0, int(z.shape[0]), 65536):

@@ -106,7 +106,7 @@ def ecf_on_grid(values: np.ndarray, t: np.ndarray, chunk: int = 1 << 14,
                 precise: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Empirical CF of 1-D ``values`` at every ``t``: (mean cos(t x), mean sin(t x)), float64.
 
-    For drawing only (the statistic's own sums come from ``sigreg_core.slices``).
+    For drawing only (the statistic's own sums come from ``sigreg_core.assessment.slices``).
     On an equispaced grid ``t_j = t_0 + j h`` the complex recurrence
     ``e^{i t_(j+1) x} = e^{i t_j x} e^{i h x}`` is used, in complex128 (one exp per
     value and a multiply per node; error ~1e-13 over a few hundred nodes).  Other

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from sigreg_core.figures import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _layout, ecf_on_grid, normal_pdf
+from sigreg_core.present.figures import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _layout, ecf_on_grid, normal_pdf
 
 __all__ = [
     "PALETTE",

@@ -8,7 +8,7 @@ routes, both computing on the device (CUDA when present) in batches under
    (``torch.jit.save``, loaded with ``torch.jit.load``) or a ``torch.export``
    program (``torch.export.save``, loaded with ``torch.export.load``), plus a probe
    batch file.  Such files carry code, so they are read **only from a path on the
-   server** (below the allowed roots of :func:`sigreg_core.loading.resolve_server_path`
+   server** (below the allowed roots of :func:`sigreg_core.inputs.loading.resolve_server_path`
    in the dashboard, or a local path on the command line), never from a browser
    upload: uploads stay data-only.
 2. **An ordinary state_dict checkpoint** (:func:`embed_state_dict`, the
@@ -19,7 +19,7 @@ routes, both computing on the device (CUDA when present) in batches under
    unpickled.  The embeddings are saved as safetensors (key ``embeddings``).
 
 The probe batch is read without pickle: 2-D float arrays through
-:func:`sigreg_core.loading.load_embeddings` (all its checks); other shapes
+:func:`sigreg_core.inputs.loading.load_embeddings` (all its checks); other shapes
 (images (N, C, H, W), sequences (N, T, F)) and integer arrays (token ids) from
 ``.safetensors``, ``.npy`` (``allow_pickle=False``, size checked) or ``.pt``
 (``weights_only=True``), keeping their dtype (floats become float32).  Axis 0 is
@@ -122,7 +122,7 @@ def encoder_kind(path: Union[str, os.PathLike]) -> str:
 
 def load_encoder(path: Union[str, os.PathLike], *, device="auto") -> tuple[Callable, str]:
     """Load a TorchScript or ``torch.export`` encoder from a local / server path, in eval mode on ``device``."""
-    from sigreg_core.device import resolve_device
+    from sigreg_core.core.device import resolve_device
 
     dev = resolve_device(device)
     kind = encoder_kind(path)
@@ -149,7 +149,7 @@ def _subset_rows(n: int, max_rows: Optional[int], seed: int) -> Optional[np.ndar
 
 
 def _check_nbytes(nbytes: int, name: str, max_bytes: Optional[Union[int, str]]) -> None:
-    from sigreg_core.loading import default_max_bytes, parse_byte_size
+    from sigreg_core.inputs.loading import default_max_bytes, parse_byte_size
 
     limit = default_max_bytes() if max_bytes is None else parse_byte_size(max_bytes)
     if nbytes > limit:
@@ -224,12 +224,12 @@ def load_probe(
 ) -> tuple[np.ndarray, list]:
     """The probe batch (axis 0 = rows) as a numpy array, and notices.
 
-    2-D float arrays go through :func:`sigreg_core.loading.load_embeddings`; other
+    2-D float arrays go through :func:`sigreg_core.inputs.loading.load_embeddings`; other
     shapes and integer arrays are read from .safetensors / .npy / .pt without
     pickle, floats as float32, integers as int64.  ``max_rows`` keeps a uniform
     random subset (seeded), in order.
     """
-    from sigreg_core.loading import EmbeddingLoadError, load_embeddings
+    from sigreg_core.inputs.loading import EmbeddingLoadError, load_embeddings
 
     p = Path(path)
     if not p.is_file():
@@ -310,7 +310,7 @@ def embed(
     name: str = "the encoder",
 ) -> np.ndarray:
     """Run ``encoder`` on ``probe`` (N, ...) in batches under ``torch.inference_mode()`` → (N, D) float32."""
-    from sigreg_core.device import resolve_device
+    from sigreg_core.core.device import resolve_device
 
     if pool is not None and pool not in POOLS:
         raise CheckpointError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
@@ -372,9 +372,9 @@ def embed_checkpoint(
     """Embeddings of a probe batch by a TorchScript / ``torch.export`` encoder, both read from the server.
 
     With ``confine=True`` (the dashboard) both paths must lie below the allowed
-    roots (:func:`sigreg_core.loading.resolve_server_path`); the CLI passes local paths.
+    roots (:func:`sigreg_core.inputs.loading.resolve_server_path`); the CLI passes local paths.
     """
-    from sigreg_core.loading import EmbeddingLoadError, resolve_server_path
+    from sigreg_core.inputs.loading import EmbeddingLoadError, resolve_server_path
 
     t0 = time.perf_counter()
     if confine:
@@ -387,7 +387,7 @@ def embed_checkpoint(
     probe, notices = load_probe(probe_path, key=key, max_rows=max_rows)
     z = embed(enc, probe, batch_size=batch_size, device=device, output_key=output_key, pool=pool,
               progress=progress, name=f"{Path(encoder_path).name} ({kind})")
-    from sigreg_core.device import resolve_device
+    from sigreg_core.core.device import resolve_device
 
     meta = {"encoder": str(encoder_path), "encoder_kind": kind, "probe": str(probe_path),
             "device": str(resolve_device(device)),
@@ -518,7 +518,7 @@ def embed_state_dict(
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> EmbedResult:
     """Build the user's model from ``model_spec``, load ``checkpoint``'s weights, embed ``probe``, save to ``out``."""
-    from sigreg_core.device import resolve_device
+    from sigreg_core.core.device import resolve_device
 
     t0 = time.perf_counter()
     factory = import_factory(model_spec)
@@ -597,7 +597,7 @@ def _err(line: str) -> None:
 
 def run_embed(args) -> int:
     """Run ``sigreg embed``; 0 on success, 2 with one line on stderr for bad input."""
-    from sigreg_core.loading import EmbeddingLoadError
+    from sigreg_core.inputs.loading import EmbeddingLoadError
 
     bar = None
     try:

@@ -37,7 +37,7 @@ Reading: :class:`RunReader` opens a run directory (the index is read, never the
 snapshot files, so a 10 000-step time series loads in well under a second) or a plain
 folder of snapshot files whose names carry a step number (``step_000100.npy``,
 ``emb-1200.pt``, ...), written by any tool; those are loaded with
-:func:`sigreg_core.loading.load_embeddings` and scored here, with the summaries cached
+:func:`sigreg_core.inputs.loading.load_embeddings` and scored here, with the summaries cached
 in a SQLite file keyed by (path, mtime, size, settings).
 """
 from __future__ import annotations
@@ -59,8 +59,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cache import CACHE_ENV, cache_root
-from .jsonsafe import to_jsonable
+from sigreg_core.util.cache import CACHE_ENV, cache_root
+from sigreg_core.util.jsonsafe import to_jsonable
 
 __all__ = [
     "RunWriter",
@@ -86,7 +86,7 @@ INDEX_NAME = "index.sqlite"
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_KEY = "embeddings"
 FORMAT_VERSION = 1
-CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.cache)
+CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.util.cache)
 _TMP_MARK = ".tmp-"
 
 #: real columns of the index, in order (the time series; ``summary`` and ``scalars`` are JSON)
@@ -132,7 +132,7 @@ class SummaryConfig:
 
 
 def _assess():
-    from sigreg_core.assess import assess  # the calibration module (verdict, p-value, modes, RankMe)
+    from sigreg_core.assessment.assess import assess  # the calibration module (verdict, p-value, modes, RankMe)
 
     return assess
 
@@ -153,7 +153,7 @@ def _jsonable(x: Any) -> Any:
 def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None) -> dict:
     """The per-step summary of embeddings ``z`` (N, D), computed where ``z`` lives.
 
-    Uses :func:`sigreg_core.assess.assess` with the random (LeJEPA) slice family and the
+    Uses :func:`sigreg_core.assessment.assess.assess` with the random (LeJEPA) slice family and the
     run's fixed directions.  Returns a JSON-safe dict with the time-series fields
     (``sigreg``, ``null_mean``, ``sigreg_over_null``, ``p_value``, ``log10_p``, ``verdict``, ``modes``, ``rankme``,
     ``q50``/``q95``/``qmax`` (per-slice statistic quantiles), ``slice_null_q95``) and
@@ -247,9 +247,9 @@ def sigreg_null_draws(n: int, dim: int, config: SummaryConfig = SummaryConfig(),
     depend on N (from N of about 32), so N above 4096 is simulated at 4096 and rescaled.
     Returned in the preset's own units at ``n`` rows.
     """
-    from sigreg_core.directions import sample_directions
-    from sigreg_core.nulllaw import from_scaled, to_scaled
-    from sigreg_core.slices import score_slices
+    from sigreg_core.core.directions import sample_directions
+    from sigreg_core.core.nulllaw import from_scaled, to_scaled
+    from sigreg_core.assessment.slices import score_slices
 
     n, dim, draws = int(n), int(dim), int(draws)
     if n < 2 or dim < 1 or draws < 1:
@@ -390,7 +390,7 @@ class RunWriter:
         for name, v in (("keep_every", keep_every), ("keep_last", keep_last)):
             if v is not None and int(v) < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {v}")
-        from sigreg_core.presets import get_preset
+        from sigreg_core.core.presets import get_preset
 
         get_preset(preset)  # refuse an unknown preset now, not inside the loop
         self.run_dir = Path(run_dir)
@@ -603,7 +603,7 @@ def is_run_dir(path: Union[str, os.PathLike]) -> bool:
 
 
 def _snapshot_files(folder: Path) -> dict:
-    from sigreg_core.loading import SUPPORTED_EXTENSIONS
+    from sigreg_core.inputs.loading import SUPPORTED_EXTENSIONS
 
     files = {}
     try:
@@ -658,12 +658,12 @@ def find_runs(roots: Iterable[Union[str, os.PathLike]], max_depth: int = 3) -> l
 def resolve_run_dir(path: Union[str, os.PathLike], roots: Optional[Iterable] = None) -> Path:
     """A run directory typed by a dashboard user, confined to the allowed roots.
 
-    Same rules as :func:`sigreg_core.loading.resolve_server_path` (no ``..``, no NUL,
+    Same rules as :func:`sigreg_core.inputs.loading.resolve_server_path` (no ``..``, no NUL,
     symlinks resolved and checked, relative paths looked up below each root), for a
     directory: a :class:`RunWriter` run or a folder of step-numbered snapshot files.
-    Raises :class:`sigreg_core.loading.EmbeddingLoadError` with one line.
+    Raises :class:`sigreg_core.inputs.loading.EmbeddingLoadError` with one line.
     """
-    from sigreg_core.loading import ALLOWED_ROOTS_ENV, EmbeddingLoadError, allowed_roots
+    from sigreg_core.inputs.loading import ALLOWED_ROOTS_ENV, EmbeddingLoadError, allowed_roots
 
     root_list = allowed_roots(roots)
     text = (os.fspath(path) if not isinstance(path, str) else path).strip()
@@ -717,7 +717,7 @@ def run_version(path: Union[str, os.PathLike]) -> tuple:
 
 
 def default_cache_dir() -> Path:
-    """The package's cache directory (:func:`sigreg_core.cache.cache_root`)."""
+    """The package's cache directory (:func:`sigreg_core.util.cache.cache_root`)."""
     return cache_root()
 
 
@@ -836,7 +836,7 @@ class RunReader:
         return _finish_frame(df)
 
     def _score_file(self, p: Path) -> dict:
-        from sigreg_core.loading import EmbeddingLoadError, load_embeddings
+        from sigreg_core.inputs.loading import EmbeddingLoadError, load_embeddings
 
         try:
             emb = load_embeddings(p, key=self.key, max_rows=self.max_rows)
@@ -891,7 +891,7 @@ class RunReader:
                 return np.asarray(load_file(str(p))[SNAPSHOT_KEY], dtype=np.float32)
             except FileNotFoundError:  # retention removed it after the index was read
                 raise KeyError(f"{self.name}: the snapshot of step {step} was just dropped by retention") from None
-        from sigreg_core.loading import load_embeddings
+        from sigreg_core.inputs.loading import load_embeddings
 
         arr = load_embeddings(p, key=self.key).array
         return arr.reshape(-1, arr.shape[-1])
