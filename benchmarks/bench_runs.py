@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sigreg_core.runs.store import INDEX_NAME, SERIES_COLUMNS, RunReader, RunWriter, summarize, SummaryConfig  # noqa: E402
+from sigreg_core.runs import INDEX_NAME, SERIES_COLUMNS, RunReader, RunWriter, summarize, SummaryConfig  # noqa: E402
 
 
 def writer_cost(tmp: Path, n: int, d: int, m: int, steps: int, summary: bool) -> float:

@@ -174,14 +174,14 @@ def _encoder_sets(settings: Settings) -> list:
 
 def _run_sets() -> list:
     try:
-        from sigreg_core.runs.store import RunReader, find_runs
+        from sigreg_core.runs import RunReader, find_runs
     except ImportError:  # pragma: no cover - runs.py ships with the package
         return []
     roots = list(allowed_roots())
     runs = find_runs(roots)
     if not runs:
         st.caption("No monitored runs below the allowed directories "
-                   "(runs written by `sigreg_core.runs.store.RunWriter`, or folders of step-numbered snapshots).")
+                   "(runs written by `sigreg_core.runs.RunWriter`, or folders of step-numbered snapshots).")
         return []
     labels = {str(r): r.name for r in runs}
     run = st.selectbox("Run", list(labels), format_func=lambda k: labels[k], key="cmp_run")

@@ -1,8 +1,8 @@
 """Monitor page: watch latent health over the steps of one or several training runs, live.
 
-Thin: widgets, and calls into :mod:`sigreg_core.runs.store` (reading the runs' indexes) and
+Thin: widgets, and calls into :mod:`sigreg_core.runs` (reading the runs' indexes) and
 :mod:`sigreg_core.present.monitor_figures` (the figures).  A run is a directory written by
-``sigreg_core.runs.store.RunWriter`` (or ``sigreg demo-train``), or a folder of snapshot files
+``sigreg_core.runs.RunWriter`` (or ``sigreg demo-train``), or a folder of snapshot files
 whose names carry a step number, below an allowed server root.  The time series come
 from the run's SQLite index, never from the snapshot files, and are cached on the
 index's size and mtime, so a live refresh only re-reads a run that changed.
@@ -28,7 +28,7 @@ from sigreg_core.present import figures as F
 from sigreg_core.present import monitor_figures as MF
 from sigreg_core.inputs.loading import EmbeddingLoadError, allowed_roots
 from sigreg_core.present.report import DEFAULTS, Settings
-from sigreg_core.runs.store import RunReader, SummaryConfig, find_runs, resolve_run_dir, run_version
+from sigreg_core.runs import RunReader, SummaryConfig, find_runs, resolve_run_dir, run_version
 
 REPO = _Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "sample_data" / "runs"

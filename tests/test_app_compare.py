@@ -132,7 +132,7 @@ def test_uploads_of_different_dimension_show_one_error_and_the_page_keeps_runnin
 
 
 def test_two_steps_of_a_run(computations, tmp_path, monkeypatch):
-    from sigreg_core.runs.store import RunWriter
+    from sigreg_core.runs import RunWriter
 
     rng = np.random.default_rng(1)
     run = tmp_path / "runs" / "lambda-0.05"

@@ -17,7 +17,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from sigreg_core.runs.store import RunReader, RunWriter
+from sigreg_core.runs import RunReader, RunWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "sample_data" / "runs"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sigreg_core.runs.demo import add_demo_parser, run_demo, train_demo
-from sigreg_core.runs.store import RunReader
+from sigreg_core.runs import RunReader
 
 
 @pytest.fixture(autouse=True)

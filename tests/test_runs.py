@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from sigreg_core.runs import store as R
+from sigreg_core import runs as R
 from sigreg_core.core.directions import sample_directions
 from sigreg_core.core.presets import get_preset
-from sigreg_core.runs.store import RunReader, RunWriter, SummaryConfig, step_from_name
+from sigreg_core.runs import RunReader, RunWriter, SummaryConfig, step_from_name
 
 
 def _gauss(n, d, seed):
@@ -132,7 +132,7 @@ def test_full_disk_does_not_stop_the_loop(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(R.os, "write", write)
+    monkeypatch.setattr(os, "write", write)  # the writer's atomic writes go through os.write
     w = RunWriter(tmp_path, num_slices=16)
     trained = []
     with warnings.catch_warnings(record=True) as caught:
@@ -265,7 +265,7 @@ def test_plain_folder_is_scored_and_cached(tmp_path, monkeypatch):
         calls.append(z.shape)
         return real(z, config, **kw)
 
-    monkeypatch.setattr(R, "summarize", counting)
+    monkeypatch.setattr(R.reader, "summarize", counting)
     cfg = SummaryConfig(num_slices=32)
     r = RunReader(folder, config=cfg, cache_dir=tmp_path / "cache")
     assert r.kind == "folder"

@@ -29,7 +29,7 @@ WRITER = textwrap.dedent(
     """
     import sys, torch
     torch.set_num_threads(1)
-    from sigreg_core.runs.store import RunWriter
+    from sigreg_core.runs import RunWriter
 
     import time
     run_dir, start, keep_last, summary = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
@@ -67,7 +67,7 @@ def check_run(run_dir: Path, reported: set, check_data: bool = True) -> set:
     """Everything visible is complete; every reported step is there. Returns the index's steps."""
     from safetensors.numpy import load_file
 
-    from sigreg_core.runs.store import RunReader
+    from sigreg_core.runs import RunReader
 
     con = sqlite3.connect(str(run_dir / "index.sqlite"))
     try:
@@ -148,7 +148,7 @@ def test_sigkill_at_random_moments_forked(tmp_path):
     """60 SIGKILLs of a forked writer at random moments (fast: no interpreter start-up)."""
     import torch
 
-    from sigreg_core.runs.store import RunWriter
+    from sigreg_core.runs import RunWriter
 
     run_dir = tmp_path / "run"
     rng = random.Random(11)
@@ -204,7 +204,7 @@ def test_sigkill_at_random_moments_forked(tmp_path):
 
 
 def test_reader_polling_a_live_writer_sees_only_complete_snapshots(tmp_path):
-    from sigreg_core.runs.store import RunReader, is_run_dir
+    from sigreg_core.runs import RunReader, is_run_dir
 
     run_dir = tmp_path / "run"
     proc = _spawn(run_dir, 0, keep_last=8, summary=False, pause=0.01)

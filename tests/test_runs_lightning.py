@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sigreg_core.runs.lightning import LatentHealthCallback, LatentHealthLogic
-from sigreg_core.runs.store import RunReader
+from sigreg_core.runs import RunReader
 
 
 class FakeTrainer:

@@ -1,7 +1,7 @@
 """Plotly figures of training runs over steps (the Monitor page), from plain pandas data.
 
 Every function is pure: a mapping ``{run name: time-series DataFrame}`` (as returned by
-:meth:`sigreg_core.runs.store.RunReader.timeseries`) in, a ``plotly.graph_objects.Figure``
+:meth:`sigreg_core.runs.RunReader.timeseries`) in, a ``plotly.graph_objects.Figure``
 out; no streamlit, no torch.  Runs are overlaid, one colour per run.
 
 What is drawn, per logged step (SIGReg = mean over M slices of the Epps–Pulley

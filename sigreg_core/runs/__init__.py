@@ -1,17 +1,31 @@
 """Training runs: write them from a training loop, read them back for the Monitor page.
 
-The crash-safe ``RunWriter`` and the ``RunReader`` of a run folder (:mod:`.store`),
-the demo JEPA world model that produces the shipped runs (:mod:`.demo`), and the
-Lightning callback (:mod:`.lightning`).
+The per-step summary and the Monte Carlo null band of SIGReg (:mod:`.summary`), the
+crash-safe ``RunWriter`` (:mod:`.writer`), discovery and the ``RunReader`` of a run
+folder (:mod:`.reader`), the demo JEPA world model that produces the shipped runs
+(:mod:`.demo`), and the Lightning callback (:mod:`.lightning`).
 """
-from sigreg_core.runs.store import (  # noqa: F401  (the public names of the old sigreg_core.runs)
-    RunReader,
+from sigreg_core.runs.summary import SummaryConfig, sigreg_null_band, sigreg_null_draws, summarize
+from sigreg_core.runs.writer import (
+    CACHE_DIR_ENV,
+    INDEX_NAME,
+    SERIES_COLUMNS,
+    SNAPSHOT_DIR,
+    SNAPSHOT_KEY,
     RunWriter,
-    SummaryConfig,
+)
+from sigreg_core.runs.reader import (
+    RunReader,
+    default_cache_dir,
     find_runs,
     is_run_dir,
     resolve_run_dir,
     run_version,
     step_from_name,
-    summarize,
 )
+
+__all__ = [
+    "SummaryConfig", "summarize", "sigreg_null_draws", "sigreg_null_band",
+    "RunWriter", "INDEX_NAME", "SNAPSHOT_DIR", "SNAPSHOT_KEY", "SERIES_COLUMNS", "CACHE_DIR_ENV",
+    "RunReader", "default_cache_dir", "find_runs", "is_run_dir", "resolve_run_dir", "run_version", "step_from_name",
+]

@@ -34,7 +34,7 @@ learning rate 3e-3 with a cosine decay to 10 %, batches of ``batch`` trajectorie
 256 fresh directions per step) on all B x (T + 1) embeddings of the batch.  Every
 ``log_every`` steps the embeddings of a fixed held-out set of ``eval_rows``
 observations of independent states are logged through
-:class:`sigreg_core.runs.store.RunWriter` with the losses as scalars.
+:class:`sigreg_core.runs.RunWriter` with the losses as scalars.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from sigreg_core.runs.store import RunWriter
+from sigreg_core.runs import RunWriter
 from sigreg_core.core.statistic import SIGReg
 
 __all__ = ["DemoConfig", "SyntheticWorld", "WorldModel", "train_demo", "add_demo_parser", "run_demo",

@@ -3,7 +3,7 @@
 SIGReg (LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312) — the mean over
 slices of the Epps–Pulley statistic ``EP(x) = N sum_k c_k [(Cbar_k - exp(-t_k^2/2))^2 +
 Sbar_k^2]`` — and the rest of the per-step summary are written by
-:class:`sigreg_core.runs.store.RunWriter`; this module only connects it to Lightning's
+:class:`sigreg_core.runs.RunWriter`; this module only connects it to Lightning's
 training loop.  Lightning is imported only when :func:`LatentHealthCallback` is
 called (it is not a dependency of ``sigreg_core``)::
 
@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from sigreg_core.runs.store import RunWriter
+from sigreg_core.runs import RunWriter
 
 __all__ = ["LatentHealthCallback", "LatentHealthLogic", "import_lightning_callback"]
 
@@ -43,7 +43,7 @@ def import_lightning_callback():
         return Callback
     except ImportError:
         raise ImportError("LatentHealthCallback needs PyTorch Lightning: pip install lightning "
-                          "(or use sigreg_core.runs.store.RunWriter directly in a plain PyTorch loop)") from None
+                          "(or use sigreg_core.runs.RunWriter directly in a plain PyTorch loop)") from None
 
 
 class LatentHealthLogic:

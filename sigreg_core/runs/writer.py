@@ -1,0 +1,405 @@
+"""Monitoring a training run: the crash-safe writer a training loop calls.
+
+While a JEPA / world model trains, SIGReg — the mean over M unit directions u_m of the
+Epps–Pulley statistic of the projected embeddings x = Z u_m,
+
+    EP(x) = N * sum_k c_k [ (mean_n cos(t_k x_n) - exp(-t_k^2/2))^2 + (mean_n sin(t_k x_n))^2 ]
+
+(LeJEPA, Balestriero & LeCun, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312) —
+is logged per step next to the loss, so collapse shows the moment it starts.
+
+Writing (inside the training loop)::
+
+    writer = RunWriter("runs/my-run", every=50, max_rows=2048)
+    ...
+    writer.log(step, emb, loss=loss.item(), lam=0.09)    # emb: (N, D) or (..., N, D)
+
+Each logged step
+
+1. subsamples the embeddings to ``max_rows`` rows (seeded by the step) where they live,
+2. computes the summary there (on the training GPU when there is one): SIGReg, its
+   multiple of the exact null mean, the overall p-value, the verdict and collapse modes,
+   RankMe, and the per-slice quantiles (median, 95 %, max) — see :func:`summarize`,
+3. writes the snapshot atomically: ``safetensors.torch.save`` to bytes, a temporary
+   file in the same directory, flush + ``os.fsync``, ``os.replace``, fsync of the
+   directory,
+4. and only then commits one row to the run's index, a SQLite database in WAL mode
+   (``index.sqlite``; one row per step with real columns for the time series and JSON
+   for the full summary and the user's scalars).
+
+Retention keeps every k-th snapshot (``keep_every``) and/or the last K (``keep_last``);
+index rows are always kept (a dropped snapshot's ``snapshot`` column becomes NULL
+before its file is deleted).  Writing never crashes training: an ``OSError`` or
+``sqlite3.Error`` (full disk, permissions, a vanished directory), or a failing summary,
+issues one ``RuntimeWarning`` per kind and the loop goes on; the next call tries again.
+
+Reading: :class:`RunReader` opens a run directory (the index is read, never the
+snapshot files, so a 10 000-step time series loads in well under a second) or a plain
+folder of snapshot files whose names carry a step number (``step_000100.npy``,
+``emb-1200.pt``, ...), written by any tool; those are loaded with
+:func:`sigreg_core.inputs.loading.load_embeddings` and scored here, with the summaries cached
+in a SQLite file keyed by (path, mtime, size, settings).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from sigreg_core.util.cache import CACHE_ENV
+from sigreg_core.runs.summary import SummaryConfig, _float, _jsonable, summarize
+
+__all__ = ["RunWriter", "INDEX_NAME", "SNAPSHOT_DIR", "SNAPSHOT_KEY", "SERIES_COLUMNS", "CACHE_DIR_ENV"]
+
+INDEX_NAME = "index.sqlite"
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_KEY = "embeddings"
+FORMAT_VERSION = 1
+CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.util.cache)
+_TMP_MARK = ".tmp-"
+
+#: real columns of the index, in order (the time series; ``summary`` and ``scalars`` are JSON)
+SERIES_COLUMNS = (
+    "n", "d", "m", "sigreg", "null_mean", "sigreg_over_null",
+    "p_value", "log10_p", "rankme", "q50", "q95", "qmax", "slice_null_q95", "summary_seconds",
+)
+_TEXT_COLUMNS = ("verdict", "modes", "error")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    step INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    snapshot TEXT,
+    {", ".join(f"{c} REAL" for c in SERIES_COLUMNS)},
+    verdict TEXT,
+    modes TEXT,
+    error TEXT,
+    summary TEXT,
+    scalars TEXT
+);
+"""
+
+
+
+# ----------------------------------------------------------------------------- helpers
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return  # platforms without directory fds
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync dir)."""
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _snapshot_name(step: int) -> str:
+    return f"step_{step:09d}.safetensors"
+
+
+def _subsample(z: torch.Tensor, max_rows: Optional[int], step: int) -> torch.Tensor:
+    n = z.shape[0]
+    if max_rows is None or n <= max_rows:
+        return z
+    g = torch.Generator().manual_seed(int(step) & 0x7FFFFFFF)
+    idx = torch.randperm(n, generator=g)[:max_rows].sort().values
+    return z.index_select(0, idx.to(z.device))
+
+
+def _as_rows(embeddings) -> torch.Tensor:
+    """(N, D) view of the embeddings: leading axes (views, time) are folded into rows."""
+    t = embeddings if isinstance(embeddings, torch.Tensor) else torch.as_tensor(np.asarray(embeddings))
+    t = t.detach()
+    if t.ndim < 2:
+        raise ValueError(f"embeddings must have shape (..., N, D), got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"embeddings must be floating point, got {t.dtype}")
+    return t.reshape(-1, t.shape[-1])
+
+
+def _connect(path: Path, *, readonly: bool, timeout: float = 10.0) -> sqlite3.Connection:
+    if readonly:
+        try:
+            con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                                  check_same_thread=False)
+            con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            return con
+        except sqlite3.Error:
+            pass  # e.g. a WAL database whose -shm cannot be created read-only: open normally
+    con = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+    return con
+
+
+# ----------------------------------------------------------------------------- writer
+class RunWriter:
+    """Log embedding snapshots and their latent-health summary from a training loop.
+
+    Parameters
+    ----------
+    run_dir: the run's directory (created; an existing run is appended to).
+    every: log only steps that are multiples of ``every`` (``log`` returns False for others).
+    max_rows: rows kept per snapshot (uniform random subset seeded by the step); the
+        summary is computed on the same rows.
+    keep_every, keep_last: retention — keep the snapshot of every ``keep_every``-th
+        logged step (steps that are multiples of ``every * keep_every``) and/or of the
+        last ``keep_last`` logged steps (both None: keep all).
+    num_slices, preset, seed: the summary's settings (:class:`SummaryConfig`); the
+        directions are fixed for the whole run.
+    summary: False to store snapshots and scalars only (the reader scores them later).
+    metadata: free JSON-safe dict stored with the run (model name, lambda, ...).
+
+    ``log`` never raises for I/O or scoring problems: it warns once per kind and
+    returns False.  Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        run_dir: Union[str, os.PathLike],
+        every: int = 1,
+        max_rows: Optional[int] = 4096,
+        *,
+        keep_every: Optional[int] = None,
+        keep_last: Optional[int] = None,
+        num_slices: int = 256,
+        preset: str = "lejepa",
+        seed: int = 0,
+        summary: bool = True,
+        metadata: Optional[dict] = None,
+    ) -> None:
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if max_rows is not None and int(max_rows) < 2:
+            raise ValueError(f"max_rows must be >= 2 (the statistic needs 2 rows), got {max_rows}")
+        for name, v in (("keep_every", keep_every), ("keep_last", keep_last)):
+            if v is not None and int(v) < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {v}")
+        from sigreg_core.core.presets import get_preset
+
+        get_preset(preset)  # refuse an unknown preset now, not inside the loop
+        self.run_dir = Path(run_dir)
+        self.every = int(every)
+        self.max_rows = None if max_rows is None else int(max_rows)
+        self.keep_every = None if keep_every is None else int(keep_every)
+        self.keep_last = None if keep_last is None else int(keep_last)
+        self.config = SummaryConfig(preset=str(preset), num_slices=int(num_slices), seed=int(seed))
+        self.summary = bool(summary)
+        self.metadata = dict(metadata or {})
+        self._con: Optional[sqlite3.Connection] = None
+        self._warned: set = set()
+        self._lock = threading.Lock()
+        self.written = 0
+        self.failed = 0
+        self._open()
+
+    # -- lifecycle
+    def _warn(self, kind: str, msg: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(f"latent-health RunWriter ({self.run_dir}): {msg}; training goes on "
+                          "(this warning is shown once)", RuntimeWarning, stacklevel=3)
+
+    def _open(self) -> bool:
+        if self._con is not None:
+            return True
+        try:
+            (self.run_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
+            for p in (self.run_dir / SNAPSHOT_DIR).iterdir():  # temp files of a killed writer
+                if _TMP_MARK in p.name and p.name.startswith("."):
+                    try:
+                        p.unlink()
+                    except OSError:
+                        pass
+            con = sqlite3.connect(str(self.run_dir / INDEX_NAME), timeout=30.0, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(_SCHEMA)
+            meta = {
+                "format": FORMAT_VERSION,
+                "summary": self.config.to_dict(),
+                "max_rows": self.max_rows,
+                "every": self.every,
+                "keep_every": self.keep_every,
+                "keep_last": self.keep_last,
+                "metadata": _jsonable(self.metadata),
+            }
+            with con:
+                con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (json.dumps(time.time()),))
+                con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('config', ?)", (json.dumps(meta),))
+            self._con = con
+            return True
+        except (OSError, sqlite3.Error) as exc:
+            self._con = None
+            self._warn("io", f"cannot open the run index ({type(exc).__name__}: {exc})")
+            return False
+
+    def close(self) -> None:
+        """Checkpoint the WAL and switch the index to a single self-contained file."""
+        with self._lock:
+            con, self._con = self._con, None
+            if con is None:
+                return
+            try:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                con.execute("PRAGMA journal_mode=DELETE")  # fails harmlessly while a reader is attached
+            except sqlite3.Error:
+                pass
+            finally:
+                con.close()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- logging
+    def should_log(self, step: int) -> bool:
+        return int(step) % self.every == 0
+
+    def log(self, step: int, embeddings, **scalars) -> bool:
+        """Record ``embeddings`` at ``step`` with the user's ``scalars``; True when written.
+
+        ``embeddings``: a tensor or array of shape (N, D), or (..., N, D) (leading axes are
+        folded into rows).  Scalars may be Python numbers, 0-d tensors or strings.
+        """
+        step = int(step)
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        if not self.should_log(step):
+            return False
+        z = _as_rows(embeddings)
+        with self._lock:
+            ok = self._log(step, z, scalars)
+        if ok:
+            self.written += 1
+        else:
+            self.failed += 1
+        return ok
+
+    def _log(self, step: int, z: torch.Tensor, scalars: dict) -> bool:
+        z = _subsample(z, self.max_rows, step)
+        summ: dict = {}
+        error = None
+        if self.summary:
+            try:
+                summ = summarize(z, self.config)
+            except Exception as exc:  # a bad batch (NaN, 1 row) must not stop training
+                error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                self._warn("summary", f"could not summarise step {step} ({error})")
+        if not self._open():
+            return False
+        try:
+            from safetensors.torch import save
+
+            snap = self.run_dir / SNAPSHOT_DIR / _snapshot_name(step)
+            cpu = z.to(device="cpu", dtype=torch.float32).contiguous()
+            data = save({SNAPSHOT_KEY: cpu}, metadata={"step": str(step), "format": str(FORMAT_VERSION)})
+            _atomic_write(snap, data)
+            row = {c: _float(summ.get(c)) for c in SERIES_COLUMNS}
+            row["n"], row["d"] = float(cpu.shape[0]), float(cpu.shape[1])
+            vals = (
+                [step, time.time(), f"{SNAPSHOT_DIR}/{snap.name}"]
+                + [row[c] for c in SERIES_COLUMNS]
+                + [summ.get("verdict"), json.dumps(summ.get("modes", [])) if summ else None, error,
+                   json.dumps(_jsonable(summ)) if summ else None, json.dumps(_jsonable(_scalars(scalars)))]
+            )
+            cols = ["step", "time", "snapshot", *SERIES_COLUMNS, *_TEXT_COLUMNS, "summary", "scalars"]
+            with self._con:
+                self._con.execute(
+                    f"INSERT OR REPLACE INTO steps({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", vals
+                )
+            self._retain()
+            return True
+        except (OSError, sqlite3.Error) as exc:
+            kind = "disk full" if getattr(exc, "errno", None) == errno.ENOSPC else "io"
+            self._warn(kind, f"could not write step {step} ({type(exc).__name__}: {exc})")
+            if isinstance(exc, sqlite3.Error):
+                try:
+                    self._con.close()
+                except Exception:
+                    pass
+                self._con = None  # reopen on the next call
+            return False
+
+    def _retain(self) -> None:
+        if self.keep_every is None and self.keep_last is None:
+            return
+        con = self._con
+        held = con.execute("SELECT step, snapshot FROM steps WHERE snapshot IS NOT NULL ORDER BY step").fetchall()
+        last = set()
+        if self.keep_last is not None:
+            last = {s for (s,) in con.execute("SELECT step FROM steps ORDER BY step DESC LIMIT ?",
+                                              (self.keep_last,)).fetchall()}
+        drop = []
+        for step, snap in held:
+            keep = (self.keep_every is not None and (step // self.every) % self.keep_every == 0) or step in last
+            if not keep:
+                drop.append((step, snap))
+        if not drop:
+            return
+        with con:  # the index forgets the file first, then the file goes
+            con.executemany("UPDATE steps SET snapshot = NULL WHERE step = ?", [(s,) for s, _ in drop])
+        for _, snap in drop:
+            try:
+                (self.run_dir / snap).unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _scalars(scalars: dict) -> dict:
+    out = {}
+    for k, v in scalars.items():
+        if isinstance(v, torch.Tensor):
+            v = v.detach()
+            v = v.item() if v.numel() == 1 else None
+        elif isinstance(v, np.ndarray):
+            v = v.item() if v.size == 1 else None
+        elif isinstance(v, (np.floating, np.integer, np.bool_)):
+            v = v.item()
+        if v is None or isinstance(v, (bool, int, float, str)):
+            out[str(k)] = v
+        else:
+            out[str(k)] = str(v)
+    return out
+
+
