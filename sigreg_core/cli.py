@@ -195,10 +195,12 @@ def _modes_text(modes) -> str:
 
 
 def _table(rows: list) -> str:
+    from sigreg_core.util.text import visible
+
     headers = ["file", "rows", "dim", "SIGReg", "null mean", "p-value", "verdict", "modes"]
     body = []
     for r in rows:
-        label = r["file"] + (f"[{r['key']}]" if r.get("key") else "")
+        label = visible(r["file"]) + (f"[{visible(r['key'])}]" if r.get("key") else "")  # one row stays one line
         if r.get("num_views", 1) > 1:
             label += f" ({r['num_views']} views)"
         if r.get("view") is not None:
@@ -224,7 +226,7 @@ def _table(rows: list) -> str:
         )
     for r in rows:
         for n in r.get("notices", []):
-            lines.append(f"note: {r['file']}: {n}")
+            lines.append(f"note: {visible(r['file'])}: {visible(n)}")
     return "\n".join(lines)
 
 
@@ -283,6 +285,8 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
     if args.view is not None:
         row["view"] = args.view
     row["notices"] = list(notices)
+    if (result.config or {}).get("work_budget"):
+        row["notices"].append(result.config["work_budget"])
     for k, val in result.to_dict().items():
         if k not in row:
             row[k] = val
@@ -510,6 +514,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # --help / --version
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    except RuntimeError as exc:  # torch's allocator reports exhaustion as RuntimeError, not MemoryError
+        if debug:
+            raise
+        if "allocate" in str(exc).lower() or "out of memory" in str(exc).lower():
+            _err(f"{PROG}: error: out of memory ({' '.join(str(exc).split())[:160]}); score fewer rows with --max-rows, "
+                 f"fewer --slices, or lower LATENT_HEALTH_MAX_DIM")
+            return EXIT_USAGE
+        _err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
+        return EXIT_INTERNAL
     except Exception as exc:
         if debug:
             raise
@@ -518,7 +531,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(" ".join(line.split()) + "\n")
+    from sigreg_core.util.text import visible
+
+    sys.stderr.write(" ".join(visible(line).split()) + "\n")  # file names are data: no raw control bytes
     sys.stderr.flush()
 
 

@@ -68,6 +68,7 @@ from sigreg_core.core import nulllaw as nl
 from sigreg_core.core.device import resolve_device
 from sigreg_core.assessment.diagnosis import MODES, diagnose
 from sigreg_core.assessment.families import FAMILIES, make_directions, principal_axes
+from sigreg_core.assessment.budget import check_dense_dim, fit_null_draws
 from sigreg_core.assessment.metrics import MomentSums, metrics_from_sums
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment.slices import SliceStats, score_slices
@@ -591,10 +592,15 @@ def assess(
         raise ValueError("the worst family searches on local rows and is not supported with distributed=True; "
                          "gather the batch or use random, coordinate or principal")
     zz = _validate(z)
+    budget_note = None
+    if zz.ndim in (2, 3):  # work budget before any D x D allocation (assessment/budget.py)
+        check_dense_dim(int(zz.shape[-1]))
+        if family != "worst":
+            null_draws, budget_note = fit_null_draws(int(zz.shape[-1]), null_draws, DEFAULT_NULL_DRAWS)
     kw = dict(num_slices=int(num_slices), seed=int(seed), preset=p, family=family, device=device,
               distributed=bool(distributed), null_draws=null_draws, cache_dir=cache_dir)
     if zz.ndim == 2:
-        return _assess_2d(zz, progress=progress, **kw)
+        return _with_budget_note(_assess_2d(zz, progress=progress, **kw), budget_note)
     if zz.ndim != 3:
         raise ValueError(f"embeddings must have shape (N, D) or (V, N, D), got {tuple(zz.shape)}")
     v = int(zz.shape[0])
@@ -627,10 +633,17 @@ def assess(
                                                           "Cauchy-combined over views")
     pv = dict(first.p_values, views={"method": "Cauchy combination of the views' verdict p-values",
                                      "p_values": [a.p_value for a in views]})
-    return Assessment(
+    return _with_budget_note(Assessment(
         sigreg=sig, null_mean=first.null_mean, p_value=max(pc, nl.P_FLOOR), verdict=verdict, modes=modes,
         per_slice=per, metrics=first.metrics, config=config, slices=first.slices, directions=first.directions,
         mode_evidence=evidence, p_values=pv, sigreg_over_null=sig / first.null_mean if first.null_mean else float("nan"),
         null_quantiles=first.null_quantiles, log10_p_value=lpc / math.log(10),
         seconds=float(sum(a.seconds for a in views)), device=first.device, views=views, screens=first.screens,
-    )
+    ), budget_note)
+
+
+def _with_budget_note(a: "Assessment", note) -> "Assessment":
+    """Record in the result that the work budget changed the method (assessment/budget.py)."""
+    if note:
+        a.config = dict(a.config, work_budget=note)
+    return a

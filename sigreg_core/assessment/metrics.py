@@ -34,6 +34,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from sigreg_core.assessment.budget import check_dense_dim
+
 __all__ = ["MomentSums", "companion_metrics", "metrics_from_sums", "rankme", "RANKME_EPS"]
 
 RANKME_EPS = 1e-7
@@ -68,6 +70,8 @@ class MomentSums:
 
     def __post_init__(self) -> None:
         d = int(self.dim)
+        if self.s2 is None:
+            check_dense_dim(d)  # the (D, D) sums below: refuse before allocating (assessment/budget.py)
         f64 = dict(dtype=torch.float64)
         if self.s1 is None:
             self.s1 = torch.zeros(d, **f64)

@@ -12,12 +12,15 @@ from typing import Any, Optional
 
 import numpy as np
 
+from sigreg_core.util.text import visible
+
 
 class EmbeddingLoadError(ValueError):
     """A file could not be used as embeddings; the message is one line: what, where, how to fix."""
 
     def __init__(self, message: str):
-        message = " ".join(str(message).split())  # one line, always
+        # one line, always; control characters from file names/keys shown as escapes (\x1b), never raw
+        message = " ".join(visible(message).split())
         if len(message) > 600:
             message = message[:597] + "..."
         super().__init__(message)
