@@ -20,7 +20,7 @@ class EmbeddingLoadError(ValueError):
 
     def __init__(self, message: str):
         # one line, always; control characters from file names/keys shown as escapes (\x1b), never raw
-        message = " ".join(visible(message).split())
+        message = visible(" ".join(str(message).split()))
         if len(message) > 600:
             message = message[:597] + "..."
         super().__init__(message)

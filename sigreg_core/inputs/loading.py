@@ -212,7 +212,7 @@ def list_keys(source, name: Optional[str] = None, *, max_bytes: Optional[Union[i
         if fmt == "pt":
             obj = _pt_load(ctx)
             out = []
-            for k, t in _pt_leaves(obj):
+            for k, t in _pt_leaves(obj, ctx):
                 shape = tuple(t.shape)
                 out.append(ArrayEntry(k, shape, str(t.dtype).replace("torch.", ""), _tensor_problem(t) is None and len(shape) in (2, 3)))
             return out

@@ -6,7 +6,7 @@ import numpy as np
 
 from sigreg_core.inputs.context import _META_COLUMNS, _Ctx, _dtype_name, _finish, _note_set_aside
 from sigreg_core.inputs.errors import LoadedEmbeddings, _first_line, _human
-from sigreg_core.inputs.limits import MAX_BYTES_ENV
+from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_COLUMNS_ENV, max_columns
 from sigreg_core.inputs.sniff import _sniff
 
 
@@ -19,6 +19,39 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _first_data_line(ctx: _Ctx, sep: str) -> tuple:
+    """``(line_bytes, columns)`` of the first non-blank line, read in 1 MiB blocks.
+
+    Reading stops as soon as the separators counted exceed the column limit (then
+    ``line_bytes`` is None and ``columns`` is a lower bound), so a one-line file of
+    10^6 columns costs one block, not a parse.  The line is decoded whole, never cut
+    inside a multi-byte UTF-8 character.
+    """
+    limit = max_columns()
+    sep_b = sep.encode()
+    with ctx.src.open() as f:
+        while True:
+            buf = bytearray()
+            ncols = 1
+            end = False
+            while True:
+                block = f.read(1 << 20)
+                if not block:
+                    end = True
+                    break
+                cut = block.find(b"\n")
+                part = block if cut < 0 else block[:cut]
+                ncols += part.count(sep_b)
+                buf += part
+                if ncols > limit:
+                    return None, ncols
+                if cut >= 0:
+                    f.seek(f.tell() - (len(block) - cut - 1))
+                    break
+            if buf.strip() or end:
+                return bytes(buf).rstrip(b"\r"), ncols
 
 
 def _load_csv(ctx: _Ctx, sep: str, fmt: str) -> LoadedEmbeddings:
@@ -37,13 +70,18 @@ def _load_csv(ctx: _Ctx, sep: str, fmt: str) -> LoadedEmbeddings:
     if b"\x00" in head:
         kind = _sniff(head)
         ctx.fail(f"is binary, not {fmt.upper()} text{' (it looks like ' + kind + ')' if kind else ''}; check the file and its extension")
-    if len(head) < src.size:  # a partial read may cut a multi-byte character: decode whole lines only
-        head = head[: head.rfind(b"\n") + 1] or head
+    raw_line, ncols = _first_data_line(ctx, sep)
+    limit = max_columns()
+    if ncols > limit:
+        ctx.fail(
+            f"has {f'more than {limit:,}' if raw_line is None else f'{ncols:,}'} columns on its first line, over the column limit of "
+            f"{limit:,} (parsing that many columns takes minutes); save wide embeddings as .npy/.safetensors/.parquet "
+            f"or raise {MAX_COLUMNS_ENV}"
+        )
     try:
-        first = head.decode("utf-8").splitlines()
+        first_line = raw_line.decode("utf-8")
     except UnicodeDecodeError:
         ctx.fail(f"is not UTF-8 text; save the {fmt.upper()} as UTF-8")
-    first_line = next((ln for ln in first if ln.strip()), "")
     has_header = not all(_is_number(c) for c in first_line.split(sep)) if first_line else True
     try:
         with src.open() as f:

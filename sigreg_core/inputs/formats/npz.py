@@ -10,6 +10,7 @@ import numpy as np
 
 from sigreg_core.inputs.context import _STREAM_CHUNK, _Ctx, _finish, _gather, _pick_key, _to_f32
 from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line, _human
+from sigreg_core.inputs.limits import MAX_BYTES_ENV
 from sigreg_core.inputs.formats.npy import _read_npy_header
 from sigreg_core.inputs.formats.zipfiles import _check_zip_member, _open_zip, _read_exact
 
@@ -73,6 +74,9 @@ def _load_npz(ctx: _Ctx) -> LoadedEmbeddings:
                     out = _stream_rows(f, ctx, entry.key, shape, dtype, view_index, idx, out_shape)
         except EmbeddingLoadError:
             raise
+        except MemoryError:
+            ctx.fail(f"ran out of memory decompressing member {entry.key!r}; pass max_rows (CLI --max-rows) or lower "
+                     f"max_bytes / {MAX_BYTES_ENV} so such members are refused up front")
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, struct.error) as exc:
             ctx.fail(f"member {entry.key!r} cannot be decompressed ({_first_line(exc)}); the archive is corrupt, re-save it")
         except Exception as exc:

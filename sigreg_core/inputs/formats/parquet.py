@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 
 from sigreg_core.inputs.context import _META_COLUMNS, _Ctx, _finish, _note_set_aside
-from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line
+from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line, _human
+from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_COLUMNS_ENV, max_columns
 from sigreg_core.inputs.sniff import _sniff
 
 
@@ -67,6 +70,10 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
     pf, schema, meta = _parquet_file(ctx)
     total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     ctx.check_bytes(int(total), "the parquet table (uncompressed)")
+    limit = max_columns()
+    if meta.num_columns > limit:
+        ctx.fail(f"has {meta.num_columns:,} columns, over the column limit of {limit:,}; store the vectors in one "
+                 f"list column or as .npy/.safetensors, or raise {MAX_COLUMNS_ENV}")
     vec, num, other = _parquet_kinds(schema)
     names = list(schema.names)
     if ctx.key is not None:
@@ -86,6 +93,7 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
             aside = [c for c in names if c != vec_col]
             if aside:
                 ctx.notices.append(f"set aside columns {', '.join(aside[:10])}{' …' if len(aside) > 10 else ''} (used vector column {vec_col!r})")
+            _check_vector_column(ctx, pf, schema, meta, vec_col)  # decoded size from metadata, before decoding
             col = pf.read(columns=[vec_col]).column(0).combine_chunks()
             return _vectors_to_embeddings(ctx, col, vec_col)
         meta_cols = [c for c in num if c.strip().lower() in _META_COLUMNS or c.startswith("Unnamed:") or c == "__index_level_0__"]
@@ -95,6 +103,9 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
             ctx.fail(f"has no numeric columns (columns: {', '.join(names[:10])}); write one numeric column per dimension or one list column of vectors")
         shape = (meta.num_rows, len(use))
         shape, _v, idx, out_shape = ctx.plan(shape)
+        decoded = sum(meta.num_rows * max(_width(schema.field(c).type), 1) for c in use)
+        ctx.check_bytes(decoded + 4 * math.prod(out_shape) + 8 * meta.num_rows,
+                        f"decoding {len(use):,} numeric columns of {meta.num_rows:,} rows")
         table = pf.read(columns=use)
         out = np.empty(out_shape, dtype=np.float32)
         dtypes = set()
@@ -109,6 +120,51 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
         raise
     except Exception as exc:
         ctx.fail(f"cannot be read as parquet ({_first_line(exc)}); the file is corrupt, re-save it")
+
+
+def _width(arrow_type) -> int:
+    """Bytes per value of a fixed-width arrow type (8 when unknown)."""
+    try:
+        return max(int(arrow_type.bit_width) // 8, 1)
+    except (ValueError, AttributeError):
+        return 8
+
+
+def _leaf_values(meta, column: str) -> int:
+    """Values stored in the leaf column of ``column`` over all row groups, from the footer alone."""
+    total = 0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        for j in range(rg.num_columns):
+            cc = rg.column(j)
+            if cc.path_in_schema == column or cc.path_in_schema.startswith(column + "."):
+                total += int(cc.num_values)
+    return total
+
+
+def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str) -> None:
+    """Refuse a list / fixed-size-list column whose decoded size is over the limit, before decoding it.
+
+    Compressed pages of zeros (zstd, RLE, dictionary) are tiny, so neither the file size nor the row
+    groups' encoded ``total_byte_size`` bounds the decoded column: a 3.5 KB file can hold 1.75 GB.
+    A fixed-size list holds rows x list_size values; a variable list holds the leaf column's
+    ``num_values`` from the footer.  Decoding keeps the arrow values, a float64 copy and the float32
+    result: (itemsize + 8 + 4) bytes per value.
+    """
+    import pyarrow as pa
+
+    t = schema.field(name).type
+    n = int(meta.num_rows)
+    if pa.types.is_fixed_size_list(t):
+        values = n * int(t.list_size)
+    else:
+        values = _leaf_values(meta, name)
+    per_value = _width(t.value_type) + 8 + 4
+    need = values * per_value
+    if need > ctx.max_bytes:  # the whole column is decoded whatever max_rows says
+        ctx.fail(f"vector column {name!r} decodes to {values:,} values needing {_human(need)}, over the limit of "
+                 f"{_human(ctx.max_bytes)} (checked from the footer before decoding); raise max_bytes / {MAX_BYTES_ENV} "
+                 f"or save fewer rows")
 
 
 def _arrow_name(types: set) -> str:

@@ -11,9 +11,10 @@ from typing import Optional
 import numpy as np
 
 from sigreg_core.inputs.context import _STREAM_CHUNK, _Ctx, _finish, _numpy_dtype_problem, _pick_key
-from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line
+from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line, _human
 from sigreg_core.inputs.sniff import _sniff
 from sigreg_core.inputs.formats.zipfiles import _open_zip
+from sigreg_core.inputs.limits import MAX_NODES_ENV, max_nodes
 
 
 def _load_pt(ctx: _Ctx) -> LoadedEmbeddings:
@@ -101,11 +102,26 @@ def _pt_load(ctx: _Ctx):
         ctx.fail(f"cannot be read as a PyTorch file ({_first_line(exc)}); the file is corrupt or truncated, re-save it")
 
 
-def _pt_leaves(obj, prefix="", depth=0, out=None):
+def _pt_leaves(obj, ctx: Optional[_Ctx] = None, prefix="", depth=0, out=None, seen=None):
+    """``[(dotted key, tensor)]`` of a loaded object graph, depth <= 20.
+
+    Every container or tensor reached counts towards :func:`~sigreg_core.inputs.limits.max_nodes`,
+    *including each further path to a shared object*: pickle memoises shared references, so
+    ``c = [c] * 10`` nested 12 times loads from 1.7 KB but has 10^12 paths; the walk stops
+    with one line as soon as the count passes the limit.
+    """
     import torch
 
     if out is None:
         out = []
+        seen = [0, max_nodes()]
+    seen[0] += 1
+    if seen[0] > seen[1]:
+        who = f"{ctx.src.name}: " if ctx is not None else ""
+        raise EmbeddingLoadError(
+            f"{who}its object graph has more than {seen[1]:,} containers/tensors (counting every path to a shared "
+            f"object; crafted or corrupt?); save the embeddings tensor alone, or raise {MAX_NODES_ENV}"
+        )
     if depth > 20:
         return out
     if isinstance(obj, torch.Tensor):
@@ -114,10 +130,10 @@ def _pt_leaves(obj, prefix="", depth=0, out=None):
         out.append((prefix or None, obj))
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            _pt_leaves(v, f"{prefix}.{k}" if prefix else str(k), depth + 1, out)
+            _pt_leaves(v, ctx, f"{prefix}.{k}" if prefix else str(k), depth + 1, out, seen)
     elif isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            _pt_leaves(v, f"{prefix}.{i}" if prefix else str(i), depth + 1, out)
+            _pt_leaves(v, ctx, f"{prefix}.{i}" if prefix else str(i), depth + 1, out, seen)
     return out
 
 
@@ -136,6 +152,28 @@ def _tensor_problem(t) -> Optional[str]:
         return "holds booleans, not embeddings"
     if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
         return f"has unsupported dtype {t.dtype}"
+    return _view_problem(t)
+
+
+def _view_problem(t) -> Optional[str]:
+    """A view that describes more elements than its storage holds (zero strides, overlapping strides).
+
+    ``torch.save`` keeps views as (storage, offset, size, stride): a 4-byte storage with strides
+    (0, 0) reads as a 1 GiB tensor.  Every element of a usable embeddings tensor must be its own
+    stored number: numel * itemsize <= the bytes the view can reach, and no stride 0 on an axis
+    longer than 1.
+    """
+    if t.numel() <= 1:
+        return None
+    shape, strides = tuple(t.shape), tuple(t.stride())
+    need = t.numel() * t.element_size()
+    try:
+        stored = t.untyped_storage().nbytes() - t.storage_offset() * t.element_size()
+    except (RuntimeError, NotImplementedError):
+        stored = need
+    if any(s == 0 and n > 1 for s, n in zip(strides, shape)) or need > stored:
+        return (f"is a zero-stride or overlapping view (shape {shape}, strides {strides}: {_human(need)} described, "
+                f"{_human(max(stored, 0))} stored); save a real copy with t.clone() or t.contiguous()")
     return None
 
 
@@ -143,7 +181,7 @@ def _pt_object_and_tensor(ctx: _Ctx):
     import torch
 
     obj = _pt_load(ctx)
-    leaves = _pt_leaves(obj)
+    leaves = _pt_leaves(obj, ctx)
     entries = []
     by_key = {}
     for k, t in leaves:

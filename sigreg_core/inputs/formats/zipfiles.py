@@ -9,10 +9,10 @@ from typing import Optional
 
 from sigreg_core.inputs.context import _STREAM_CHUNK, _Ctx
 from sigreg_core.inputs.errors import _first_line, _human
-from sigreg_core.inputs.limits import MAX_BYTES_ENV
+from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_COMPRESSION_RATIO
 from sigreg_core.inputs.formats.npy import _NPY_MAX_HEADER
 
-_DEFLATE_MAX_RATIO = 1100  # deflate cannot compress better than ~1032:1
+_METHODS = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
 
 def _open_zip(ctx: _Ctx, what: str) -> zipfile.ZipFile:
@@ -38,10 +38,15 @@ def _check_zip_member(ctx: _Ctx, info: zipfile.ZipInfo, budget: Optional[int] = 
         )
     if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
         ctx.fail(f"member {info.filename!r} is stored uncompressed but its sizes disagree; the archive is corrupt")
-    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _DEFLATE_MAX_RATIO * max(info.compress_size, 1) + 4096:
+    # every method, not only deflate: bzip2 and lzma squeeze gigabytes of zeros into a few KB, and
+    # decompressing them costs minutes before any size check could fire; embeddings compress < 10:1
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1) + 4096:
+        method = _METHODS.get(info.compress_type, str(info.compress_type))
         ctx.fail(
-            f"member {info.filename!r} claims a compression ratio of {info.file_size / max(info.compress_size, 1):,.0f}:1, "
-            f"beyond what deflate can produce (zip bomb or forged header); re-save the archive"
+            f"member {info.filename!r} ({method}) claims {_human(info.file_size)} from {_human(info.compress_size)}, a "
+            f"compression ratio of {ratio:,.0f}:1, beyond what {method} can produce from embeddings (limit "
+            f"{MAX_COMPRESSION_RATIO:,}:1; zip bomb or forged header); re-save with numpy.savez or numpy.savez_compressed"
         )
 
 
