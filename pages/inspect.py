@@ -31,6 +31,7 @@ from sigreg_core.inputs.loading import (
     load_embeddings,
     resolve_server_path,
 )
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.present.report import (
     DEFAULTS,
     METRIC_LABELS,
@@ -128,7 +129,7 @@ def _choose_source(settings: Settings):
         resolved = resolve_server_path(chosen)
     except EmbeddingLoadError as exc:
         st.session_state["insp_path_loaded"] = None
-        st.error(str(exc))
+        st.error(md(exc, None))
         return None
     mtime = resolved.stat().st_mtime_ns
     key = _key_picker(("path", str(resolved), mtime), lambda: list_keys(resolved))
@@ -136,7 +137,7 @@ def _choose_source(settings: Settings):
     label = st.session_state.get("insp_request_label")
     if label and chosen == st.session_state.get("insp_path"):
         desc["label"] = label
-        st.caption(f"Opened from another page: {label}")
+        st.caption(f"Opened from another page: {md(label)}")
     return (("path", str(resolved), mtime, key, max_rows),
             lambda: load_embeddings(resolved, key=key, max_rows=max_rows), desc)
 
@@ -162,15 +163,15 @@ def _load(choice) -> None:
     if st.session_state.get("insp_load_key") == load_key:
         return
     if st.session_state.get("insp_failed_key") == load_key:
-        st.error(st.session_state["insp_failed_msg"])
+        st.error(md(st.session_state["insp_failed_msg"], None))
         return
     try:
-        with st.spinner(f"Reading {desc['name']} ..."):
+        with st.spinner(f"Reading {md(desc['name'])} ..."):
             emb = thunk()
     except EmbeddingLoadError as exc:
         st.session_state["insp_failed_key"] = load_key
         st.session_state["insp_failed_msg"] = str(exc)
-        st.error(str(exc))
+        st.error(md(exc, None))
         return
     digest = f"{emb.sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
     st.session_state["insp_loaded"] = {
@@ -205,7 +206,7 @@ def _compute(z: np.ndarray, digest: str, settings: Settings):
             rep = cache.get_or_build(digest, settings, z, progress=progress)
         except (ValueError, RuntimeError) as exc:
             status.update(label="Could not compute the report", state="error", expanded=True)
-            st.error(" ".join(str(exc).split()))
+            st.error(md(exc, None))
             return None
         status.update(label=f"Computed in {time.perf_counter() - t0:.2f} s", state="complete", expanded=False)
     return rep
@@ -380,9 +381,9 @@ if loaded is None:
     st.stop()
 
 arr = loaded["array"]
-st.markdown(f"**Data:** {loaded['describe']}")
+st.markdown(f"**Data:** {md(loaded['describe'], None)}")
 for note in loaded["notices"]:
-    st.caption(f"Note: {note}")
+    st.caption(f"Note: {md(note, None)}")
 if arr.shape[-2] < loaded["original_rows"]:
     st.warning(f"Row limit: scoring {arr.shape[-2]:,} of {loaded['original_rows']:,} rows, a uniform random "
                f"subset (seed 0). Raise the row limit in the sidebar to score more.", icon=":material/filter_alt:")

@@ -27,6 +27,7 @@ import pandas as pd
 from sigreg_core.present import figures as F
 from sigreg_core.present import monitor_figures as MF
 from sigreg_core.inputs.loading import EmbeddingLoadError, allowed_roots
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.runs import RunReader, SummaryConfig, find_runs, resolve_run_dir, run_version
 
@@ -114,7 +115,7 @@ def _choose_runs() -> dict:
                 try:
                     p = str(resolve_run_dir(text))
                 except EmbeddingLoadError as exc:
-                    st.error(str(exc))
+                    st.error(md(exc, None))
                 else:
                     if p not in extra:
                         extra.append(p)
@@ -152,16 +153,16 @@ def _alerts(series: dict) -> None:
     for name, df in series.items():
         a = MF.run_alert(df)
         if a is None:
-            st.info(f"**{name}**: no scored step yet.", icon=":material/hourglass_empty:")
+            st.info(f"**{md(name)}**: no scored step yet.", icon=":material/hourglass_empty:")
         elif a["level"] == "collapsed":
-            st.error(f"**{name}**: {a['message']}", icon=":material/warning:")
+            st.error(f"**{md(name)}**: {a['message']}", icon=":material/warning:")
         elif a["level"] == "suspicious":
-            st.warning(f"**{name}**: {a['message']}", icon=":material/error:")
+            st.warning(f"**{md(name)}**: {a['message']}", icon=":material/error:")
         else:
-            st.success(f"**{name}**: {a['message']}", icon=":material/check_circle:")
+            st.success(f"**{md(name)}**: {a['message']}", icon=":material/check_circle:")
         bad = df["error"].notna().sum() if "error" in df else 0
         if bad:
-            st.caption(f"{name}: {bad} step(s) could not be scored (see the table's error column).")
+            st.caption(f"{md(name)}: {bad} step(s) could not be scored (see the table's error column).")
 
 
 def _scalar_columns(series: dict) -> list:
@@ -176,7 +177,7 @@ def _scalar_columns(series: dict) -> list:
 def _live_body(runs: dict, settings: Settings) -> None:
     series, bands, errors = _load(runs, settings)
     for name, msg in errors.items():
-        st.error(f"{name}: {msg}")
+        st.error(f"{md(name)}: {md(msg, None)}")
     if not series:
         return
     st.session_state["mon_loaded"] = {n: runs[n] for n in series}
@@ -245,20 +246,24 @@ def _open_step(runs: dict) -> None:
     try:
         df = _series(path, run_version(path), cfg)
     except Exception as exc:  # reported above already
-        st.caption(" ".join(str(exc).split()))
+        st.caption(md(exc, None))
         return
     have = df[df["snapshot"].notna()]
     if have.empty:
-        st.caption(f"{name}: no snapshot kept (retention dropped them all).")
+        st.caption(f"{md(name)}: no snapshot kept (retention dropped them all).")
         return
     steps = [int(s) for s in have["step"]]
     verdict = dict(zip(have["step"].astype(int), have["verdict"].fillna("not scored")))
     step = c2.selectbox("Step (snapshots kept)", steps[::-1], key="mon_open_step",
                         format_func=lambda s: f"step {s} — {verdict.get(s, '')}")
     if c3.button("Open in Inspect", key="mon_open_btn", icon=":material/biotech:", type="primary"):
-        p = RunReader(path).snapshot_path(step)
+        try:
+            p = RunReader(path).snapshot_path(step)
+        except EmbeddingLoadError as exc:  # an index pointing outside the run
+            st.error(md(exc, None))
+            return
         if p is None:
-            st.error(f"{name}: the snapshot of step {step} is gone (dropped by retention); pick another step.")
+            st.error(f"{md(name)}: the snapshot of step {step} is gone (dropped by retention); pick another step.")
             return
         st.session_state["lh_inspect_request"] = {"path": str(p), "label": f"{name} step {step}"}
         st.switch_page("pages/inspect.py")

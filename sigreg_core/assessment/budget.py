@@ -16,7 +16,7 @@ shows one ``st.error`` line.
 The Monte Carlo null (``null_draws``, default 200 in :func:`~sigreg_core.assessment.assess`)
 repeats that dense work once per draw.  When the caller left ``null_draws`` at its
 default, :func:`fit_null_draws` lowers it so that (1 + draws) * D^3 stays within
-``LATENT_HEALTH_MAX_WORK`` (default 200 * 1024^3), down to 0 (exact per-slice law only)
+``LATENT_HEALTH_MAX_WORK`` (default 50 * 1024^3), down to 0 (exact per-slice law only)
 below 10 draws, and says so in the result (``config["work_budget"]``); an explicit
 ``null_draws`` is honoured as asked.
 """
@@ -33,8 +33,9 @@ DEFAULT_MAX_DIM = 4096
 #: float64 D x D matrices alive at once at the peak (sums, covariance, Gram, eigh workspace, off-diagonal)
 DENSE_COPIES = 5
 MAX_WORK_ENV = "LATENT_HEALTH_MAX_WORK"
-#: dense work units (D^3 per evaluation) allowed by default: 200 null draws at D = 1024
-DEFAULT_MAX_WORK = 200 * 1024**3
+#: dense work units (D^3 per evaluation) allowed by default: 50 evaluations at D = 1024 (~30 s on 2 cores);
+#: 200 draws up to D = 640, none from D = 1800 on
+DEFAULT_MAX_WORK = 50 * 1024**3
 #: fewer Monte Carlo draws than this are not worth running: use none
 MIN_USEFUL_DRAWS = 10
 
@@ -86,7 +87,7 @@ def check_dense_dim(dim: int, what: str = "the companion metrics and the princip
 
 
 def max_work() -> float:
-    """The dense-work limit in D^3 units: ``$LATENT_HEALTH_MAX_WORK`` (e.g. ``2e11``) if set, else 200 * 1024^3."""
+    """The dense-work limit in D^3 units: ``$LATENT_HEALTH_MAX_WORK`` (e.g. ``2e11``) if set, else 50 * 1024^3."""
     env = os.environ.get(MAX_WORK_ENV, "").strip()
     if not env:
         return float(DEFAULT_MAX_WORK)
