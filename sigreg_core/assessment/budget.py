@@ -29,7 +29,7 @@ __all__ = ["WorkBudgetError", "MAX_DIM_ENV", "DEFAULT_MAX_DIM", "DENSE_COPIES", 
 
 MAX_DIM_ENV = "LATENT_HEALTH_MAX_DIM"
 #: widest batch whose D x D covariance is formed and decomposed by default (see docs/loading.md)
-DEFAULT_MAX_DIM = 4096
+DEFAULT_MAX_DIM = 2048
 #: float64 D x D matrices alive at once at the peak (sums, covariance, Gram, eigh workspace, off-diagonal)
 DENSE_COPIES = 5
 MAX_WORK_ENV = "LATENT_HEALTH_MAX_WORK"
@@ -55,7 +55,7 @@ def _human(nbytes: float) -> str:
 
 
 def max_dim() -> int:
-    """The dimension limit: ``$LATENT_HEALTH_MAX_DIM`` if set (a positive whole number), else 4096."""
+    """The dimension limit: ``$LATENT_HEALTH_MAX_DIM`` if set (a positive whole number), else 2048."""
     env = os.environ.get(MAX_DIM_ENV, "").strip()
     if not env:
         return DEFAULT_MAX_DIM
