@@ -13,7 +13,6 @@ survives a multi-byte character at the 64 KiB boundary.
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import struct
@@ -326,7 +325,7 @@ def test_cli_file_name_with_escape_and_newline_stays_one_visible_line(tmp_path):
     """Before: raw escape bytes on stderr; the newline split the CLI table row."""
     bad = tmp_path / "evil\x1b]0;pwned\x07\nname.npy"
     bad.write_bytes(b"not an array")
-    text = _assert_cli_refusal(["score", bad], "\\x1b]0;pwned\\x07")
+    _assert_cli_refusal(["score", bad], "\\x1b]0;pwned\\x07")
     good = tmp_path / "ok\x1b[31m\nred.npy"
     np.save(good, np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32))
     rc, out, err, _s, _p = _cli(["score", good, "--null-draws", "0", "--slices", "16"])
@@ -447,21 +446,50 @@ def test_orphans_after_a_real_sigkill_are_removed(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the app escapes file text
-@pytest.mark.slow
 def test_inspect_page_escapes_column_names_from_an_upload():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "inspect.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
     csv = b"![x](http://host/p.png),a,b\n" + b"\n".join(f"t{i},{i % 7 * 0.3 - 1:.2f},{i % 5 * 0.4 - 1:.2f}".encode()
                                                      for i in range(64)) + b"\n"
-    ups = [w for w in at.get("file_uploader")]
-    if not ups:
-        pytest.skip("the Inspect page has no file uploader in this layout")
-    ups[0].set_value(("hostile\x1bname.csv", csv, "text/csv"))
+    at.radio(key="insp_source").set_value("Upload").run()
+    at.file_uploader(key="insp_upload").set_value(("hostile\x1bname.csv", csv, "text/csv"))
     at.run()
     texts = [c.value for c in at.caption] + [m.value for m in at.markdown] + [e.value for e in at.error]
     joined = "\n".join(map(str, texts))
     assert "![x](http" not in joined  # never raw markdown from the file
     assert "\\!\\[x\\]" in joined, joined[-3000:]
     assert "\x1b" not in joined
+
+
+# ----------------------------------------------------------------------------- several sessions at once
+@pytest.mark.slow
+@pytest.mark.browser
+def test_four_browser_sessions_each_get_their_own_answer(tmp_path):
+    """The multi-session load test of benchmarks/bench_sessions.py, at 4 sessions (8 in the benchmark):
+    one hostile upload, one long job, two small sets, all uploaded at the same moment."""
+    import asyncio
+
+    if not Path("/usr/bin/chromium").exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("/usr/bin/chromium is missing in CI")
+        pytest.skip("/usr/bin/chromium not installed")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_sessions as B
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    files = B.make_files(tmp_path / "files", 4)
+    port = B._free_port()
+    proc = B.start_server(port, tmp_path / "server.log", {"LATENT_HEALTH_CACHE": str(tmp_path / "cache")})
+    try:
+        results = asyncio.run(B._run_sessions(f"http://127.0.0.1:{port}", files, 300.0))
+        rss = B._tree_rss(proc.pid)
+    finally:
+        B.stop_server(proc)
+    problems = B.check(results, files)
+    assert not problems, problems
+    hostile = next(r for r in results if r["kind"] == "hostile")
+    assert "object graph has more than" in hostile["text"] and "Verdict:" not in hostile["text"].split("object graph")[1][:200]
+    assert rss < 3 * 1024**3, rss / MiB
