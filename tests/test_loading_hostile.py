@@ -493,3 +493,15 @@ def test_four_browser_sessions_each_get_their_own_answer(tmp_path):
     hostile = next(r for r in results if r["kind"] == "hostile")
     assert "object graph has more than" in hostile["text"] and "Verdict:" not in hostile["text"].split("object graph")[1][:200]
     assert rss < 3 * 1024**3, rss / MiB
+
+
+def test_pt_pickle_too_big_for_the_node_budget_is_refused_before_unpickling(tmp_path):
+    p = tmp_path / "biglist.pt"
+    torch.save(list(range(3_000_000)), p)
+    t0 = time.perf_counter()
+    with pytest.raises(EmbeddingLoadError, match="LATENT_HEALTH_MAX_NODES"):
+        load_embeddings(p)
+    assert time.perf_counter() - t0 < LOAD_SECONDS
+    q = tmp_path / "many.pt"  # an ordinary dict of a few thousand tensors is fine
+    torch.save({**{f"k{i}": torch.randn(2, 2) for i in range(2000)}, "z": torch.randn(100, 8)}, q)
+    assert load_embeddings(q, key="z").array.shape == (100, 8)

@@ -16,6 +16,9 @@ from sigreg_core.inputs.sniff import _sniff
 from sigreg_core.inputs.formats.zipfiles import _open_zip
 from sigreg_core.inputs.limits import MAX_NODES_ENV, max_nodes
 
+#: pickle bytes allowed per object-graph node before unpickling (a tensor entry takes ~100 bytes)
+_PICKLE_BYTES_PER_NODE = 64
+
 
 def _load_pt(ctx: _Ctx) -> LoadedEmbeddings:
     obj, key, t = _pt_object_and_tensor(ctx)
@@ -75,6 +78,12 @@ def _pt_load(ctx: _Ctx):
             if info.file_size != info.compress_size:
                 ctx.fail(f"member {info.filename!r} has inconsistent sizes; the file is corrupt")
             total += info.file_size
+            if info.filename.endswith("data.pkl") and info.file_size > _PICKLE_BYTES_PER_NODE * max_nodes():
+                ctx.fail(
+                    f"its object pickle is {_human(info.file_size)}, more than a graph of {max_nodes():,} nodes needs "
+                    f"(unpickling it alone would take long; crafted or corrupt?); save the embeddings tensor alone, "
+                    f"or raise {MAX_NODES_ENV}"
+                )
     if src.data is not None:
         ctx.check_bytes(total, "the tensors in this file")
     try:
