@@ -352,11 +352,13 @@ class RunReader:
             raise EmbeddingLoadError(f"{self.name}: the index gives step {step} the snapshot path {visible(name)[:120]!r}, "
                                      f"which is absolute or leaves the run directory; refused (the index was edited or crafted)")
         p = self.path / rel
-        if not p.is_file():
+        try:  # not strict: retention may remove the file meanwhile (then None below)
+            inside = p.resolve().is_relative_to(self.path.resolve())
+        except (OSError, RuntimeError):
             return None
-        if not _within(p, [self.path.resolve()]):
+        if not inside:
             raise EmbeddingLoadError(f"{self.name}: the snapshot of step {step} links outside the run directory; refused")
-        return p
+        return p if p.is_file() else None
 
     def snapshot(self, step: int) -> np.ndarray:
         """The embeddings stored at ``step`` as float32 (N, D); KeyError when there is none."""

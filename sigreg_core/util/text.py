@@ -7,10 +7,12 @@ the file.  Before they reach a screen:
   newline → ``\\n``, DEL and C1 controls likewise, bidi overrides such as U+202E as
   ``\\u202e``), so one line stays one line and no terminal sequence (colours, OSC
   title or hyperlink, cursor moves) is ever emitted raw;
-* :func:`escape_markdown` additionally backslash-escapes every markdown character, so
-  ``![x](http://host/p.png)`` shows as text instead of fetching an image, and
-  Streamlit's ``:color[...]`` / ``:material/...:`` directives and ``$...$`` LaTeX stay
-  literal;
+* :func:`escape_markdown` additionally backslash-escapes the markdown characters that
+  could form markup (brackets, emphasis, code, HTML, LaTeX ``$``, entities, ``:`` before a
+  non-space, and a leading heading/list/quote marker), so ``![x](http://host/p.png)`` shows
+  as text instead of fetching an image and Streamlit's ``:red[...]`` / ``:material/...:``
+  directives stay literal, while ordinary names (``emb.safetensors``, ``runs/lambda-0``,
+  ``(float32)``) read unchanged in the source;
 * :func:`clip` shortens long text with an ellipsis.
 """
 from __future__ import annotations
@@ -25,7 +27,11 @@ __all__ = ["visible", "escape_markdown", "clip", "md"]
 _FORMAT = {"\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2028", "\u2029", "\u202a", "\u202b", "\u202c",
            "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff"}
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&=\"'])")
+# escaped anywhere: emphasis, code, links/images ([ and ]), raw HTML (< >), strikethrough, LaTeX ($),
+# entities (&); ':' only before a non-space (Streamlit's :color[...] / :material/icon: / emoji, autolinks)
+_MD_ANYWHERE = re.compile(r"([\\`*_\[\]<>~$&|])|(:)(?=\S)")
+# escaped at the start of the text only: headings, lists, quotes, ordered lists ("1." / "1)")
+_MD_LEADING = re.compile(r"^(\s*\d*)([#>+\-=.)])")
 
 
 def _escape_char(ch: str) -> str:
@@ -53,7 +59,8 @@ def visible(text, max_len: int | None = None) -> str:
 def escape_markdown(text, max_len: int | None = None) -> str:
     """:func:`visible` text with every markdown (and Streamlit directive) character backslash-escaped."""
     s = visible(text, max_len)
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_ANYWHERE.sub(lambda m: "\\" + (m.group(1) or m.group(2)), s)
+    return _MD_LEADING.sub(lambda m: m.group(1) + "\\" + m.group(2), s, count=1)
 
 
 def md(text, max_len: int | None = 200) -> str:
