@@ -29,7 +29,7 @@ import pandas as pd
 
 from sigreg_core.present import compare_figures as CF
 from sigreg_core.inputs.checkpoints import CheckpointError, embed_checkpoint
-from sigreg_core.compare.ranking import pairwise_matrix
+from sigreg_core.compare.ranking import interval_text, pairwise_matrix
 from sigreg_core.compare.comparison import (
     COMPARABLE_FAMILIES,
     DELTA_METRICS,
@@ -302,7 +302,7 @@ def _interval(lo, hi, note) -> str:
         return note
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "–"
-    return f"[{_fmt(lo)}, {_fmt(hi)}]"
+    return interval_text(lo, hi)
 
 
 def _ranking(cmp) -> None:

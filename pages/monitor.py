@@ -194,7 +194,7 @@ def _alert_table(series: dict) -> None:
     def colour(v):
         return f"color: {verdict_colour(v)}; font-weight: 600" if isinstance(v, str) and severity(v) >= 0 else ""
 
-    st.dataframe(table.style.map(colour, subset=sev_cols), hide_index=True, width="stretch",
+    st.dataframe(table.style.map(colour, subset=sev_cols).format(na_rep="–"), hide_index=True, width="stretch",
                  key="mon_alert_table",
                  column_config={"first alert step": st.column_config.NumberColumn(help="first step at any alert level"),
                                 "first collapsed step": st.column_config.NumberColumn(

@@ -111,3 +111,12 @@ def test_text_and_html_exports_carry_the_ranking(cmp):
     assert "Ranking, best first" in txt and NO_SPREAD in txt
     html = comparison_html(cmp)
     assert "Ranking, best first" in html and "Every pair" in html and "None" not in html.split("<h2>Figures")[0]
+
+
+def test_interval_text_never_prints_a_narrow_interval_as_zero_width():
+    from sigreg_core.compare.ranking import interval_text
+
+    assert interval_text(1913.94, 1914.06) == "[1913.9, 1914.1]"
+    assert interval_text(13.05, 18.67) == "[13.05, 18.67]"
+    assert interval_text(float("nan"), 1.0) == "–"
+    assert interval_text(-2.0, 3.0, signed=True) == "[-2, +3]"

@@ -192,3 +192,10 @@ def test_figures_carry_the_data():
     np.testing.assert_allclose(s.data[1].y, runs["b"]["loss"])
     html = MF.figures_html({"SIGReg <x>": fig}, title="t & <b>")
     assert html.count(b"<script") >= 1 and b"SIGReg &lt;x&gt;" in html and b"t &amp; &lt;b&gt;" in html
+
+
+def test_pvalue_axis_spanning_hundreds_of_decades_keeps_few_labels():
+    d = _df(["healthy", "collapsed", "collapsed"])
+    d["p_value"] = [0.5, 1e-120, 0.0]  # 0 is drawn at the 1e-300 floor
+    p = MF.pvalue_figure({"a": d})
+    assert p.layout.yaxis.dtick == 50  # 300 decades: a label every 50, not 300 labels

@@ -26,7 +26,7 @@ from sigreg_core.assessment.severity import severity
 from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, Comparison
 from sigreg_core.compare.statistics import centred_interval, delta_between
 
-__all__ = ["ranking_frame", "pairwise_frame", "pairwise_matrix", "rank_order", "RANKING_COLUMNS"]
+__all__ = ["ranking_frame", "pairwise_frame", "pairwise_matrix", "rank_order", "interval_text", "RANKING_COLUMNS"]
 
 RANKING_COLUMNS = ["rank", "set", "verdict", "sigreg", "x_null", "x_null_low", "x_null_high", "excess_over_best",
                    "p_value", "rankme", "modes", "vs_above", "interval_note"]
@@ -136,7 +136,7 @@ def pairwise_matrix(cmp: Comparison, metric: str = "sigreg", order=None) -> tupl
         if not math.isfinite(r.ci_low):
             text.loc[r.set, r.reference] = f"{_g(v)} {unit}".strip()
             continue
-        text.loc[r.set, r.reference] = f"{_g(v)} [{_g(lo)}, {_g(hi)}] {unit}".strip()
+        text.loc[r.set, r.reference] = f"{_g(v)} {interval_text(lo, hi, signed=True)} {unit}".strip()
         if r.significant and r.healthier is not None:
             code.loc[r.set, r.reference] = -1.0 if r.healthier == r.set else 1.0
         else:
@@ -150,3 +150,19 @@ def _g(v) -> str:
     except (TypeError, ValueError):
         return "–"
     return f"{v:+.3g}" if math.isfinite(v) else "–"
+
+
+def interval_text(lo: float, hi: float, *, signed: bool = False, digits: int = 4) -> str:
+    """``[lo, hi]`` with as many significant digits as it takes for the two bounds to differ (up to 9).
+
+    A narrow interval around a large value (e.g. [1913.9, 1914.1]) must not print as
+    [1914, 1914], which reads like a zero-width interval.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "–"
+    sign = "+" if signed else ""
+    for d in range(digits, 10):
+        a, b = f"{lo:{sign}.{d}g}", f"{hi:{sign}.{d}g}"
+        if a != b or lo == hi:
+            return f"[{a}, {b}]"
+    return f"[{a}, {b}]"

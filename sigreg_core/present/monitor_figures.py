@@ -134,8 +134,12 @@ def _log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None
     """Log y axis labelled only at powers of ten when the data span a decade or more."""
     v = np.asarray([float(a) for a in values if a is not None and np.isfinite(a) and a > 0], dtype=np.float64)
     kw = {"type": "log"}
-    if v.size and np.log10(v.max()) - np.log10(v.min()) >= 0.7:
-        kw.update(dtick=1, minor={"ticks": "inside", "ticklen": 3, "showgrid": False})
+    span = float(np.log10(v.max()) - np.log10(v.min())) if v.size else 0.0
+    if span >= 0.7:
+        # a label every 1, 2, 5, 10, ... decades: at most about 8 labels (p-values can span 300 decades)
+        step = next((k for k in (1, 2, 5, 10, 20, 50, 100) if span / k <= 8), 100)
+        kw.update(dtick=step, minor={"ticks": "inside", "ticklen": 3, "showgrid": False} if step == 1 else None)
+    kw = {k: v for k, v in kw.items() if v is not None}
     kw["exponentformat"] = "power" if power else "none"
     if row is None:
         fig.update_yaxes(**kw)
