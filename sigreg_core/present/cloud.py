@@ -77,25 +77,32 @@ def _rows(z, idx=None) -> np.ndarray:
 
 
 def principal_axes(z, k: int = 10, *, fit_rows: int = FIT_ROWS, seed: int = 0) -> tuple:
-    """(mean (D,), axes V (D, k), variance share of each axis (k,)) from the SVD of a centred subsample."""
+    """(mean (D,), axes V (D, k), variance share of each axis (k,)) of a seeded subsample of ``fit_rows`` rows.
+
+    The axes are the eigenvectors of the float64 scatter matrix X^T X of the centred subsample
+    (``numpy.linalg.eigh``, D x D; cheaper than an SVD of the N x D rows and the same axes).
+    """
     n, d = np.shape(z)
     rng = np.random.default_rng([int(seed), 0x434C4F55])
     idx = None if n <= fit_rows else np.sort(rng.choice(n, size=int(fit_rows), replace=False))
-    x = _rows(z, idx)
+    x = np.array(np.asarray(z) if idx is None else np.asarray(z)[idx], dtype=np.float64)  # a copy: centred in place
     mean = x.mean(0)
-    x = x - mean
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
-    total = float((s ** 2).sum())
-    k = int(max(1, min(k, d, vt.shape[0])))
-    share = (s[:k] ** 2) / total if total > 0 else np.zeros(k)
-    return mean, vt[:k].T.copy(), share
+    x -= mean
+    w, vec = np.linalg.eigh(x.T @ x)
+    w, vec = np.clip(w[::-1], 0.0, None), vec[:, ::-1]
+    total = float(w.sum())
+    k = int(max(1, min(k, d)))
+    share = w[:k] / total if total > 0 else np.zeros(k)
+    return mean, np.ascontiguousarray(vec[:, :k]), share
 
 
 def _scores(z, mean, axes) -> np.ndarray:
+    """(z - mean) @ axes for every row, in float32 blocks (drawing and outlier flags need no more)."""
     n = np.shape(z)[0]
     out = np.empty((n, axes.shape[1]))
+    m32, a32 = mean.astype(np.float32), axes.astype(np.float32)
     for r0 in range(0, n, _CHUNK):
-        out[r0:r0 + _CHUNK] = (_rows(z[r0:r0 + _CHUNK]) - mean) @ axes
+        out[r0:r0 + _CHUNK] = (np.asarray(z[r0:r0 + _CHUNK], dtype=np.float32) - m32) @ a32
     return out
 
 

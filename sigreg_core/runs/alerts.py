@@ -41,14 +41,17 @@ def _modes(row) -> str:
 def alert_events(df: pd.DataFrame) -> list[dict]:
     """``[{"step", "verdict", "severity", "modes", "label"}]``: the first step at each alert level reached."""
     d = _scored(df)
-    seen: dict = {}
-    for _, row in d.iterrows():
-        v = str(row["verdict"])
+    if len(d) == 0:
+        return []
+    first = d.drop_duplicates(subset="verdict", keep="first")  # vectorised: runs can log 10 000+ steps
+    out = []
+    for step, v, m in zip(first["step"], first["verdict"].astype(str),
+                          first["modes"] if "modes" in first else [""] * len(first)):
         s = severity(v)
-        if s > 0 and v not in seen:
-            seen[v] = {"step": int(row["step"]), "verdict": v, "severity": s, "modes": _modes(row),
-                       "label": f"first {v}"}
-    return sorted(seen.values(), key=lambda e: (e["step"], e["severity"]))
+        if s > 0:
+            out.append({"step": int(step), "verdict": v, "severity": s, "modes": m if isinstance(m, str) else "",
+                        "label": f"first {v}"})
+    return sorted(out, key=lambda e: (e["step"], e["severity"]))
 
 
 def alert_row(name: str, df: pd.DataFrame) -> dict:
@@ -63,13 +66,15 @@ def alert_row(name: str, df: pd.DataFrame) -> dict:
         return row
     verdicts = [str(v) for v in d["verdict"]]
     steps = [int(s) for s in d["step"]]
-    sev = [severity(v) for v in verdicts]
+    ranks = {v: severity(v) for v in set(verdicts)}  # once per level, not once per step
+    sev = [ranks[v] for v in verdicts]
     row["latest verdict"], row["latest step"] = verdicts[-1], steps[-1]
     alert = [i for i, s in enumerate(sev) if s > 0]
     row["alert steps"] = len(alert)
     if alert:
         row["first alert step"], row["first alert"] = steps[alert[0]], verdicts[alert[0]]
-    coll = [i for i, v in enumerate(verdicts) if is_collapse(v)]
+    collapse = {v: is_collapse(v) for v in ranks}
+    coll = [i for i, v in enumerate(verdicts) if collapse[v]]
     if coll:
         row["first collapsed step"] = steps[coll[0]]
     row["worst verdict"] = verdicts[max(range(len(sev)), key=lambda i: (sev[i], -i))]
