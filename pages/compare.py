@@ -48,6 +48,7 @@ from sigreg_core.inputs.loading import (
     resolve_server_path,
 )
 from sigreg_core.present.report import DEFAULTS, Settings
+from sigreg_core.util.steps import parse_steps
 from sigreg_core.inputs.samples import list_samples
 
 MAX_UPLOAD_MB = 1024
@@ -214,24 +215,6 @@ def _run_sets() -> list:
     return out
 
 
-def parse_steps(spec: str, steps: list) -> tuple[list, list]:
-    """(kept steps chosen, parts not understood) from "100, 400, 1000-2000/2" (nearest kept step for a number)."""
-    kept = sorted(steps)
-    out, bad = [], []
-    for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)(?:\s*/\s*(\d+))?", part)
-        if m:
-            a, b, k = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
-            inside = [s for s in kept if min(a, b) <= s <= max(a, b)]
-            out += inside[:: max(1, k)]
-        elif part.isdigit() and kept:
-            v = int(part)
-            out.append(min(kept, key=lambda s: (abs(s - v), s)))
-        else:
-            bad.append(part)
-    return list(dict.fromkeys(out)), bad
-
-
 def _apply_step_spec(steps: list) -> None:
     got, bad = parse_steps(st.session_state.get("cmp_steps_spec", ""), steps)
     st.session_state["cmp_steps"] = list(dict.fromkeys(list(st.session_state.get("cmp_steps", [])) + got))
@@ -297,6 +280,11 @@ def _display(df: pd.DataFrame, digits: dict | None = None) -> pd.DataFrame:
     return out
 
 
+def _md(text) -> str:
+    """Set names come from file names: escape them before they go into markdown."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+
+
 def _interval(lo, hi, note) -> str:
     if isinstance(note, str) and note:
         return note
@@ -350,9 +338,9 @@ def _pairwise(cmp) -> None:
              "healthier": d.healthier} for d in deltas]
     st.dataframe(_display(pd.DataFrame(rows), {"p (bootstrap)": 3}), hide_index=True, width="stretch",
                  key="cmp_pair_table")
-    st.caption(f"{a} − {b}. Paired test over slices: {pt.fraction_lower:.0%} of slices lower for {a}; Wilcoxon p "
-               f"(adjusted for the slices' dependence) {_fmt(pt.wilcoxon_p_adjusted, 3)}"
-               + (f"; healthier: {pt.healthier}" if pt.healthier else "; no significant difference") + ".")
+    st.caption(f"{_md(a)} − {_md(b)}. Paired test over slices: {pt.fraction_lower:.0%} of slices lower for {_md(a)}; "
+               f"Wilcoxon p (adjusted for the slices' dependence) {_fmt(pt.wilcoxon_p_adjusted, 3)}"
+               + (f"; healthier: {_md(pt.healthier)}" if pt.healthier else "; no significant difference") + ".")
 
 
 def _results(cmp, sources: dict) -> None:

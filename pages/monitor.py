@@ -6,7 +6,12 @@ Thin: widgets, and calls into :mod:`sigreg_core.runs` (reading the runs' indexes
 whose names carry a step number, below an allowed server root.  The time series come
 from the run's SQLite index, never from the snapshot files, and are cached on the
 index's size and mtime, so a live refresh only re-reads a run that changed.
-Choosing a step opens its full report on the Inspect page (no second implementation).
+What TensorBoard / W&B users expect is here: EMA smoothing (the raw curve kept faint), a
+step / wall-clock / relative-time axis, a run filter, a stable run palette disjoint from the
+verdict colours, one alert table with a marker per alert event, the steps of every run in
+one table, the per-slice distribution over steps, and the embedding cloud of any kept step
+(:mod:`sigreg_core.present.cloud`).  Choosing a step opens its full report on the Inspect
+page (no second implementation).
 """
 from __future__ import annotations
 

@@ -256,21 +256,12 @@ def test_steps_picker_reaches_every_step(computations, tmp_path, monkeypatch):
 
 
 def test_parse_steps():
-    import runpy
+    from sigreg_core.util.steps import parse_steps
 
-    # the parser is a plain function of the page module; exercise it without Streamlit
-    from importlib import util
-
-    spec = util.spec_from_file_location("compare_page_src", PAGE)
-    src = PAGE.read_text()
-    start = src.index("def parse_steps(")
-    end = src.index("def _apply_step_spec(")
-    ns = {"re": __import__("re")}
-    exec(src[start:end], ns)
-    parse = ns["parse_steps"]
     kept = [0, 10, 20, 30, 40]
-    assert parse("15", kept) == ([10], [])  # nearest kept (ties to the lower)
-    assert parse("0-40/2", kept) == ([0, 20, 40], [])
-    assert parse("40-0", kept) == ([0, 10, 20, 30, 40], [])
-    assert parse("a, 10", kept) == ([10], ["a"])
-    del runpy, spec
+    assert parse_steps("15", kept) == ([10], [])  # nearest kept (ties to the lower)
+    assert parse_steps("0-40/2", kept) == ([0, 20, 40], [])
+    assert parse_steps("40-0", kept) == ([0, 10, 20, 30, 40], [])
+    assert parse_steps("a, 10, 12", kept) == ([10], ["a"])  # 12 -> 10 again: no repeat
+    assert parse_steps("", kept) == ([], [])
+    assert parse_steps("5", []) == ([], ["5"])
