@@ -194,12 +194,13 @@ def _load(runs: dict, settings: Settings) -> tuple[dict, dict, dict]:
 # ----------------------------------------------------------------------------- views
 def _alert_table(series: dict) -> None:
     table = MF.alert_table(series)
+    shown = table.astype(object).where(table.notna(), "–")  # a step that does not exist is "–", not "None"
     sev_cols = ["latest verdict", "worst verdict", "first alert"]
 
     def colour(v):
         return f"color: {verdict_colour(v)}; font-weight: 600" if isinstance(v, str) and severity(v) >= 0 else ""
 
-    st.dataframe(table.style.map(colour, subset=sev_cols).format(na_rep="–"), hide_index=True, width="stretch",
+    st.dataframe(shown.style.map(colour, subset=sev_cols), hide_index=True, width="stretch",
                  key="mon_alert_table",
                  column_config={"first alert step": st.column_config.NumberColumn(help="first step at any alert level"),
                                 "first collapsed step": st.column_config.NumberColumn(

@@ -108,12 +108,13 @@ def test_shipped_runs_show_by_default(shell):
     alerts = _alerts(at).set_index("run")
     ref0 = RunReader(SHIPPED / "lambda-0").timeseries()
     first_coll = int(ref0.loc[ref0["verdict"] == "collapsed", "step"].min())
-    assert alerts.loc["runs/lambda-0", "first collapsed step"] == first_coll
+    assert int(alerts.loc["runs/lambda-0", "first collapsed step"]) == first_coll
     assert alerts.loc["runs/lambda-0", "latest verdict"] == "collapsed"
     assert alerts.loc["runs/lambda-0.09", "latest verdict"] == "healthy"
-    assert pd.isna(alerts.loc["runs/lambda-0.09", "first collapsed step"])
+    assert alerts.loc["runs/lambda-0.09", "first collapsed step"] == "–"  # never collapsed: "–", not "None"
+    assert "None" not in alerts.to_string()
     ref9 = RunReader(SHIPPED / "lambda-0.09").timeseries()
-    assert alerts.loc["runs/lambda-0.09", "alert steps"] == int((ref9["verdict"] != "healthy").sum())
+    assert int(alerts.loc["runs/lambda-0.09", "alert steps"]) == int((ref9["verdict"] != "healthy").sum())
     assert list(alerts.index)[0] == "runs/lambda-0"  # worst first
     caps = _captions(at)
     assert f"first collapsed at step {first_coll}" in caps and "latest step 400: healthy since step" in caps
@@ -153,7 +154,7 @@ def test_run_being_written_appears_and_grows(shell, tmp_path, monkeypatch):
     at.run()
     _ok(at)
     assert list(_table(at)["step"]) == [0, 1, 2, 3, 4, 5]
-    assert _alerts(at).set_index("run").loc["live", "first collapsed step"] == 3
+    assert int(_alerts(at).set_index("run").loc["live", "first collapsed step"]) == 3
     w.close()
 
 
@@ -225,7 +226,7 @@ def test_folder_of_foreign_snapshots_is_scored_with_the_sidebar_settings(shell, 
     assert list(table["step"]) == [100, 200]
     assert list(table["m"]) == [32, 32]  # the shell's sidebar setting (num_slices=32)
     assert list(table["verdict"]) == ["healthy", "collapsed"]
-    assert _alerts(at).set_index("run").loc["exported", "first collapsed step"] == 200
+    assert int(_alerts(at).set_index("run").loc["exported", "first collapsed step"]) == 200
 
 
 def _chart_by_title(at, prefix):

@@ -140,6 +140,11 @@ def test_log_axis_labels_powers_of_ten_and_line_labels_sit_on_their_lines():
     nm = ann["null mean 1.052"]
     assert nm.yref == "y" and abs(nm.y - np.log10(1.052464)) < 1e-12  # log axis: annotations take log10(y)
     assert abs(ann["null 97.5 %"].y - np.log10(1.4)) < 1e-12 and abs(ann["null 2.5 %"].y - np.log10(0.8)) < 1e-12
+    two = MF.sigreg_figure({"a": d, "b": d}, {"a": (0.8, 1.4), "b": (0.8, 1.4)})
+    assert sum(a.text == "null 97.5 %" for a in two.layout.annotations) == 1  # one shared band: one label pair
+    other = MF.sigreg_figure({"a": d, "b": d}, {"a": (0.8, 1.4), "b": (0.7, 1.6)})
+    texts = {a.text for a in other.layout.annotations}
+    assert {"a null 97.5 %", "b null 97.5 %", "a null 2.5 %", "b null 2.5 %"} <= texts
     p = MF.pvalue_figure({"a": d})
     assert p.layout.yaxis.dtick == 1 and p.layout.yaxis.exponentformat == "power"
     assert any(abs(a.y - (-3)) < 1e-12 for a in p.layout.annotations)

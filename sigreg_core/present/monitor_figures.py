@@ -279,19 +279,16 @@ def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str,
     if nm:
         _hline(fig, nm[0], f"null mean {nm[0]:.4g}", "#555555", log=True, position="left")
         vals.append(nm[0])
-    labelled = set()
+    groups: dict = {}  # runs with the same band (same N, D, settings) share one pair of labels
     for name, band in bands.items():
         if name in runs and band is not None:
-            lo, hi = band
-            key = (round(lo, 3), round(hi, 3))
-            shared = key in labelled
-            labelled.add(key)
-            if not shared:
-                for y, txt, ysh in ((hi, "97.5 %", 0), (lo, "2.5 %", -14)):
-                    fig.add_annotation(xref="paper", x=1.0, yref="y", y=math.log10(y), showarrow=False,
-                                       text=f"{name} null {txt}" if len(bands) > 1 else f"null {txt}",
-                                       xanchor="right", yanchor="bottom", yshift=ysh,
-                                       font={"size": 10, "color": colours[name]})
+            groups.setdefault((round(band[0], 4), round(band[1], 4)), []).append(name)
+    for (lo, hi), members in groups.items():
+        who = "" if len(groups) == 1 else ", ".join(members) + " "
+        for y, txt, ysh in ((hi, "97.5 %", 0), (lo, "2.5 %", -14)):
+            fig.add_annotation(xref="paper", x=1.0, yref="y", y=math.log10(y), showarrow=False,
+                               text=f"{who}null {txt}", xanchor="right", yanchor="bottom", yshift=ysh,
+                               font={"size": 10, "color": colours[members[0]] if who else "#555555"})
     _log_axis(fig, vals)
     return _finish(fig, runs, "SIGReg per step (with the 95 % null band)", "SIGReg (log scale)", x, height=440)
 
