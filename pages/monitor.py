@@ -194,7 +194,7 @@ def _load(runs: dict, settings: Settings) -> tuple[dict, dict, dict]:
 # ----------------------------------------------------------------------------- views
 def _alert_table(series: dict) -> None:
     table = MF.alert_table(series)
-    shown = table.astype(object).where(table.notna(), "–")  # a step that does not exist is "–", not "None"
+    shown = table.astype(object).where(table.notna(), "–").astype(str)  # a missing step is "–", not "None"
     sev_cols = ["latest verdict", "worst verdict", "first alert"]
 
     def colour(v):
