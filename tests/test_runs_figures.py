@@ -189,7 +189,9 @@ def test_figures_carry_the_data():
     assert any(getattr(s, "y0", None) == 1e-3 for s in p.layout.shapes)
     v = MF.verdict_figure(runs)
     by = {t.name: t for t in v.data}
-    assert list(by["collapsed"].x) == [30, 40] and list(by["healthy"].y).count("b") == 4
+    assert list(by["collapsed"].x) == [30, 40] and list(by["collapsed"].y) == [1.0, 1.0]  # run a: the top row
+    assert list(by["healthy"].y).count(0.0) == 4  # run b: the bottom row
+    assert list(v.layout.yaxis.ticktext) == ["b", "a"] and list(v.layout.yaxis.tickvals) == [0, 1]
     assert any(getattr(s, "x0", None) == 30 for s in v.layout.shapes)  # the event line on the strip
     q = MF.quantiles_figure(runs)
     assert len([t for t in q.data if t.mode != "markers"]) == 6

@@ -310,29 +310,35 @@ def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping
 
 def verdict_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None,
                    x: str = "step") -> go.Figure:
-    """The verdict per step: one row per run, coloured by the verdict's severity (any level name)."""
+    """The verdict per step: one row per run, coloured by the verdict's severity (any level name).
+
+    Rows are numeric (run i at y = i, labelled with the run's name) and the hover carries the
+    step as a number, so a 10 000-step run builds as typed arrays, not lists of strings.
+    """
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     names = list(runs)
     found = {str(v) for df in runs.values() if "verdict" in df for v in df["verdict"].dropna()}
     order = sorted(set(verdict_levels()) | found, key=lambda v: (severity(v), v))
     for verdict in order:
-        xs, ys, text = [], [], []
-        for name, df in runs.items():
+        xs, ys, steps = [], [], []
+        for i, (name, df) in enumerate(runs.items()):
             if "verdict" not in df:
                 continue
             mask = (df["verdict"] == verdict).to_numpy()
-            d = df[mask]
-            xv = np.asarray(x_values(df, x, unit))[mask]
-            xs += list(xv)
-            ys += [name] * len(d)
-            text += [f"step {s} {m}" for s, m in zip(d["step"], d["modes"].fillna("") if "modes" in d else [""] * len(d))]
-        if not xs and verdict not in verdict_levels():
+            xs.append(np.asarray(x_values(df, x, unit))[mask])
+            ys.append(np.full(int(mask.sum()), float(len(names) - 1 - i)))
+            steps.append(df["step"].to_numpy()[mask])
+        n = sum(len(a) for a in xs)
+        if not n and verdict not in verdict_levels():
             continue
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=verdict, text=text,
-                                 marker={"color": verdict_colour(verdict), "size": 11, "symbol": "square"},
-                                 hovertemplate="%{y}<br>%{text}: " + verdict + "<extra></extra>"))
-    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
+        fig.add_trace(go.Scatter(
+            x=np.concatenate(xs) if xs else [], y=np.concatenate(ys) if ys else [], mode="markers", name=verdict,
+            customdata=np.concatenate(steps) if steps else [],
+            marker={"color": verdict_colour(verdict), "size": 11, "symbol": "square"},
+            hovertemplate="step %{customdata}: " + verdict + "<extra></extra>"))
+    fig.update_yaxes(tickvals=list(range(len(names))), ticktext=names[::-1], range=[-0.6, len(names) - 0.4],
+                     showgrid=False, zeroline=False)
     _alert_lines(fig, runs, colours, x, unit)
     return _finish(fig, runs, "Verdict per step", "", x, height=max(220, 130 + 45 * len(names)))
 
