@@ -363,7 +363,7 @@ def _results(cmp, sources: dict) -> None:
                 continue
             verdict = (f"significant: **{d.healthier}** is healthier" if d.significant
                        else d.note if d.note else "not significant (the interval contains 0)")
-            line = (f"**{d.set}**: ΔSIGReg = {_fmt(d.value)} ({_fmt(d.value / cmp.sets[cmp.reference].null_mean, 3)}× "
+            line = (f"**{d.set}**: ΔSIGReg = {_fmt(d.value)} ({_fmt(d.value / cmp.sets[cmp.reference].null_mean, 4)}× "
                     f"the null mean), {int(round(d.level * 100))}% interval "
                     f"{_interval(d.ci_low, d.ci_high, d.note)} — {verdict}")
             (st.success if d.significant and d.healthier == d.set else

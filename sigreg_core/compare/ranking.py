@@ -149,7 +149,7 @@ def _g(v) -> str:
         v = float(v)
     except (TypeError, ValueError):
         return "–"
-    return f"{v:+.3g}" if math.isfinite(v) else "–"
+    return f"{v:+.4g}" if math.isfinite(v) else "–"
 
 
 def interval_text(lo: float, hi: float, *, signed: bool = False, digits: int = 4) -> str:
