@@ -509,3 +509,19 @@ def test_pt_pickle_too_big_for_the_node_budget_is_refused_before_unpickling(tmp_
     q = tmp_path / "many.pt"  # an ordinary dict of a few thousand tensors is fine
     torch.save({**{f"k{i}": torch.randn(2, 2) for i in range(2000)}, "z": torch.randn(100, 8)}, q)
     assert load_embeddings(q, key="z").array.shape == (100, 8)
+
+
+def test_default_null_draws_are_fitted_to_the_work_budget_and_the_result_says_so(monkeypatch):
+    from sigreg_core.assessment.assess import assess
+
+    z = np.random.default_rng(0).standard_normal((200, 64)).astype(np.float32)
+    monkeypatch.setenv("LATENT_HEALTH_MAX_WORK", str(5 * 64**3))  # room for 4 draws: fewer than 10, so none
+    a = assess(z, num_slices=16, cache_dir=False)
+    assert "lowered from 200 to 0 draws" in a.config["work_budget"]
+    explicit = assess(z, num_slices=16, cache_dir=False, null_draws=12)  # an explicit choice is honoured
+    assert "work_budget" not in explicit.config
+    monkeypatch.setenv("LATENT_HEALTH_MAX_WORK", "not a number")
+    from sigreg_core.assessment.budget import WorkBudgetError
+
+    with pytest.raises(WorkBudgetError, match="LATENT_HEALTH_MAX_WORK"):
+        assess(z, num_slices=16, cache_dir=False)
