@@ -525,3 +525,16 @@ def test_default_null_draws_are_fitted_to_the_work_budget_and_the_result_says_so
 
     with pytest.raises(WorkBudgetError, match="LATENT_HEALTH_MAX_WORK"):
         assess(z, num_slices=16, cache_dir=False)
+
+
+def test_probe_batch_zero_stride_view_is_refused(tmp_path):
+    from sigreg_core.inputs.checkpoints import CheckpointError, load_probe
+
+    p = tmp_path / "probe.pt"
+    torch.save(torch.zeros(1).expand(1_048_576, 3, 8, 8), p)
+    with pytest.raises(CheckpointError, match="zero-stride or overlapping view"):
+        load_probe(p)
+    q = tmp_path / "images.pt"
+    torch.save(torch.randn(10, 3, 4, 4), q)
+    arr, _notices = load_probe(q)
+    assert arr.shape == (10, 3, 4, 4)

@@ -199,18 +199,28 @@ def _raw_probe(path: Path, key: Optional[str], max_bytes) -> Any:
     if isinstance(obj, torch.Tensor):
         if key is not None:
             raise CheckpointError(f"{path.name}: holds one tensor, no key {key!r}")
-        return obj
+        return _real_tensor(obj, path.name)
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if key is None:
             if len(tensors) != 1:
                 raise CheckpointError(f"{path.name}: holds {len(tensors)} tensors ({', '.join(list(tensors)[:8])}); "
                                       "pick one with key (CLI --key)")
-            return next(iter(tensors.values()))
+            return _real_tensor(next(iter(tensors.values())), path.name)
         if key not in tensors:
             raise CheckpointError(f"{path.name}: no tensor {key!r}; it holds {', '.join(list(tensors)[:8])}")
-        return tensors[key]
+        return _real_tensor(tensors[key], path.name)
     raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a tensor or a dict of tensors")
+
+
+def _real_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse zero-stride / overlapping views: 4 stored bytes must not become a 1 GiB probe batch."""
+    from sigreg_core.inputs.formats.pt import _view_problem
+
+    problem = _view_problem(t) if t.layout == torch.strided else None
+    if problem:
+        raise CheckpointError(f"{name}: the probe tensor {problem}")
+    return t
 
 
 def load_probe(
