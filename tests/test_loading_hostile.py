@@ -538,3 +538,21 @@ def test_probe_batch_zero_stride_view_is_refused(tmp_path):
     torch.save(torch.randn(10, 3, 4, 4), q)
     arr, _notices = load_probe(q)
     assert arr.shape == (10, 3, 4, 4)
+
+
+def test_many_views_of_a_wide_batch_are_refused_before_any_work(tmp_path):
+    """(V, N, D) views are assessed one by one: 1000 x 2 x 2048 (16 MB) would decompose 1000 covariances."""
+    p = tmp_path / "views.npy"
+    np.save(p, np.zeros((1000, 2, 2048), np.float32))
+    emb = load_embeddings(p)
+    from sigreg_core.assessment.assess import assess
+    from sigreg_core.assessment.budget import WorkBudgetError
+
+    t0 = time.perf_counter()
+    with pytest.raises(WorkBudgetError, match="1,000 views of 2,048 dimensions"):
+        assess(emb.array, num_slices=16, cache_dir=False)
+    with pytest.raises(WorkBudgetError, match="views"):
+        assess(emb.array, num_slices=16, cache_dir=False, family="worst")
+    assert time.perf_counter() - t0 < LOAD_SECONDS
+    few = np.random.default_rng(0).standard_normal((3, 64, 8)).astype(np.float32)  # ordinary views still work
+    assert len(assess(few, num_slices=16, cache_dir=False, null_draws=0).views) == 3

@@ -595,8 +595,11 @@ def assess(
     budget_note = None
     if zz.ndim in (2, 3):  # work budget before any D x D allocation (assessment/budget.py)
         check_dense_dim(int(zz.shape[-1]))
-        if family != "worst":
-            null_draws, budget_note = fit_null_draws(int(zz.shape[-1]), null_draws, DEFAULT_NULL_DRAWS)
+        views = int(zz.shape[0]) if zz.ndim == 3 else 1
+        if family == "worst":  # no Monte Carlo for the search: only the views x D^3 check
+            fit_null_draws(int(zz.shape[-1]), 0, DEFAULT_NULL_DRAWS, views)
+        else:
+            null_draws, budget_note = fit_null_draws(int(zz.shape[-1]), null_draws, DEFAULT_NULL_DRAWS, views)
     kw = dict(num_slices=int(num_slices), seed=int(seed), preset=p, family=family, device=device,
               distributed=bool(distributed), null_draws=null_draws, cache_dir=cache_dir)
     if zz.ndim == 2:

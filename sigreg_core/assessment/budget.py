@@ -100,15 +100,24 @@ def max_work() -> float:
     return value
 
 
-def fit_null_draws(dim: int, requested: "int | None", default: int) -> tuple:
-    """``(draws, note)``: the Monte Carlo draws to run at dimension ``dim``.
+def fit_null_draws(dim: int, requested: "int | None", default: int, views: int = 1) -> tuple:
+    """``(draws, note)``: the Monte Carlo draws to run at dimension ``dim`` for each of ``views`` batches.
 
-    ``requested`` given (an explicit choice) is returned as is; ``None`` means ``default``
-    lowered to fit :func:`max_work` (``note`` then says what was done, else ``None``).
+    Each view of a (V, N, D) array is assessed on its own, so the unavoidable dense work is
+    V * D^3: over :func:`max_work` it is refused (a 16 MB file of 1000 views x 2 x 2048 would
+    otherwise decompose a thousand 2048 x 2048 covariances).  ``requested`` given (an explicit
+    choice) is then returned as is; ``None`` means ``default`` lowered to fit (``note`` says so).
     """
+    views = max(int(views), 1)
+    per_eval = float(views) * float(dim) ** 3
+    if views > 1 and per_eval > max_work():  # one view: LATENT_HEALTH_MAX_DIM alone decides
+        raise WorkBudgetError(
+            f"{views:,} views of {int(dim):,} dimensions are over the work budget ({views:,} x {int(dim):,}^3 = "
+            f"{per_eval:.1e} of dense work, limit {max_work():.1e}); score fewer views (CLI --view, view=) or raise "
+            f"{MAX_WORK_ENV}"
+        )
     if requested is not None:
         return int(requested), None
-    per_eval = float(dim) ** 3
     fits = int(max_work() // per_eval) - 1 if per_eval > 0 else default
     if fits >= default:
         return int(default), None
