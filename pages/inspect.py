@@ -238,6 +238,8 @@ def _verdict_card(rep, settings: Settings) -> None:
                f"preset `{s['preset']}` · seed {s['seed']} · device {s['device']} · null band: "
                f"{s.get('null_quantiles_source') or 'n/a'}"
                + (f" · Monte Carlo null: {s['null_draws']} draws" if s.get("null_draws") else ""))
+    if s.get("work_budget"):  # the work budget changed the method: say so (assessment/budget.py)
+        st.caption(f"Work budget: {md(s['work_budget'], None)}")
     ev = s.get("mode_evidence") or {}
     if ev:
         lines = []

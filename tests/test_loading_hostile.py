@@ -556,3 +556,16 @@ def test_many_views_of_a_wide_batch_are_refused_before_any_work(tmp_path):
     assert time.perf_counter() - t0 < LOAD_SECONDS
     few = np.random.default_rng(0).standard_normal((3, 64, 8)).astype(np.float32)  # ordinary views still work
     assert len(assess(few, num_slices=16, cache_dir=False, null_draws=0).views) == 3
+
+
+def test_app_auto_null_draws_are_fitted_to_the_work_budget_and_shown(monkeypatch):
+    """The Inspect page's "auto" Monte Carlo null (principal family) is fitted like assess's default."""
+    from sigreg_core.present.report import Settings, build_report
+
+    z = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+    monkeypatch.setenv("LATENT_HEALTH_MAX_WORK", str(20 * 32**3))
+    rep = build_report(z, Settings(num_slices=16, family="principal"))
+    assert rep.summary["null_draws"] == 19
+    assert "lowered from 100 to 19 draws" in rep.summary["work_budget"]
+    plain = build_report(z, Settings(num_slices=16, family="principal", null_draws=30))  # explicit: honoured
+    assert plain.summary["null_draws"] == 30 and not plain.summary["work_budget"]

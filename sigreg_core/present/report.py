@@ -219,6 +219,11 @@ def build_report(
     if z.ndim not in (2, 3):
         raise ValueError(f"expected an array of shape (N, D) or (V, N, D), got shape {tuple(z.shape)}")
     t0 = time.perf_counter()
+    draws, budget_note = settings.resolved_null_draws(), None
+    if settings.null_draws is None and draws > 0:  # "auto" is fitted to the work budget (assessment/budget.py)
+        from sigreg_core.assessment.budget import fit_null_draws
+
+        draws, budget_note = fit_null_draws(int(z.shape[-1]), None, draws, int(z.shape[0]) if z.ndim == 3 else 1)
     a = assess(
         z,
         num_slices=settings.num_slices,
@@ -227,7 +232,7 @@ def build_report(
         family=settings.family,
         device=settings.device,
         progress=progress,
-        null_draws=settings.resolved_null_draws(),
+        null_draws=draws,
     )
     t_assess = time.perf_counter() - t0
     preset = get_preset(settings.preset)
@@ -256,7 +261,8 @@ def build_report(
         "preset": preset.name,
         "seed": int(settings.seed),
         "family": settings.family,
-        "null_draws": settings.resolved_null_draws(),
+        "null_draws": draws,
+        "work_budget": budget_note or (a.config or {}).get("work_budget"),
         "null_quantiles_source": str(nq.get("source", "")),
         "device": str(getattr(a, "device", settings.device)),
         "seconds": t_assess,
