@@ -18,6 +18,11 @@ Before anything is scored, ``assess`` needs facts that only the rows give
   flagged rows are far (their median r_n >= 2 x the threshold); a continuum of far
   rows is heavy tails, not outliers.  The flagged rows' sums are then removed
   from the moment sums to give the robust covariance of the collapse test.
+
+Under torch.distributed every rank contributes its seeded share of the sample
+(the median and the median distance do not depend on the order), the counts
+are all-reduced, the flagged rows' median is the median of the ranks' medians,
+and row indices are global in rank order (rank 0's rows first).
 """
 from __future__ import annotations
 
@@ -140,14 +145,40 @@ def row_pass(z, *, distributed: bool = False, seed: int = 0, chunk: int = 32768)
     var_norm = max(nsq / max(n_all, 1) - mean_norm**2, 0.0)
     cv = math.sqrt(var_norm) / mean_norm if mean_norm > 0 else float("inf")
     facts = RowFacts(n=n_all, dim=dim, max_abs=max_abs, norm_mean=mean_norm, norm_cv=cv, sums=sums)
-    if not distributed and n_all >= 16:
-        _outliers(z, facts, seed, chunk)
+    if n_all >= 16:
+        _outliers(z, facts, seed, chunk, distributed)
     return facts
 
 
-def _outliers(z, facts: RowFacts, seed: int, chunk: int) -> None:
+def _global_sample(z, seed: int) -> tuple[torch.Tensor, int]:
+    """Under torch.distributed: every rank's seeded share of the sample, summed into one tensor
+    (order-free statistics only are taken from it), and this rank's first global row index."""
+    from sigreg_core.core import distributed as _dist
+    ws, rk = _dist.world_size(), _dist.rank()
+    n_local = int(z.shape[0])
+    part = _sample(z, n_local, seed + rk) if n_local <= SAMPLE_ROWS // ws else _tensor(
+        z[torch.from_numpy(np.sort(np.random.default_rng(seed + rk).choice(n_local, SAMPLE_ROWS // ws, replace=False)))]
+        if isinstance(z, torch.Tensor) else z[np.sort(np.random.default_rng(seed + rk).choice(
+            n_local, SAMPLE_ROWS // ws, replace=False))])
+    counts = torch.zeros(ws, 2, dtype=torch.float64)
+    counts[rk, 0] = part.shape[0]
+    counts[rk, 1] = n_local
+    (counts,) = _dist.all_reduce_sum(counts)
+    sizes = [int(v) for v in counts[:, 0]]
+    buf = torch.zeros(sum(sizes), part.shape[1], dtype=torch.float64)
+    off = sum(sizes[:rk])
+    buf[off : off + part.shape[0]] = part
+    (buf,) = _dist.all_reduce_sum(buf)
+    return buf, int(sum(int(v) for v in counts[:rk, 1]))
+
+
+def _outliers(z, facts: RowFacts, seed: int, chunk: int, distributed: bool = False) -> None:
     n, dim = facts.n, facts.dim
-    s = _sample(z, n, seed)
+    row0 = 0
+    if distributed:
+        s, row0 = _global_sample(z, seed)
+    else:
+        s = _sample(z, n, seed)
     med = s.median(dim=0).values
     d2s = ((s - med) ** 2).sum(1)
     scale = float(d2s.median())
@@ -163,7 +194,7 @@ def _outliers(z, facts: RowFacts, seed: int, chunk: int) -> None:
     d_eff = tr * tr / tr2 if tr2 > 0 else 1.0
     thr = _threshold(n, d_eff)
     rows, ratios = [], []
-    for r0 in range(0, n, chunk):
+    for r0 in range(0, int(z.shape[0]), chunk):
         t = _tensor(z[r0 : r0 + chunk])
         r = ((t - med) ** 2).sum(1) / scale
         hit = torch.nonzero(r > thr).flatten()
@@ -171,17 +202,29 @@ def _outliers(z, facts: RowFacts, seed: int, chunk: int) -> None:
             rows.append(hit.numpy() + r0)
             ratios.append(r[hit].numpy())
     facts.outlier_threshold = thr
-    if not rows:
+    idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    rat = np.concatenate(ratios) if ratios else np.zeros(0)
+    count, med_ratio = int(idx.size), float(np.median(rat)) if rat.size else 0.0
+    if distributed:  # the count and the flagged rows' median ratio over all ranks (median of rank medians)
+        from sigreg_core.core import distributed as _dist
+        ws, rk = _dist.world_size(), _dist.rank()
+        t = torch.zeros(ws, 2, dtype=torch.float64)
+        t[rk] = torch.tensor([count, med_ratio], dtype=torch.float64)
+        (t,) = _dist.all_reduce_sum(t)
+        count = int(t[:, 0].sum())
+        meds = t[t[:, 0] > 0, 1]
+        med_ratio = float(meds.median()) if meds.numel() else 0.0
+    if count == 0:
         return
-    idx = np.concatenate(rows)
-    rat = np.concatenate(ratios)
-    facts.outlier_rows, facts.outlier_ratio, facts.outlier_count = idx, rat, int(idx.size)
-    far = float(np.median(rat)) >= OUTLIER_FAR * thr
-    facts.has_outliers = bool(1 <= idx.size <= OUTLIER_MAX_FRACTION * n and far)
-    if facts.has_outliers and n - idx.size >= 2:
+    facts.outlier_rows, facts.outlier_ratio, facts.outlier_count = idx + row0, rat, count
+    far = med_ratio >= OUTLIER_FAR * thr
+    facts.has_outliers = bool(1 <= count <= OUTLIER_MAX_FRACTION * n and far)
+    if facts.has_outliers and n - count >= 2:
         bad = MomentSums(dim)
         bad.set_shift(facts.sums.shift)
-        sel = torch.from_numpy(idx)
-        part = z[sel] if isinstance(z, torch.Tensor) else z[idx]
-        bad.update(_tensor(part))
+        if idx.size:
+            part = z[torch.from_numpy(idx)] if isinstance(z, torch.Tensor) else z[idx]
+            bad.update(_tensor(part))
+        if distributed:
+            bad.all_reduce()
         facts.clean_sums = facts.sums.minus(bad)

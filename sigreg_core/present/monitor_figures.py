@@ -11,7 +11,7 @@ arXiv 2511.08544; LeWorldModel, arXiv 2603.19312):
 * :func:`sigreg_figure` — SIGReg (log scale) with the run's 95 % null band (Monte
   Carlo of N(0, I) batches on the same directions) and the exact null mean;
 * :func:`pvalue_figure` — the verdict's p-value (log scale) with the 1e-3 threshold;
-* :func:`verdict_figure` — the verdict (healthy / suspicious / collapsed) as a strip;
+* :func:`verdict_figure` — the verdict (healthy / mild / marked / severe / collapsed) as a strip;
 * :func:`rankme_figure` — RankMe against its maximum min(N, D);
 * :func:`quantiles_figure` — per-slice statistic quantiles (median, 95 %, max) with
   the one-slice null 95 % quantile;
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sigreg_core.assessment import verdict as _V
 from sigreg_core.present.figures import _layout  # the house layout of every figure
 
 __all__ = [
@@ -45,9 +46,16 @@ __all__ = [
 
 #: Okabe–Ito (colour-blind safe), one per run
 RUN_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
-VERDICT_LEVEL = {"healthy": 0, "suspicious": 1, "collapsed": 2}
-_VERDICT_COLOUR = {"healthy": "#009E73", "suspicious": "#E69F00", "collapsed": "#D55E00"}
-SUSPICIOUS_P = 1e-3
+#: verdict order and one distinct colour per level (healthy < mild < marked < severe < collapsed;
+#: "suspicious" is the earlier name of mild..severe, kept for runs logged before the levels)
+VERDICT_LEVEL = dict(_V.VERDICT_RANK)
+_VERDICT_COLOUR = dict(_V.VERDICT_COLOURS)
+SUSPICIOUS_P = _V.GATE_P
+
+
+def _off(verdict) -> bool:
+    """Neither healthy nor collapsed (nor too few rows): one of the graded departures."""
+    return _V.verdict_rank(verdict) in (1, 2, 3)
 
 
 def _colour(i: int) -> str:
@@ -61,8 +69,8 @@ def run_alert(df: pd.DataFrame) -> Optional[dict]:
     alert step (None when there is none):
 
     * ``collapsed`` — the run collapsed at some step: ``step`` is the first such step;
-    * ``suspicious`` — the latest step is suspicious: ``step`` is the first step it turned
-      suspicious after having been healthy, or its first step if it never was healthy;
+    * ``suspicious`` — the latest step departs (mild, marked or severe): ``step`` is the first
+      step it turned so after having been healthy, or its first step if it never was healthy;
     * ``healthy`` — the latest step is healthy; if it turned suspicious on the way,
       ``step`` is the first such step and the message says so.
     """
@@ -87,22 +95,22 @@ def run_alert(df: pd.DataFrame) -> Optional[dict]:
     for i, v in enumerate(verdicts):
         if v == "healthy":
             seen_healthy = True
-        elif seen_healthy and v == "suspicious":
+        elif seen_healthy and _off(v):
             turn = i
             break
-    if latest == "suspicious":
+    if _off(latest):
         if turn is None:
             return {"level": "suspicious", "step": None, "latest": latest, "modes": modes[-1],
-                    "message": f"not healthy yet: suspicious since step {steps[0]}{with_modes(len(steps) - 1)}"}
+                    "message": f"not healthy yet: {latest} since step {steps[0]}{with_modes(len(steps) - 1)}"}
         return {"level": "suspicious", "step": steps[turn], "latest": latest, "modes": modes[turn],
-                "message": f"turned suspicious at step {steps[turn]}{with_modes(turn)}"
+                "message": f"turned {verdicts[turn]} at step {steps[turn]}{with_modes(turn)}"
                            + (tail if turn != len(steps) - 1 else "")}
     j = len(verdicts) - 1
     while j > 0 and verdicts[j - 1] == "healthy":
         j -= 1
     msg = f"healthy since step {steps[j]} (latest step {last_step})"
     if turn is not None:
-        msg += f"; it turned suspicious at step {steps[turn]}{with_modes(turn)} on the way"
+        msg += f"; it turned {verdicts[turn]} at step {steps[turn]}{with_modes(turn)} on the way"
     return {"level": "healthy", "step": None if turn is None else steps[turn], "latest": latest, "modes": "",
             "message": msg}
 
@@ -183,7 +191,7 @@ def pvalue_figure(runs: Mapping[str, pd.DataFrame]) -> go.Figure:
 
 
 def verdict_figure(runs: Mapping[str, pd.DataFrame]) -> go.Figure:
-    """The verdict per step: one row per run, coloured healthy / suspicious / collapsed."""
+    """The verdict per step: one row per run, one colour per level (healthy ... collapsed)."""
     fig = go.Figure()
     names = list(runs)
     for verdict, colour in _VERDICT_COLOUR.items():
@@ -193,6 +201,8 @@ def verdict_figure(runs: Mapping[str, pd.DataFrame]) -> go.Figure:
             xs += list(d["step"])
             ys += [name] * len(d)
             text += list(d["modes"].fillna("")) if "modes" in d else [""] * len(d)
+        if not xs and verdict not in ("healthy", "collapsed"):
+            continue  # the legend lists the levels present (and always healthy / collapsed)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=verdict, text=text,
                                  marker={"color": colour, "size": 11, "symbol": "square"},
                                  hovertemplate="%{y}<br>step %{x}: " + verdict + "<br>%{text}<extra></extra>"))
