@@ -250,3 +250,26 @@ def test_modulus_values_and_gradients_match_the_blog_code(n):
         np.testing.assert_allclose(g1.numpy(), g2.numpy(), rtol=1e-8, atol=1e-13)
     else:
         assert ours.item() == 0.0
+
+
+# ------------------------------------------------------- data-dependent families
+@pytest.mark.parametrize("family, draws", [("principal", 60), ("worst", 12)])
+def test_data_dependent_families_get_their_own_per_rank_null_band(family, draws, tmp_path):
+    from sigreg_core.present import figures as F
+
+    z = np.random.default_rng(8).standard_normal((512, 16)).astype(np.float32)
+    a = assess(z, family=family, num_slices=8, null_draws=draws, cache_dir=tmp_path)
+    band = a.null_quantiles["per_rank"]
+    stat = a.per_slice["statistic"].to_numpy()
+    m = len(stat)
+    assert len(band["0.95"]) == len(band["0.999"]) == m
+    assert np.all(np.diff(band["0.999"]) <= 1e-12)  # per rank of the sorted null: non-increasing
+    sorted_stat = np.sort(stat)[::-1]
+    assert np.sum(sorted_stat > np.asarray(band["0.999"])) <= 1  # healthy: inside its own band
+    assert "Monte Carlo per" in a.p_values["per_slice"]["method"]
+    fig = F.slice_statistics_figure(stat, q95=a.null_quantiles[0.95], q999=a.null_quantiles[0.999],
+                                    null_mean=a.null_mean, band_per_rank=band)
+    names = [t.name for t in fig.data]
+    assert "99.9% null quantile per rank" in names and not fig.layout.shapes
+    # the worst pick is the top point of the chart
+    assert fig.data[0].customdata[0][0] == int(np.argmax(stat))

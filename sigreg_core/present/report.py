@@ -261,6 +261,7 @@ def build_report(
         "family": settings.family,
         "null_draws": settings.resolved_null_draws(),
         "null_quantiles_source": str(nq.get("source", "")),
+        "null_band_per_rank": _jsonable(nq.get("per_rank")) if nq.get("per_rank") else None,
         "device": str(getattr(a, "device", settings.device)),
         "seconds": t_assess,
     }
@@ -384,6 +385,7 @@ def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
     return {
         "slice_statistics": F.slice_statistics_figure(
             report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
+            band_per_rank=report.summary.get("null_band_per_rank"),
             p_values=report.p_values, selected=selected, units=_units(report)),
         **fixed,
     }
