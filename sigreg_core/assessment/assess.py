@@ -285,9 +285,11 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     sums = facts.sums.scaled(scale) if scale != 1.0 else facts.sums
     try:
         metrics = metrics_from_sums(sums)
-        robust_ev = None
+        robust_ev, bulk = None, metrics
         if facts.has_outliers and facts.clean_sums is not None:
-            robust_ev = np.sort(np.clip(np.linalg.eigvalsh(facts.clean_sums.covariance(ddof=1)), 0, None))[::-1]
+            # the bulk without the outlier rows: its shift, scale and spectrum describe the rest of the set
+            bulk = metrics_from_sums(facts.clean_sums.scaled(scale) if scale != 1.0 else facts.clean_sums)
+            robust_ev = bulk["eigenvalues"]
     except np.linalg.LinAlgError as exc:
         raise ValueError(f"the covariance of these embeddings could not be decomposed ({exc}); "
                          f"the values span too many orders of magnitude: rescale them") from None
@@ -337,13 +339,12 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     significant = bool(p < V.GATE_P) and not too_few
     moments = [(name, g["skew"], g["kurt"]) for name, g in ev.groups.items()]
     outl = facts.outliers_dict()
-    found = [] if too_few else diagnose(metrics, moments, significant=significant, robust_eigenvalues=robust_ev,
+    found = [] if too_few else diagnose(bulk, moments, significant=significant, robust_eigenvalues=robust_ev,
                                         outliers=outl)
     modes = [f["mode"] for f in found]
     evidence = {f["mode"]: f for f in found}
-    spread = relative_spread(metrics)
-    frac, dead, k = rank_loss(robust_ev if robust_ev is not None else metrics["eigenvalues"],
-                              n - (outl["count"] if robust_ev is not None else 0), dim)
+    spread = relative_spread(bulk)
+    frac, dead, k = rank_loss(bulk["eigenvalues"], int(bulk["n"]), dim)
     collapse = V.collapse_answer(spread, frac, dead, k, "outlier rows set aside" if robust_ev is not None else "")
     level = V.grade(rho, significant, any(md not in ("full_collapse", "dimensional_collapse") for md in modes))
     if too_few:

@@ -129,8 +129,7 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
 
     if not full:
         rob = ev if robust_eigenvalues is None else robust_eigenvalues
-        n_rob = n - (int(outliers["count"]) if robust_eigenvalues is not None and outliers else 0)
-        frac, dead, k = rank_loss(rob, n_rob, dim)
+        frac, dead, k = rank_loss(rob, n, dim)  # robust eigenvalues come with metrics of the same rows
         crm = frac * k
         lim = RANK_FRACTION * k
         note = " (outlier rows set aside)" if robust_eigenvalues is not None else ""
