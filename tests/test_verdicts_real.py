@@ -273,3 +273,37 @@ def test_data_dependent_families_get_their_own_per_rank_null_band(family, draws,
     assert "99.9% null quantile per rank" in names and not fig.layout.shapes
     # the worst pick is the top point of the chart
     assert fig.data[0].customdata[0][0] == int(np.argmax(stat))
+
+
+# ------------------------------------------------------ where the answers show
+def test_json_cli_table_and_report_carry_the_three_answers(tmp_path, capsys):
+    import json
+
+    from sigreg_core.cli import main
+    from sigreg_core.present import verdict_card as VC
+
+    rng = np.random.default_rng(9)
+    g = rng.standard_normal((600, 32)).astype(np.float32)
+    np.save(tmp_path / "normalised.npy", g / np.linalg.norm(g, axis=1, keepdims=True))
+    np.save(tmp_path / "point.npy", (rng.standard_normal(32) * 3 + 1e-3 * g).astype(np.float32))
+    a = assess(np.load(tmp_path / "normalised.npy"), num_slices=64, null_draws=0)
+    d = json.loads(json.dumps(a.to_dict()))
+    assert set(d["answers"]) >= {"collapse", "distance", "conventions"}
+    assert d["answers"]["conventions"][0]["name"] == "l2_normalised_rows"
+    assert d["answers"]["distance"]["level"] == d["verdict"] == "healthy"
+
+    code = main(["score", str(tmp_path / "normalised.npy"), str(tmp_path / "point.npy"), "--slices", "64",
+                 "--null-draws", "0", "--fail-on", "collapsed"])
+    out = capsys.readouterr().out
+    assert code == 1
+    header = out.splitlines()[0]
+    assert "collapsing?" in header and "distance" in header and "conventions" in header
+    assert "l2_normalised_rows" in out and "full" in out
+
+    card = VC.card_markdown(a.verdict, a.answers)
+    assert card.startswith("**Verdict: healthy**") and ":green-background[" in card
+    assert "Collapsing?" in card and "Conventions" in card and "l2\\_normalised\\_rows" in card
+    html_card = VC.card_html("collapsed", a.answers)
+    assert VC.verdict_colour("collapsed") in html_card and "<script" not in html_card
+    assert len({VC.verdict_colour(v) for v in ("healthy", "mild", "marked", "severe", "collapsed")}) == 5
+    assert len({VC.BADGE[v] for v in ("healthy", "mild", "marked", "severe", "collapsed")}) == 5
