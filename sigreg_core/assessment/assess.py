@@ -198,9 +198,9 @@ def _conventions(z, facts, scale, metrics, modes, ev, preset, n, null_mean, devi
             "sigreg_after": after, "sigreg_over_null_after": _over(after, null_mean),
             "note": "named, not a collapse; the verdict grades the data as given",
         })
-    rms = float(metrics["rms_std"])
+    rms = float(metrics["rms_std"])  # of the bulk (without outlier rows) when there are outliers
     lo, hi = 0.75, 1.33
-    if rms > 0 and not lo <= rms <= hi and "full_collapse" not in modes:
+    if rms > 0 and not lo <= rms <= hi and "scale" in modes:
         st = score_slices(z, ev.directions.double() / rms, preset, device=device)
         after = float(np.mean(centred_statistic(st, preset))) if preset.form == "ecf" else float(st.sigreg)
         out.append({
@@ -352,7 +352,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         level = V.TOO_FEW
     else:
         verdict = "collapsed" if collapse["collapsing"] else level
-    conventions = [] if too_few else _conventions(z, facts, scale, metrics, modes, ev, preset, n, null_mean, dev)
+    conventions = [] if too_few else _conventions(z, facts, scale, bulk, modes, ev, preset, n, null_mean, dev)
     answers = {
         "verdict": verdict,
         "collapse": collapse,
