@@ -80,7 +80,7 @@ def test_trained_encoder_is_not_collapsed_raw_or_normalised(encoder_sets, null_c
     assert "l2_normalised_rows" in names and "l2_normalised_rows" not in [c["name"] for c in raw.conventions]
     conv = next(c for c in nrm.answers["conventions"] if c["name"] == "l2_normalised_rows")
     assert conv["factor"] == pytest.approx(math.sqrt(384), rel=1e-4)
-    assert conv["sigreg_over_null_as_given"] > 10 * conv["sigreg_over_null_after"]
+    assert conv["sigreg_over_null_as_given"] > 2 * conv["sigreg_over_null_after"]  # 1/sqrt(D)-scale rows score far worse
 
 
 @pytest.mark.slow
