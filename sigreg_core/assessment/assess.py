@@ -46,9 +46,9 @@ from sigreg_core.assessment.diagnosis import MODES, diagnose, rank_loss, relativ
 from sigreg_core.assessment.families import FAMILIES
 from sigreg_core.assessment.metrics import metrics_from_sums
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
-                                               monte_carlo_null)
+                                               family_pvalues, monte_carlo_null, null_band)
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
-from sigreg_core.assessment.screens import SCREENS, centred_statistic, evaluate, screen_preset
+from sigreg_core.assessment.screens import centred_statistic, evaluate, screen_preset
 from sigreg_core.assessment.slices import SliceStats, score_slices
 from sigreg_core.util.jsonsafe import to_jsonable
 
@@ -213,51 +213,6 @@ def _conventions(z, facts, scale, metrics, modes, ev, preset, n, null_mean, devi
     return out
 
 
-def _family_pvalues(family, preset, stats, scaled, mc, n):
-    m = stats.num_slices
-    if family in ("principal", "worst") or not nl.has_exact_law(preset):
-        if mc is None or mc.per_slice.shape[0] == 0:
-            if not nl.has_exact_law(preset):
-                return np.full(m, np.nan), np.full(m, np.nan), "unavailable (no Monte Carlo null: null_draws=0)"
-        else:
-            ref = mc.per_slice.astype(np.float64)
-            if family in ("principal", "worst"):
-                ref = ref[:, :m]
-                if family == "worst":  # ranks: the null's searched statistics sorted like the data's
-                    ref = np.sort(ref, axis=1)[:, ::-1]
-                p = np.array([nl.empirical_pvalue(scaled[j], ref[:, j]) for j in range(m)], dtype=np.float64)
-                what = "principal index" if family == "principal" else "rank of the searched directions"
-                kind = f"Monte Carlo per {what} ({ref.shape[0]} draws; floor {1 / (ref.shape[0] + 1):.2g})"
-            else:
-                ref = ref.ravel()
-                p = nl.empirical_pvalue(scaled, ref).astype(np.float64)
-                kind = f"Monte Carlo pooled over slices ({ref.size} values from {mc.per_slice.shape[0]} draws)"
-            return p, np.log(p), kind
-    p, lp = nl.slice_pvalues(stats.statistic, preset, n)
-    kind = "exact law (weighted chi-square mixture)"
-    if family == "worst":
-        kind = "descriptive: exact law, not corrected for the search (no Monte Carlo null: null_draws=0)"
-    if family == "principal":
-        kind = "exact law of a fixed direction (no Monte Carlo null: null_draws=0; the axes were chosen from the data)"
-    return p, lp, kind
-
-
-def _null_band(family, preset, mc, n, m) -> dict:
-    exact = nl.has_exact_law(preset)
-    if family in ("principal", "worst") and mc is not None and mc.per_slice.size:
-        band = nl.from_scaled(mc.sorted_band(m), preset, n)
-        return {0.95: float(np.max(band[0])), 0.999: float(np.max(band[1])),
-                "per_rank": {"0.95": band[0].tolist(), "0.999": band[1].tolist()},
-                "source": f"Monte Carlo of the {family} family, per rank of the sorted statistics ({mc.size} draws)"}
-    if exact:
-        qs = nl.from_scaled(nl.slice_law(preset).ppf([0.95, 0.999]), preset, n)
-        return {0.95: float(qs[0]), 0.999: float(qs[1]), "source": "exact law"}
-    if mc is not None and mc.per_slice.size:
-        qs = nl.from_scaled(np.quantile(mc.per_slice.astype(np.float64), [0.95, 0.999]), preset, n)
-        return {0.95: float(qs[0]), 0.999: float(qs[1]), "source": "Monte Carlo"}
-    return {0.95: float("nan"), 0.999: float("nan"), "source": "unavailable"}
-
-
 def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distributed, null_draws,
                cache_dir) -> Assessment:
     t0 = time.perf_counter()
@@ -312,9 +267,9 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
                               preset=preset, draws=draws, device=dev, cache_dir=cache_dir, progress=progress,
                               lo=1.0 - mc_frac, hi=1.0)
 
-    p_slice, log_p_slice, kind = _family_pvalues(family, preset, stats, scaled, mc, n)
+    p_slice, log_p_slice, kind = family_pvalues(family, preset, stats, scaled, mc, n)
     null_mean = preset.null_mean(n) if preset.form == "ecf" else float("nan")
-    null_quantiles = _null_band(family, preset, mc, n, m)
+    null_quantiles = null_band(family, preset, mc, n, m)
     if not np.isfinite(null_mean) and mc is not None:
         null_mean = float(nl.from_scaled(float(np.mean(mc.sigreg)), preset, n))
     sig = float(stats.sigreg)

@@ -47,7 +47,7 @@ from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment.metrics import MomentSums
 from sigreg_core.assessment.screens import MAX_AXES, MAX_PRINCIPAL, SCREENS, evaluate
 
-__all__ = ["MonteCarloNull", "monte_carlo_null", "calibrated_pvalue", "MC_MAX_ROWS", "DEFAULT_NULL_DRAWS",
+__all__ = ["MonteCarloNull", "monte_carlo_null", "calibrated_pvalue", "family_pvalues", "null_band", "MC_MAX_ROWS", "DEFAULT_NULL_DRAWS",
            "WORST_DRAWS", "CALIBRATION_K"]
 
 ProgressFn = Optional[Callable[[float, str], None]]
@@ -193,3 +193,49 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
     return out
 
 
+def family_pvalues(family, preset, stats, scaled, mc, n):
+    """Per-slice (p, log p, method) of a family: exact law for fixed directions, Monte Carlo per
+    principal index / per rank of the searched directions, pooled Monte Carlo without an exact law."""
+    m = stats.num_slices
+    if family in ("principal", "worst") or not nl.has_exact_law(preset):
+        if mc is None or mc.per_slice.shape[0] == 0:
+            if not nl.has_exact_law(preset):
+                return np.full(m, np.nan), np.full(m, np.nan), "unavailable (no Monte Carlo null: null_draws=0)"
+        else:
+            ref = mc.per_slice.astype(np.float64)
+            if family in ("principal", "worst"):
+                ref = ref[:, :m]
+                if family == "worst":  # ranks: the null's searched statistics sorted like the data's
+                    ref = np.sort(ref, axis=1)[:, ::-1]
+                p = np.array([nl.empirical_pvalue(scaled[j], ref[:, j]) for j in range(m)], dtype=np.float64)
+                what = "principal index" if family == "principal" else "rank of the searched directions"
+                kind = f"Monte Carlo per {what} ({ref.shape[0]} draws; floor {1 / (ref.shape[0] + 1):.2g})"
+            else:
+                ref = ref.ravel()
+                p = nl.empirical_pvalue(scaled, ref).astype(np.float64)
+                kind = f"Monte Carlo pooled over slices ({ref.size} values from {mc.per_slice.shape[0]} draws)"
+            return p, np.log(p), kind
+    p, lp = nl.slice_pvalues(stats.statistic, preset, n)
+    kind = "exact law (weighted chi-square mixture)"
+    if family == "worst":
+        kind = "descriptive: exact law, not corrected for the search (no Monte Carlo null: null_draws=0)"
+    if family == "principal":
+        kind = "exact law of a fixed direction (no Monte Carlo null: null_draws=0; the axes were chosen from the data)"
+    return p, lp, kind
+
+
+def null_band(family, preset, mc, n, m) -> dict:
+    """The chart's null band: per rank from the family's own null (principal, worst), else the one-slice law."""
+    exact = nl.has_exact_law(preset)
+    if family in ("principal", "worst") and mc is not None and mc.per_slice.size:
+        band = nl.from_scaled(mc.sorted_band(m), preset, n)
+        return {0.95: float(np.max(band[0])), 0.999: float(np.max(band[1])),
+                "per_rank": {"0.95": band[0].tolist(), "0.999": band[1].tolist()},
+                "source": f"Monte Carlo of the {family} family, per rank of the sorted statistics ({mc.size} draws)"}
+    if exact:
+        qs = nl.from_scaled(nl.slice_law(preset).ppf([0.95, 0.999]), preset, n)
+        return {0.95: float(qs[0]), 0.999: float(qs[1]), "source": "exact law"}
+    if mc is not None and mc.per_slice.size:
+        qs = nl.from_scaled(np.quantile(mc.per_slice.astype(np.float64), [0.95, 0.999]), preset, n)
+        return {0.95: float(qs[0]), 0.999: float(qs[1]), "source": "Monte Carlo"}
+    return {0.95: float("nan"), 0.999: float("nan"), "source": "unavailable"}

@@ -183,7 +183,7 @@ def pvalue_figure(runs: Mapping[str, pd.DataFrame]) -> go.Figure:
     clipped = {n: df.assign(p_value=df["p_value"].clip(lower=1e-300)) for n, df in runs.items()}
     _lines(fig, clipped, "p_value", hover_fmt=".3g")
     fig.add_hline(y=SUSPICIOUS_P, line={"color": "#D55E00", "dash": "dash", "width": 1},
-                  annotation={"text": "p = 1e-3 (suspicious below)", "font": {"size": 10}},
+                  annotation={"text": "p = 1e-3 (significant below)", "font": {"size": 10}},
                   annotation_position="bottom right")
     _alert_lines(fig, runs)
     fig.update_yaxes(type="log", exponentformat="power")
