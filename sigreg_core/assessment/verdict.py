@@ -50,7 +50,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "VERDICTS", "TOO_FEW", "VERDICT_RANK", "VERDICT_COLOURS", "LEVEL_EDGES", "GATE_P", "MIN_ROWS",
+    "VERDICTS", "TOO_FEW", "VERDICT_RANK", "LEVEL_EDGES", "GATE_P", "MIN_ROWS",
     "FULL_SPREAD", "RANK_FRACTION", "verdict_rank", "is_unhealthy", "relative_distance", "grade",
     "collapse_answer", "describe_verdict",
 ]
@@ -76,16 +76,7 @@ DEAD_FRACTION = 0.05
 
 #: order of every verdict string a page may meet ("suspicious" is the pre-levels name of mild..severe)
 VERDICT_RANK = {TOO_FEW: -1, "healthy": 0, "mild": 1, "marked": 2, "suspicious": 2, "severe": 3, "collapsed": 4}
-#: one distinct colour per level (Okabe–Ito, colour-blind safe)
-VERDICT_COLOURS = {
-    "healthy": "#009E73",    # bluish green
-    "mild": "#56B4E9",       # sky blue
-    "marked": "#E69F00",     # orange
-    "severe": "#CC79A7",     # reddish purple
-    "collapsed": "#D55E00",  # vermillion
-    "suspicious": "#E69F00",
-    TOO_FEW: "#999999",
-}
+#: colours: :func:`sigreg_core.assessment.severity.verdict_colour` (one ramp for every page)
 
 
 def verdict_rank(verdict: str) -> int:

@@ -14,17 +14,20 @@ import html
 import io
 import math
 
-from sigreg_core.assessment.verdict import TOO_FEW, VERDICT_COLOURS, describe_verdict
+from sigreg_core.assessment.severity import verdict_colour as _ramp_colour
+from sigreg_core.assessment.verdict import TOO_FEW, describe_verdict
 
 __all__ = ["BADGE", "answer_lines", "card_markdown", "card_html", "outliers_csv", "verdict_colour"]
 
-#: Streamlit markdown background colour per level (distinct; the hex colours are for HTML and plots)
+#: Streamlit markdown background colour per level (distinct; Streamlit has no hex colours in markdown;
+#: HTML and plots use the shared green -> amber -> vermilion ramp of the severity module)
 BADGE = {"healthy": "green", "mild": "blue", "marked": "orange", "severe": "violet", "collapsed": "red",
          "suspicious": "orange", TOO_FEW: "gray"}
 
 
 def verdict_colour(verdict: str) -> str:
-    return VERDICT_COLOURS.get(str(verdict), "#999999")
+    """The verdict's colour on the shared ramp (green healthy ... vermilion collapsed, grey no verdict)."""
+    return _ramp_colour(verdict)
 
 
 def _g(x, digits: int = 3) -> str:
