@@ -82,9 +82,16 @@ class RowFacts:
         }
 
 
-def _tensor(part) -> torch.Tensor:
+def _tensor(part, dtype=torch.float64) -> torch.Tensor:
     t = part.detach() if isinstance(part, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(part))
-    return t.to(device="cpu", dtype=torch.float64)
+    return t.to(device="cpu", dtype=dtype)
+
+
+def _work_dtype(z, max_abs: float) -> torch.dtype:
+    """float32 arithmetic for float32/16 rows of moderate size (squares stay far from overflow), else float64."""
+    dt = getattr(z, "dtype", None)
+    small = dt in (torch.float16, torch.bfloat16, torch.float32, np.float16, np.float32)
+    return torch.float32 if small and max_abs < 1e15 else torch.float64
 
 
 def _check_finite(t: torch.Tensor, r0: int) -> None:
@@ -123,17 +130,19 @@ def row_pass(z, *, distributed: bool = False, seed: int = 0, chunk: int = 32768)
     max_abs = 0.0
     nsum = nsq = 0.0
     for r0 in range(0, n, chunk):
-        t = _tensor(z[r0 : r0 + chunk])
+        part = z[r0 : r0 + chunk]
+        t = part.detach().cpu() if isinstance(part, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(part))
         _check_finite(t, r0)
         if t.numel():
             max_abs = max(max_abs, float(t.abs().max()))
         if max_abs > FLOAT64_SAFE:
             raise ValueError(f"embeddings reach |value| = {max_abs:.3g}: too large to score even in float64; "
                              "rescale them")
-        norms = t.norm(dim=1)
+        wide = t.to(_work_dtype(t, max_abs))  # float32 GEMMs for float32 rows (MomentSums adds blocks in float64)
+        norms = wide.norm(dim=1, dtype=torch.float64)
         nsum += float(norms.sum())
         nsq += float((norms * norms).sum())
-        sums.update(t)
+        sums.update(wide)
     if distributed:
         from sigreg_core.core import distributed as _dist
         sums.all_reduce()
@@ -194,9 +203,11 @@ def _outliers(z, facts: RowFacts, seed: int, chunk: int, distributed: bool = Fal
     d_eff = tr * tr / tr2 if tr2 > 0 else 1.0
     thr = _threshold(n, d_eff)
     rows, ratios = [], []
+    wd = _work_dtype(z, facts.max_abs)
+    med_w = med.to(wd)
     for r0 in range(0, int(z.shape[0]), chunk):
-        t = _tensor(z[r0 : r0 + chunk])
-        r = ((t - med) ** 2).sum(1) / scale
+        t = _tensor(z[r0 : r0 + chunk], wd)
+        r = ((t - med_w) ** 2).sum(1, dtype=torch.float64) / scale
         hit = torch.nonzero(r > thr).flatten()
         if hit.numel():
             rows.append(hit.numpy() + r0)
