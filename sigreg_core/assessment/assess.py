@@ -314,6 +314,9 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         "distance": {
             "level": level, "relative_distance": rho, "by_screen": effects, "largest_on": worst_screen,
             "sigreg_over_null": over, "significant": significant, "p_value": p, "gate_p": V.GATE_P,
+            "p_calibration": (f"calibrated on {mc.size} Monte Carlo null draws" if mc is not None else
+                              "Cauchy combination, not calibrated (no Monte Carlo null): valid for small p, "
+                              "can be off near 0.2"),
             "level_edges": list(V.LEVEL_EDGES), "modes": [{k2: v for k2, v in f.items()} for f in found
                                                          if f["mode"] not in ("full_collapse", "dimensional_collapse")],
             "rankme_fraction": metrics["rankme_fraction"],
@@ -450,7 +453,8 @@ def assess(
     sig = float(np.mean([a.sigreg for a in views]))
     config = dict(first.config, views=v, view_combination="SIGReg averaged over views (as lejepa); p-values "
                                                           "Cauchy-combined over views")
-    pv = dict(first.p_values, views={"method": "Cauchy combination of the views' verdict p-values",
+    pv = dict(first.p_values, views={"method": "Cauchy combination of the views' verdict p-values: valid in the "
+                                               "tail (small p), not calibrated near alpha = 0.2",
                                      "p_values": [a.p_value for a in views]})
     return Assessment(
         sigreg=sig, null_mean=first.null_mean, p_value=max(pc, nl.P_FLOOR), verdict=verdict, modes=modes,

@@ -54,7 +54,8 @@ def answer_lines(answers: dict) -> list[tuple[str, str]]:
     ways = ", ".join(f"{m['mode']} ({_g(m.get('value'))})" for m in modes) or "no particular way"
     a2 = (f"{dist.get('level', 'n/a')}: relative distance {_g(dist.get('relative_distance'))} "
           f"(0 = N(0, I), 1 = collapse onto 0; largest on the {dist.get('largest_on', 'n/a')} screen), "
-          f"SIGReg {_g(dist.get('sigreg_over_null'))} x its null mean, p = {_g(dist.get('p_value'))}; way: {ways}")
+          f"SIGReg {_g(dist.get('sigreg_over_null'))} x its null mean, p = {_g(dist.get('p_value'))}"
+          + (f" ({dist['p_calibration']})" if dist.get("p_calibration") else "") + f"; way: {ways}")
     if dist.get("note"):
         a2 += f" ({dist['note']})"
     if conv:
