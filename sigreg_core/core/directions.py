@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["sample_directions", "check_directions"]
+__all__ = ["sample_directions", "sample_directions_serial", "check_directions"]
 
 
 def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
@@ -26,7 +26,35 @@ def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"sample_directions: num_slices must be >= 1, got {num_slices}")
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
-    return a / a.norm(p=2, dim=0, keepdim=True)
+    return a.div_(a.norm(p=2, dim=0, keepdim=True))
+
+
+#: largest D for which :func:`sample_directions_serial` keeps every op below torch's
+#: parallel grain (32768 elements), so a background thread never starts an OpenMP team
+SERIAL_MAX_DIM = 16384
+
+
+def sample_directions_serial(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
+    """:func:`sample_directions`, bit for bit, in single-threaded pieces (for a background thread).
+
+    ``torch.randn`` with a generator is serial; the column norms and the division
+    are taken on blocks of columns small enough (D x block <= 16384 elements) that
+    torch runs them on the calling thread.  A column's norm is the same reduction
+    over the same D values either way (tests/test_statistic.py checks equality
+    across shapes).  For D > ``SERIAL_MAX_DIM`` it falls back to the plain draw.
+    """
+    dim, num_slices, seed = int(dim), int(num_slices), int(seed)
+    if dim > SERIAL_MAX_DIM:
+        return sample_directions(dim, num_slices, seed)
+    if dim < 1 or num_slices < 1:
+        return sample_directions(dim, num_slices, seed)  # raises the clear error
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
+    block = max(1, SERIAL_MAX_DIM // dim)
+    for j in range(0, num_slices, block):
+        part = a[:, j : j + block]
+        part.div_(part.norm(p=2, dim=0, keepdim=True))
+    return a
 
 
 def check_directions(directions: torch.Tensor, dim: int) -> torch.Tensor:
