@@ -12,9 +12,11 @@ repetition), median of ``--reps`` (default 5) forward + backward passes per cell
 * ``lightly`` — ``lightly.loss.lejepa_loss.SIGReg`` when that package imports here
                 (it needs torchvision; when it does not import, a note says so).
 
-Peak memory is the extra resident memory of one more forward + backward of each
-variant, sampled every 0.5 ms by a thread (CPU), or ``torch.cuda.max_memory_allocated``
-(CUDA).  Nothing is installed at run time.
+Peak memory is the extra resident memory of one forward + backward of each variant
+after a warm-up, sampled every 0.5 ms by a thread in a fresh child process whose
+allocator returns freed blocks to the system (``MALLOC_MMAP_THRESHOLD_=65536``), so
+the samples see live memory only (CPU); ``torch.cuda.max_memory_allocated`` on CUDA.
+Nothing is installed at run time.
 
     python benchmarks/bench_loss_cells.py                 # the four cells of issue 15, M = 1024
     python benchmarks/bench_loss_cells.py --cells 256x512 --reps 3
@@ -142,28 +144,61 @@ def peak_bytes(fn, z, device) -> int:
     return p.extra
 
 
+def make_variants(args, device):
+    import sigreg_core as sc
+
+    lewm = make_lewm(args.m).to(device)
+    lightly, why = make_lightly(args.m)
+    variants = {"ours": sc.SIGReg(num_slices=args.m), "lewm": lewm}
+    if lightly is not None:
+        variants["lightly"] = lightly.to(device)
+    return variants, why
+
+
+def make_z(n: int, d: int, device):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(n, d, generator=g)
+    z0[:, : d // 4] *= 1.5  # mildly non-Gaussian: a non-trivial value and gradient
+    return z0.to(device).requires_grad_()
+
+
+def child_memory(args) -> None:
+    """In a fresh process: peak extra RSS of one step of one variant, after a warm-up step."""
+    import torch
+
+    variant, cell = args.child_mem
+    n, d = (int(v) for v in cell.lower().split("x"))
+    device = torch.device(args.device)
+    fn = make_variants(args, device)[0][variant]
+    z = make_z(n, d, device)
+    step(fn, z)
+    print(peak_bytes(fn, z, device))
+
+
+def memory_in_child(args, variant: str, cell: str) -> int:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, __file__, "--child-mem", variant, cell, "--m", str(args.m), "--device", args.device]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return int(res.stdout.strip().splitlines()[-1])
+
+
 def run_cells(args) -> list[dict]:
     import torch
 
     import sigreg_core as sc
 
     device = torch.device(args.device)
-    lewm = make_lewm(args.m).to(device)
-    lightly, why = make_lightly(args.m)
-    if lightly is None:
+    variants, why = make_variants(args, device)
+    lewm = variants["lewm"]
+    if "lightly" not in variants:
         print(f"note: lightly's SIGReg is not compared ({why}); the (N, M, K) form below is its structure")
-    else:
-        lightly = lightly.to(device)
-    variants = {"ours": sc.SIGReg(num_slices=args.m), "lewm": lewm}
-    if lightly is not None:
-        variants["lightly"] = lightly
     rows = []
     for cell in args.cells:
         n, d = (int(v) for v in cell.lower().split("x"))
-        g = torch.Generator().manual_seed(0)
-        z0 = torch.randn(n, d, generator=g)
-        z0[:, : d // 4] *= 1.5  # mildly non-Gaussian: a non-trivial value and gradient
-        z = z0.to(device).requires_grad_()
+        z = make_z(n, d, device)
         # agreement on the same directions (ours vs the (N, M, K) form)
         a = sc.sample_directions(d, args.m, seed=123).to(device)
         v_ours = sc.sigreg(z, directions=a)
@@ -185,7 +220,10 @@ def run_cells(args) -> list[dict]:
                 sync(device)
                 times[name].append(time.perf_counter() - t0)
         med = {name: statistics.median(ts) for name, ts in times.items()}
-        mem = {name: peak_bytes(fn, z, device) for name, fn in variants.items()}
+        if device.type == "cuda":
+            mem = {name: peak_bytes(fn, z, device) for name, fn in variants.items()}
+        else:
+            mem = {name: memory_in_child(args, name, cell) for name in variants}
         row = {"cell": f"{n}x{d}", "n": n, "d": d, "m": args.m, "median_s": med, "peak_bytes": mem,
                "ratio_lewm": med["lewm"] / med["ours"], "agree_value": agree_v, "agree_grad": agree_g}
         if "lightly" in med:
@@ -268,9 +306,17 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default="", help="also write the rows to this JSON file")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for torch and the kernel (OMP_NUM_THREADS, NUMBA_NUM_THREADS); 0 = their default")
+    ap.add_argument("--child-mem", nargs=2, metavar=("VARIANT", "CELL"), help=argparse.SUPPRESS)
     ap.add_argument("--import-order", action="store_true",
                     help="measure a training step with torch imported first vs sigreg_core first")
     args = ap.parse_args()
+    if args.threads:  # before torch and numba start their pools (children inherit it)
+        os.environ["OMP_NUM_THREADS"] = os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
+    if args.child_mem:
+        child_memory(args)
+        return
     import torch
 
     print(f"SIGReg loss, forward + backward, M = {args.m}, K = 17 (preset lejepa); torch {torch.__version__}, "

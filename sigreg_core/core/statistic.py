@@ -36,19 +36,13 @@ How it is computed
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 import torch
 
 from sigreg_core.core import distributed as _dist
-from sigreg_core.core.directions import (
-    SERIAL_MAX_DIM,
-    check_directions,
-    sample_directions,
-    sample_directions_serial,
-)
+from sigreg_core.core.directions import DrawCache, check_directions, sample_directions
 from sigreg_core.core.ecf import ecf_sums, ecf_weighted_sum
 from sigreg_core.core.presets import Preset, get_preset
 
@@ -389,7 +383,7 @@ class SIGReg(torch.nn.Module):
             directions = check_directions(directions, directions.shape[0] if directions.ndim == 2 else -1)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("directions", directions, persistent=directions is not None)
-        self._drawn = _DirectionCache()
+        self._drawn = DrawCache()
 
     def extra_repr(self) -> str:
         mode = "fixed" if self.fixed_directions else "fresh per step"
@@ -442,55 +436,4 @@ class SIGReg(torch.nn.Module):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        self._drawn = _DirectionCache()
-
-
-class _DirectionCache:
-    """The module's seeded draws: the last one (per device), and the next one drawn ahead.
-
-    Every entry is ``sample_directions(dim, m, seed)`` exactly (LeJEPA's draw, on the
-    CPU), moved to the device the embeddings live on; it is keyed by
-    (dim, m, seed, device), so a changed step counter or dimension simply draws anew.
-    """
-
-    _POOL = None
-
-    def __init__(self) -> None:
-        self._last: Optional[tuple] = None
-        self._ahead: Optional[tuple] = None
-
-    @classmethod
-    def _pool(cls):
-        if cls._POOL is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # one worker whose torch ops stay below the parallel grain: no second OpenMP team
-            cls._POOL = ThreadPoolExecutor(1, thread_name_prefix="sigreg-directions")
-        return cls._POOL
-
-    @staticmethod
-    def _draw(dim: int, m: int, seed: int, device, serial: bool = False) -> torch.Tensor:
-        a = (sample_directions_serial if serial else sample_directions)(dim, m, seed)
-        if device is not None and torch.device(device).type != "cpu":
-            a = a.to(device, non_blocking=False)
-        return a
-
-    def get(self, dim: int, m: int, seed: int, device=None) -> torch.Tensor:
-        key = (dim, m, seed, None if device is None else str(device))
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        a = None
-        if self._ahead is not None and self._ahead[0] == key:
-            a = self._ahead[1].result()
-        self._ahead = None
-        if a is None:
-            a = self._draw(dim, m, seed, device)
-        self._last = (key, a)
-        return a
-
-    def prefetch(self, dim: int, m: int, seed: int, device=None) -> None:
-        key = (dim, m, seed, None if device is None else str(device))
-        if dim > SERIAL_MAX_DIM:
-            return  # the serial draw would not be serial: draw on the caller's thread instead
-        if self._ahead is None or self._ahead[0] != key:
-            self._ahead = (key, self._pool().submit(self._draw, dim, m, seed, device, True))
+        self._drawn = DrawCache()
