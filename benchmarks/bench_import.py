@@ -40,7 +40,7 @@ def measure(root: Path, reps: int) -> dict:
     runs = []
     for _ in range(reps):
         out = subprocess.run([sys.executable, "-c", _CHILD % (HEAVY,)], capture_output=True, text=True,
-                             env=env, check=True)
+                             env=env, cwd=root, check=True)  # cwd: `python -c` puts it first on sys.path
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = {k: statistics.median(r[k] for r in runs) for k in ("torch_wall", "torch_cpu", "add_wall", "add_cpu")}
     med["heavy"] = runs[-1]["heavy"]
@@ -52,11 +52,11 @@ def score_warm(root: Path, reps: int) -> float:
     env = dict(os.environ, PYTHONPATH=str(root))
     sample = json.loads((root / "sample_data" / "samples.json").read_text())["samples"][0]["file"]
     cmd = [sys.executable, "-m", "sigreg_core", "score", str(root / "sample_data" / sample)]
-    subprocess.run(cmd, capture_output=True, env=env, check=False)
+    subprocess.run(cmd, capture_output=True, env=env, cwd=root, check=False)
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, env=env, check=False)
+        subprocess.run(cmd, capture_output=True, env=env, cwd=root, check=False)
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 

@@ -292,7 +292,7 @@ def import_order(args) -> None:
             for first in res:
                 out = subprocess.run(
                     [sys.executable, "-c", _ORDER_CHILD, first, str(n), str(d), str(args.m), str(args.reps * 4)],
-                    capture_output=True, text=True, env=env, check=True,
+                    capture_output=True, text=True, env=env, cwd=ROOT, check=True,
                 )
                 res[first].append(float(out.stdout.split()[0]))
         t_t, t_s = statistics.median(res["torch"]), statistics.median(res["sigreg_core"])
