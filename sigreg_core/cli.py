@@ -138,9 +138,7 @@ EXTRA_COMMANDS = {
 def _extra_commands(only: Optional[str] = None) -> dict:
     """The contributed subcommands whose modules import cleanly (a broken one must not break ``score``).
 
-    With ``only`` naming a built-in command (``score``, ``app``) none is imported, and with
-    ``only`` naming a contributed one just that one: ``sigreg score`` never pays for
-    pandas and the other subcommands' imports.
+    Only the one named by ``only`` is imported (none for score/app): ``sigreg score`` skips their imports.
     """
     import importlib
 

@@ -94,6 +94,11 @@ def test_a_step_is_two_gemms_when_the_projection_fits_and_three_otherwise(monkey
     assert _matmuls_in_a_step(z, a) == 2
     monkeypatch.setattr(statistic, "KEEP_PROJECTION_BYTES", 400 * 64 * 4 - 1)
     assert _matmuls_in_a_step(z, a) == 3
+    # two views: the budget holds for both together
+    monkeypatch.setattr(statistic, "KEEP_PROJECTION_BYTES", 2 * 400 * 64 * 4)
+    assert _matmuls_in_a_step(torch.randn(2, 400, 32), a) == 4
+    monkeypatch.setattr(statistic, "KEEP_PROJECTION_BYTES", 2 * 400 * 64 * 4 - 2)
+    assert _matmuls_in_a_step(torch.randn(2, 400, 32), a) == 6
 
 
 @pytest.mark.parametrize("keep", [True, False])

@@ -120,7 +120,7 @@ class DrawCache:
         return a
 
     def get(self, dim: int, m: int, seed: int, device=None) -> torch.Tensor:
-        key = (dim, m, seed, None if device is None else str(device))
+        key = (dim, m, seed, "cpu" if device is None else str(device))
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         a = None
@@ -133,7 +133,7 @@ class DrawCache:
         return a
 
     def prefetch(self, dim: int, m: int, seed: int, device=None) -> None:
-        key = (dim, m, seed, None if device is None else str(device))
+        key = (dim, m, seed, "cpu" if device is None else str(device))
         if dim > SERIAL_MAX_DIM:
             return  # the serial draw would not be serial: draw on the caller's thread instead
         if self._ahead is None or self._ahead[0] != key:

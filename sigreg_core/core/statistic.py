@@ -25,7 +25,7 @@ How it is computed
   (SIGREG.md §3).  A second pass over the chunks evaluates it with the same
   fused kernel (node-count specialised, like the sums) and returns dZ = G A^T.
   The projection Z A is kept from the forward pass when it fits
-  ``KEEP_PROJECTION_BYTES`` (two GEMMs per step, not three) and recomputed
+  ``KEEP_PROJECTION_BYTES`` (all views together; two GEMMs per step, not three) and recomputed
   chunk by chunk otherwise.  Under distributed training each rank's rows get
   exactly the gradient they have in the single-process computation on the
   global batch.
@@ -163,15 +163,11 @@ class _SlicedEppsPulley(torch.autograd.Function):
     """Per-slice statistic of z @ A (or of z itself when A is None), streamed over rows."""
 
     @staticmethod
-    def forward(ctx, z, directions, preset, chunk_rows, reduce):  # type: ignore[override]
+    def forward(ctx, z, directions, preset, chunk_rows, reduce, keep_bytes=0):  # type: ignore[override]
         n_local = z.shape[0]
         m = z.shape[1] if directions is None else directions.shape[1]
         # keep Z A for the backward when a gradient is wanted and it fits the budget
-        keep = (
-            directions is not None
-            and ctx.needs_input_grad[0]
-            and n_local * m * z.element_size() <= KEEP_PROJECTION_BYTES
-        )
+        keep = directions is not None and ctx.needs_input_grad[0] and n_local * m * z.element_size() <= keep_bytes
         kept = []
         sum_c = sum_s = None
         for r0 in range(0, n_local, chunk_rows):
@@ -213,7 +209,7 @@ class _SlicedEppsPulley(torch.autograd.Function):
         if z.shape[0] <= rows:  # one chunk: no copy into a preallocated gradient
             x = kept[0] if kept else (z @ directions if directions is not None else z)
             g = ecf_weighted_sum(x, preset.nodes, coef_cos, coef_sin).to(device=z.device, dtype=z.dtype)
-            return (g @ directions.T if directions is not None else g), None, None, None, None
+            return (g @ directions.T if directions is not None else g), None, None, None, None, None
         grad_z = torch.empty_like(z)
         for i, r0 in enumerate(range(0, z.shape[0], rows)):
             zc = z[r0 : r0 + rows]
@@ -223,7 +219,7 @@ class _SlicedEppsPulley(torch.autograd.Function):
                 torch.matmul(g, directions.T, out=grad_z[r0 : r0 + rows])
             else:
                 grad_z[r0 : r0 + rows] = g
-        return grad_z, None, None, None, None
+        return grad_z, None, None, None, None, None
 
 
 def _standardize(z: torch.Tensor, reduce: bool) -> torch.Tensor:
@@ -281,7 +277,7 @@ def epps_pulley(
     lead = xc.shape[:-2]
     flat = xc.reshape(-1, xc.shape[-2], xc.shape[-1])
     rows = chunk_rows or default_chunk_rows(flat.shape[-1])
-    out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce) for v in flat])
+    out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce, 0) for v in flat])
     _ensure_finite(out, x, "x")
     return out.reshape(*lead, flat.shape[-1]).to(x.dtype if x.dtype == torch.float64 else torch.float32)
 
@@ -326,10 +322,11 @@ def _sigreg(z: torch.Tensor, a: torch.Tensor, p: Preset, reduce: bool, chunk_row
         zc = _standardize(zc, reduce)
     rows = chunk_rows or default_chunk_rows(a.shape[1])
     if zc.ndim == 2:
-        per = _SlicedEppsPulley.apply(zc, a, p, rows, reduce)[None]
+        per = _SlicedEppsPulley.apply(zc, a, p, rows, reduce, KEEP_PROJECTION_BYTES)[None]
     else:
         flat = zc.reshape(-1, zc.shape[-2], d)
-        per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce) for v in flat])
+        keep = KEEP_PROJECTION_BYTES // flat.shape[0]  # the budget holds for all views together
+        per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce, keep) for v in flat])
     _ensure_finite(per, z, "z")
     value = per.mean()
     if return_slices:
