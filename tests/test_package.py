@@ -81,6 +81,27 @@ def test_disabled_numba_is_never_imported_and_the_loss_still_works():
     assert out == "False True"
 
 
+def test_device_report_says_when_the_passive_wait_policy_came_too_late():
+    code = ("import sys\n"
+            "if sys.argv[1] == 'torch': import torch\n"
+            "import sigreg_core\n"
+            "from sigreg_core.core.device import openmp_spin_note\n"
+            "print(bool(openmp_spin_note()))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("OMP_WAIT_POLICY", None)
+    runs = {}
+    for first in ("torch", "sigreg_core"):
+        res = subprocess.run([sys.executable, "-c", code, first], capture_output=True, text=True, env=env,
+                             cwd=ROOT, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs[first] = res.stdout.split()[-1]
+    assert runs == {"torch": "True", "sigreg_core": "False"}
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's own choice: nothing to say
+    res = subprocess.run([sys.executable, "-c", code, "torch"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=300)
+    assert res.stdout.split()[-1] == "False"
+
+
 def test_every_public_name_resolves_lazily():
     import sigreg_core
 
