@@ -23,7 +23,6 @@ NEVER_IN_A_STEP = ("pandas", "plotly", "pyarrow", "streamlit", "safetensors", "m
 MAX_LINES = 500
 OVERSIZE = {
     "sigreg_core/inputs/loading.py": (1484, "being split into one module per format (loader issue)"),
-    "sigreg_core/compare/comparison.py": (1114, "being split into model/statistics/exports (compare issue)"),
     "sigreg_core/inputs/checkpoints.py": (654, "being split: state_dict route and embed CLI (loader issue)"),
     "sigreg_core/assessment/assess.py": (636, "being split: calibration apart from the verdict (assess issue)"),
     "sigreg_core/present/report.py": (529, "the report model of the Inspect page (app issue)"),
@@ -35,7 +34,8 @@ def _run(code: str, env_extra: dict | None = None) -> str:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout.strip().splitlines()[-1]
 
@@ -100,6 +100,17 @@ def test_device_report_says_when_the_passive_wait_policy_came_too_late():
     res = subprocess.run([sys.executable, "-c", code, "torch"], capture_output=True, text=True, env=env,
                          cwd=ROOT, timeout=300)
     assert res.stdout.split()[-1] == "False"
+
+
+def test_sigreg_score_imports_no_other_subcommand():
+    out = json.loads(_run(
+        "import json, sys, io, contextlib\n"
+        "from sigreg_core.cli import main, EXTRA_COMMANDS\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['score', 'sample_data/healthy.safetensors', '-q', '--null-draws', '0', '--slices', '64'])\n"
+        "print(json.dumps({'code': code, 'loaded': [m for m, _, _ in EXTRA_COMMANDS.values() if m in sys.modules]}))"
+    ))
+    assert out == {"code": 0, "loaded": []}
 
 
 def test_every_public_name_resolves_lazily():
