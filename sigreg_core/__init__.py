@@ -33,7 +33,7 @@ import sys as _sys
 # torch's ops and the numba kernel run on OpenMP threads (here one libgomp pool).  With
 # the default spin-waiting, idle threads keep spinning after every parallel region and
 # take the cores that the next step (or another process) needs: on a loaded 2-core
-# machine a training step took 457 ms with spinning and 42 ms with PASSIVE
+# machine a training step (256 x 512) took 487 ms with spinning and 68 ms with PASSIVE
 # (benchmarks/bench_loss_cells.py --import-order).  libgomp reads the policy once, when
 # torch loads it, and has no run-time setter: so this only takes effect when
 # sigreg_core is imported before torch (or OMP_WAIT_POLICY is set in the environment);
