@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from sigreg_core.present import figures as F
+from sigreg_core.present import verdict_card as VC
 from sigreg_core.inputs.loading import (
     SUPPORTED_EXTENSIONS,
     EmbeddingLoadError,
@@ -217,14 +218,17 @@ def _verdict_style(verdict: str):
         return st.success
     if "collapse" in v or v.startswith("unhealthy"):
         return st.error
-    return st.warning
+    return st.info if v in ("mild", "too few rows") else st.warning
 
 
 def _verdict_card(rep, settings: Settings) -> None:
     s = rep.summary
     show = _verdict_style(s["verdict"])
-    modes = ", ".join(s["modes"]) or "none"
-    show(f"**Verdict: {s['verdict']}** — collapse modes: {modes}", icon=":material/monitor_heart:")
+    show(VC.card_markdown(s["verdict"], s.get("answers") or {}), icon=":material/monitor_heart:")
+    out = s.get("outliers") or {}
+    if out.get("count"):
+        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out), "outlier_rows.csv",
+                           "text/csv", key="dl_outliers", help=out.get("rule"))
     c = st.columns(4)
     c[0].metric("SIGReg", f"{s['sigreg']:.4g}", help="Mean over slices of the Epps–Pulley statistic.")
     c[1].metric("× null mean", f"{s['sigreg_over_null']:.3g}",

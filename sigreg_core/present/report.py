@@ -39,6 +39,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sigreg_core.present import figures as F
+from sigreg_core.present import verdict_card as VC
 from sigreg_core.util.jsonsafe import to_jsonable
 from sigreg_core.core.presets import get_preset
 
@@ -247,6 +248,8 @@ def build_report(
         "sigreg_over_null": float(a.sigreg_over_null),
         "p_value": float(a.p_value),
         "verdict": str(a.verdict),
+        "answers": _jsonable(dict(getattr(a, "answers", {}) or {})),
+        "outliers": _jsonable(dict(getattr(a, "outliers", {}) or {})),
         "modes": list(a.modes),
         "mode_evidence": _jsonable(dict(a.mode_evidence)),
         "n": n,
@@ -258,6 +261,7 @@ def build_report(
         "family": settings.family,
         "null_draws": settings.resolved_null_draws(),
         "null_quantiles_source": str(nq.get("source", "")),
+        "null_band_per_rank": _jsonable(nq.get("per_rank")) if nq.get("per_rank") else None,
         "device": str(getattr(a, "device", settings.device)),
         "seconds": t_assess,
     }
@@ -381,6 +385,7 @@ def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
     return {
         "slice_statistics": F.slice_statistics_figure(
             report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
+            band_per_rank=report.summary.get("null_band_per_rank"),
             p_values=report.p_values, selected=selected, units=_units(report)),
         **fixed,
     }
@@ -463,7 +468,7 @@ table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ddd;paddi
 th{{background:#f5f5f5}}.verdict{{font-size:1.4em;font-weight:600}}pre{{background:#f7f7f7;padding:8px}}</style>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p class="verdict">Verdict: {html.escape(s["verdict"])}</p>
+{VC.card_html(s["verdict"], s.get("answers") or {})}
 <p>Source: <code>{src}</code></p>
 <h2>Summary</h2><table>{rows}</table>
 <h2>Companion metrics</h2><table>{metric_rows}</table>
