@@ -78,7 +78,7 @@ def _port(text: str) -> int:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     from sigreg_core.assessment.families import FAMILIES
     from sigreg_core.core.presets import PRESETS
 
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Is your self-supervised embedding healthy or collapsing? SIGReg diagnostics.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    extras = _extra_commands()
-    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *extras]) + "}")
+    extras = _extra_commands(only)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *EXTRA_COMMANDS]) + "}")
 
     s = sub.add_parser(
         "score",
@@ -137,12 +137,17 @@ EXTRA_COMMANDS = {
 }
 
 
-def _extra_commands() -> dict:
-    """The contributed subcommands whose modules import cleanly (a broken one must not break ``score``)."""
+def _extra_commands(only: Optional[str] = None) -> dict:
+    """The contributed subcommands whose modules import cleanly (a broken one must not break ``score``).
+
+    Only the one named by ``only`` is imported (none for score/app): ``sigreg score`` skips their imports.
+    """
     import importlib
 
     out = {}
     for name, (module, add, run) in EXTRA_COMMANDS.items():
+        if only in ("score", "app") or (only in EXTRA_COMMANDS and name != only):
+            continue
         try:
             mod = importlib.import_module(module)
             out[name] = (getattr(mod, add), getattr(mod, run))
@@ -489,7 +494,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore")  # stderr carries only the progress bar and errors
-            parser = build_parser()
+            parser = build_parser(only=next((a for a in argv if not a.startswith("-")), None))
             args = parser.parse_args(argv)
             if args.command is None:
                 raise UsageError(f"{PROG}: choose a command: {', '.join(['score', 'app', *EXTRA_COMMANDS])} (see {PROG} --help)")
