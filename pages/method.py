@@ -73,14 +73,15 @@ for name, p in PRESETS.items():
         "null mean (one slice)": (f"{null:.6f}" if scaled else f"{null:.6f} / N") if np.isfinite(null) else "—",
         "matches": p.source + ("" if name in REFERENCE_PRESETS else " (custom form, not a default)"),
     })
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"matches": st.column_config.TextColumn(width="large")})
+# A static table: its cells wrap, so it fits the page at any width (a data grid scrolls sideways).
+st.table(pd.DataFrame(rows), hide_index=True)
 with st.expander("Nodes t_k and weights c_k of each preset"):
     chosen = st.selectbox("Preset", list(PRESETS), key="method_preset")
     p = PRESETS[chosen]
     st.caption(p.description)
     st.dataframe(pd.DataFrame({"t_k": p.nodes, "c_k": p.weights, "exp(-t_k²/2)": p.target}),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.6g") for c in ("t_k", "c_k", "exp(-t_k²/2)")})
 
 st.header("How to read the plots (Inspect page)")
 st.markdown(
