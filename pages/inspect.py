@@ -271,7 +271,7 @@ def _section_verdict(rep) -> None:
         lines = []
         for mode, e in ev.items():
             text = e.get("evidence") if isinstance(e, dict) else None
-            lines.append(f"- **{mode}**: {text or e}")
+            lines.append(f"- **{str(mode).replace('_', ' ')}**: {text or e}")
         st.markdown("\n".join(lines))
 
 
@@ -379,10 +379,10 @@ def _section_companions(rep, z: np.ndarray, source: dict) -> None:
     st.subheader("Companion metrics")
     if rep.metrics:
         ref = _references(int(rep.summary["n"]), int(rep.summary["d"]))
-        st.dataframe(metrics_table(rep, ref), hide_index=True, width="stretch",
-                     column_config={"this set": st.column_config.NumberColumn(format="%.4g"),
-                                    "N(0, I) reference": st.column_config.NumberColumn(format="%.4g"),
-                                    "reads": st.column_config.TextColumn(width="large")})
+        table = metrics_table(rep, ref)
+        for col in ("this set", "N(0, I) reference"):
+            table[col] = [f"{v:.4g}" for v in table[col]]
+        st.table(table, hide_index=True)  # static: the "reads" sentences wrap instead of being cut
         st.caption(f"Reference: the same metrics of one N(0, I) sample with {int(ref.get('_rows', 0)):,} rows and "
                    f"{rep.summary['d']} dims (seed 0) — what a healthy set of this shape scores.")
     ov = overview_figures(rep)

@@ -81,7 +81,7 @@ def test_weighted_error_and_band_and_companions():
     err = np.linspace(0.1, 0.0, 17)
     fig = F.weighted_error_figure(nodes, err, slice_index=3)
     np.testing.assert_allclose(np.asarray(fig.data[0].y), err)
-    assert f"{err.sum():.4g}" in fig.layout.title.text
+    assert f"{err.sum():.4g}" in fig.layout.title.subtitle.text  # the sum is on the second title line
 
     rng = np.random.default_rng(4)
     re = rng.uniform(size=(40, 17))

@@ -86,14 +86,16 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 
     Titles are kept short (they must fit a half-width column at a 1000 px window); details go
     on the second line.  ``legend`` is kept for callers; every legend now sits below the axes.
     """
-    text = title + (f"<br><span style='font-size:11px;color:#555'>{subtitle}</span>" if subtitle else "")
+    head = {"text": title, "x": 0.01, "xanchor": "left", "xref": "container", "font": {"size": 14},
+            "yref": "container", "y": 0.985, "yanchor": "top"}
+    if subtitle:
+        head["subtitle"] = {"text": subtitle, "font": {"size": 11, "color": "#555"}}
     fig.update_layout(
-        title={"text": text, "x": 0.0, "xanchor": "left", "xref": "paper", "font": {"size": 14},
-               "automargin": True, "yref": "container", "y": 0.98, "yanchor": "top"},
+        title=head,
         xaxis_title=xtitle,
         yaxis_title=ytitle,
         height=height,
-        margin={"l": 60, "r": 16, "t": 40, "b": 40, "autoexpand": True},
+        margin={"l": 60, "r": 16, "t": 66 if subtitle else 40, "b": 40, "autoexpand": True},
         legend=dict(_LEGEND),
     )
     return fig
@@ -284,7 +286,7 @@ def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_poin
     fig.add_trace(go.Scatter(x=theo, y=samp, mode="markers", name="sample quantiles",
                              marker={"size": 4, "color": BLUE}))
     label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Q-Q plot against N(0, 1), {label}", "N(0, 1) quantile", "sample quantile")
+    _layout(fig, f"Q-Q plot, {label}", "N(0, 1) quantile", "sample quantile", subtitle="against N(0, 1)")
     return fig
 
 
@@ -318,8 +320,8 @@ def cf_figure(
     fig.add_trace(go.Scatter(x=nodes, y=ecf_imag_nodes, mode="markers", name="Im at quadrature nodes",
                              marker={"color": ORANGE, "size": 8, "symbol": "diamond-open", "line": {"width": 2}}))
     label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Characteristic function, {label}", "t", "ECF(t)", height=480,
-            subtitle="Re should follow exp(-t²/2), Im stay at 0")
+    _layout(fig, f"Characteristic function, {label}", "t", "ECF(t)", height=500,
+            subtitle="Re follows exp(-t²/2), Im stays at 0")
     return fig
 
 
@@ -332,9 +334,9 @@ def weighted_error_figure(nodes: np.ndarray, weighted_error: np.ndarray, *, slic
     fig = go.Figure(go.Bar(x=nodes, y=err, width=width, marker_color=PURPLE, name="weighted error",
                            hovertemplate="t = %{x:.3g}<br>term %{y:.4g}<extra></extra>"))
     label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Weighted error per node, {label}", "node t_k",
+    _layout(fig, f"Weighted error, {label}", "node t_k",
             f"term of the statistic{(' (' + units + ')') if units else ''}", height=340,
-            subtitle=f"the bars sum to the statistic, {err.sum():.4g}")
+            subtitle=f"the bars sum to the statistic: {err.sum():.4g}")
     fig.update_layout(showlegend=False)
     return fig
 
@@ -365,7 +367,8 @@ def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarra
                                  name="target (exp(-t²/2) and 0)", legendgroup="target",
                                  line={"color": RED, "dash": "dash"}), row=1, col=col)
         fig.update_xaxes(title_text="node t_k", row=1, col=col)
-    _layout(fig, f"ECF of all {np.asarray(ecf_real).shape[0]} slices at the nodes", "node t_k", "ECF", height=460)
+    _layout(fig, f"ECF of all {np.asarray(ecf_real).shape[0]} slices at the nodes", "node t_k", "ECF", height=480)
+    fig.update_layout(margin={"t": 72})  # room for the panel titles under the figure title
     fig.update_xaxes(title_text="node t_k")
     fig.update_yaxes(title_text="ECF", row=1, col=1)
     return fig
