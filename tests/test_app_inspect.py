@@ -338,3 +338,20 @@ def test_request_from_another_page_opens_that_file(builds):
     assert any("demo run step 40" in c.value for c in at.caption)
     assert "lh_inspect_request" not in at.session_state
     assert builds[-1][0] == (2048, 64)
+
+
+def test_healthy_worst_slice_note_floor_p_values_and_metric_references(builds):
+    at = _app()
+    # the healthy sample opens on its worst slice, which says what the smallest of M p-values looks like
+    notes = [c.value for c in at.caption if "smallest of 128 per-slice p-values" in c.value]
+    assert len(notes) == 1 and "not evidence of a problem" in notes[0], notes
+    # a healthy reference beside every companion metric
+    table = next(t.value for t in at.table if "N(0, I) reference" in t.value.columns)
+    assert {"RankMe", "VICReg covariance term", "std of L2-normalised rows"} <= set(table["metric"])
+    assert table["N(0, I) reference"].map(lambda s: float(s) == float(s)).all()
+    # full collapse: p-values at the floor of the exact law read "< 1e-300", not "1e-300"
+    at.selectbox(key="insp_sample").set_value("full-collapse").run()
+    _full_report(at)
+    assert _metric(at, "Overall p-value") == "< 1e-300"
+    assert any(h.value.endswith("p-value < 1e-300") for h in at.subheader)
+    assert not any("smallest of 128" in c.value and "not evidence" in c.value for c in at.caption)

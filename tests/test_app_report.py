@@ -121,3 +121,74 @@ def test_report_cache_keys_on_digest_and_settings(monkeypatch):
     assert len(cache) == 2  # bounded: "d1", s1 was evicted (least recently used)
     cache.get_or_build("d1", s1, z)
     assert cache.computations == 4
+
+
+# ------------------------------------------------------------ reading the numbers (issue 12)
+def test_format_p_marks_the_floor_and_non_finite_values():
+    assert R.format_p(1e-300) == "< 1e-300"
+    assert R.format_p(0.0) == "< 1e-300"
+    assert R.format_p(1.2e-300) == "1.2e-300"
+    assert R.format_p(0.001234) == "0.00123"
+    assert R.format_p(float("nan")) == "n/a" and R.format_p(None) == "n/a"
+
+
+@pytest.mark.parametrize("verdict,tone", [("healthy", "good"), ("Healthy (L2-normalised rows)", "good"),
+                                          ("suspicious", "warn"), ("inconclusive", "warn"),
+                                          ("collapsed", "bad"), ("dimensional collapse", "bad"),
+                                          ("unhealthy", "bad")])
+def test_verdict_tone_is_the_one_mapping(verdict, tone):
+    assert R.verdict_tone(verdict) == tone
+    assert R.TONE_COLOURS[tone].startswith("#")
+
+
+def test_min_p_note_matches_the_minimum_of_uniforms():
+    """The note's numbers against a Monte Carlo oracle: the smallest of M uniform p-values."""
+    m = 1024
+    mins = np.random.default_rng(0).uniform(size=(4000, m)).min(1)
+    median_mc, q05_mc = np.median(mins), np.quantile(mins, 0.05)
+
+    class Fake:
+        p_values = np.linspace(0.01, 1.0, m)
+
+    rep = Fake()
+    rep.p_values = rep.p_values.copy()
+    rep.p_values[5] = 1.1e-3  # a healthy set's worst slice
+    note = R.min_p_note(rep, 5)
+    nums = [float(x) for x in re.findall(r"about ([0-9.e-]+) by chance alone \(95 % of the time above ([0-9.e-]+)\)",
+                                         note)[0]]
+    assert abs(nums[0] - median_mc) / median_mc < 0.06 and abs(nums[1] - q05_mc) / q05_mc < 0.15
+    assert "not evidence" in note
+    assert R.min_p_note(rep, 6) is None  # not the smallest: no note
+    rep.p_values[5] = 1e-9  # far below what chance gives: said so
+    assert "evidence against N(0, 1)" in R.min_p_note(rep, 5)
+
+
+def test_healthy_references_are_the_metrics_of_a_gaussian_of_that_shape():
+    ref = R.healthy_references(3000, 48)
+    assert ref["_rows"] == 3000
+    assert abs(ref["normalized_std_isotropic"] - 48 ** -0.5) < 1e-12
+    assert abs(ref["rms_std"] - 1) < 0.03
+    assert abs(ref["mean_norm"] - (48 / 3000) ** 0.5) < 0.05  # E‖mean‖ ≈ √(D/N)
+    assert 0.9 * 48 < ref["rankme"] <= 48
+    assert abs(ref["vicreg_covariance"] - 47 / 2999) < 0.005  # E Σ_{i≠j} C_ij² / D = (D-1)/(N-1)
+    assert R.healthy_references(10**6, 48)["_rows"] == 8192  # capped, and says so
+
+
+def test_html_report_reads_like_the_page(shifted):
+    z, rep = shifted
+    view = R.slice_view(z, rep, int(np.argmax(rep.statistic)))
+    src = {"kind": "upload", "name": "<b>evil</b>.npy", "sha256": "ab" * 32, "original_shape": [2048, 64],
+           "bytes": 524416}
+    page = R.html_report(rep, view, title="t", source=src, reference=R.healthy_references(2048, 64))
+    tone = R.verdict_tone(rep.summary["verdict"])
+    assert f'class="verdict tone-{tone}"' in page and R.TONE_COLOURS[tone] in page  # coloured verdict
+    for label in ("SIGReg", "× null mean", "overall p-value", "RankMe / min(N, D)", "N(0, I) of the same shape"):
+        assert label in page, label
+    assert "rankme_fraction" not in page.split("<section")[0]  # labels, not raw keys, above the figures
+    # evidence as sentences, not a JSON dump
+    assert "<pre>" not in page and "{&quot;" not in page
+    for e in rep.summary["mode_evidence"].values():
+        assert R.html_report.__module__ and __import__("html").escape(e["evidence"]) in page
+    # the source as a small table, file-derived text escaped
+    assert "&lt;b&gt;evil&lt;/b&gt;.npy" in page and "<b>evil</b>" not in page
+    assert "2,048 × 64" in page and "524,416" in page
