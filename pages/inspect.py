@@ -383,8 +383,9 @@ def _section_companions(rep, z: np.ndarray, source: dict) -> None:
         for col in ("this set", "N(0, I) reference"):
             table[col] = [f"{v:.4g}" for v in table[col]]
         st.table(table, hide_index=True)  # static: the "reads" sentences wrap instead of being cut
-        st.caption(f"Reference: the same metrics of one N(0, I) sample with {int(ref.get('_rows', 0)):,} rows and "
-                   f"{rep.summary['d']} dims (seed 0) — what a healthy set of this shape scores.")
+        st.caption(f"Reference: what an N(0, I) set of this shape ({rep.summary['n']:,} × {rep.summary['d']}) scores, "
+                   "drawn from the exact laws of these metrics (Wishart spectra); RankMe, the spectrum and the "
+                   "covariance term depend on N / D, so a fixed number would mislead.")
     ov = overview_figures(rep)
     c1, c2 = st.columns(2)
     with c1:

@@ -116,7 +116,7 @@ cliff means dimensional collapse, a slope means anisotropy). **RankMe** (effecti
 values, in [1, min(N, D)]). The **std of L2-normalised rows** averaged over dims (0 = collapse, about 1/√D
 when healthy). **VICReg** variance term (mean over dims of relu(1 − std)) and covariance term (sum of
 squared off-diagonal covariances / D). **Per-dimension mean and std** (0 and 1 for N(0, I)). Beside each
-metric the page shows the same metric of one N(0, I) sample of the same shape (up to 8,192 rows), since
+metric the page shows what an N(0, I) set of the same shape scores (drawn from the exact laws), since
 RankMe, the spectrum and the covariance term depend on N / D.
 """
 )
