@@ -199,11 +199,11 @@ def main(argv=None) -> None:
     servers = {}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
-            pages = {}
-            for label, root in roots.items():  # one server at a time: the first report is not shared
+            pages, browsers = {}, []
+            for label, root in roots.items():  # one server at a time, each with its own fresh browser
+                browsers.append(p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True))
                 servers[label] = Server(cache if label == "this" else (cache and cache + "_against"), root=root)
-                page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+                page = browsers[-1].new_context(viewport={"width": 1440, "height": 1000}).new_page()
                 page.set_default_timeout(300_000)
                 results[label]["first report, fresh server (from process start)"] = [
                     _first_report(page, servers[label])]
@@ -224,7 +224,8 @@ def main(argv=None) -> None:
             for k in range(tries):
                 each(f"upload {args.rows} x {args.dim} float32 .npy to verdict",
                      lambda label, pg, k=k: _upload(pg, uploads[(label, k)], args.rows, args.dim))
-            browser.close()
+            for browser in browsers:
+                browser.close()
     finally:
         for server in servers.values():
             server.stop()
