@@ -334,6 +334,11 @@ def _section_slices(rep, z: np.ndarray, source: dict) -> None:
     """Slice selection and the selected slice's views: reruns alone (a fragment) on a new selection."""
     st.subheader("Per-slice statistics")
     j = _slice_picker(rep)
+    if (not st.session_state.get("insp_full_run") and st.session_state.get("insp_cloud_kind") == "slice"
+            and st.session_state.get("insp_cloud_slice") not in (None, j) and st.session_state.get("insp_cloud_pending") != j):
+        # the cloud (its own fragment) shows the selected slice: a new slice reruns the page once so it follows
+        st.session_state["insp_cloud_pending"] = j
+        st.rerun(scope="app")
     view, sf = selected_slice_figures(rep, z, j)
     _chart(sf["slice_statistics"], "slice_statistics", key="insp_slice_chart", on_select=_on_chart_select,
            selection_mode="points")
@@ -417,13 +422,54 @@ def _section_export(rep, z: np.ndarray, source: dict) -> None:
                "Every table: the download icon above it (CSV).")
 
 
+@st.fragment
+def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
+    """The cloud view (issue 13); its view control reruns only this fragment."""
+    j = st.session_state.get("insp_slice")
+    j = int(j) if isinstance(j, int) and 0 <= j < rep.num_slices else pick_slice(rep, "worst")
+    _cloud_section(z, rep, j)
+    st.session_state["insp_cloud_slice"] = j
+    st.session_state.pop("insp_cloud_pending", None)
+
+
 def _report(rep, z: np.ndarray, source: dict) -> None:
-    """The report, section by section (each section one function; the slice section is a fragment)."""
+    """The report, section by section (each section one function; slices and cloud are fragments)."""
     _section_verdict(rep)
     _section_slices(rep, z, source)
+    _section_cloud(rep, z, source)
     _section_all_slices(rep, z, source)
     _section_companions(rep, z, source)
     _section_export(rep, z, source)
+
+
+def _cloud_section(z: np.ndarray, rep, j: int) -> None:
+    """The embedding cloud itself (sigreg_core.present.cloud): principal axes, or slice j against an orthogonal axis."""
+    from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
+
+    with st.expander("The cloud: rows on the top-2 principal axes, or on the selected slice", expanded=True,
+                     icon=":material/scatter_plot:"):
+        kind = st.radio("View", ["pca", "slice"], horizontal=True, key="insp_cloud_kind",
+                        format_func={"pca": "top-2 principal axes",
+                                     "slice": f"slice {j} against an orthogonal principal axis"}.get)
+        memo = st.session_state.setdefault("insp_cloud_memo", {})
+        flat = z.reshape(-1)
+        probe = flat[:: max(1, flat.size // 4096)].tobytes()  # cheap fingerprint: ~4k values, not the whole array
+        key = (hash(probe), z.shape, kind, j if kind == "slice" else None)
+        try:
+            view = memo.get(key)
+            if view is None:
+                memo.clear()  # one view kept: the arrays are up to 5000 points
+                view = memo[key] = cloud_view(z, kind, slice_index=j,
+                                              direction=rep.directions[:, j] if kind == "slice" else None)
+        except ValueError as exc:
+            st.error(" ".join(str(exc).split()))
+            return
+        _chart(cloud_figure(view), f"cloud_{kind}" + (f"_slice_{j}" if kind == "slice" else ""), key="insp_cloud_chart")
+        st.caption(f"{view.note}. Highlighted: {view.rule} — {view.outlier_rows.size:,} of {view.n_total:,} rows.")
+        if view.outlier_rows.size:
+            st.download_button("Outlier rows CSV", outlier_frame(view).to_csv(index=False).encode(),
+                               file_name="outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
+                               icon=":material/table:", on_click="ignore")
 
 
 # --------------------------------------------------------------------- page
@@ -479,4 +525,8 @@ if st.session_state.get("insp_report_id") != (digest, settings.key()):
     st.session_state["insp_report_id"] = (digest, settings.key())
     if st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
         st.session_state["insp_slice"] = None
-_report(rep, z, loaded["source"])
+st.session_state["insp_full_run"] = True  # fragments read it: True while the whole page runs
+try:
+    _report(rep, z, loaded["source"])
+finally:
+    st.session_state["insp_full_run"] = False
