@@ -250,7 +250,7 @@ def _headline(items) -> None:
 def _section_verdict(rep) -> None:
     s = rep.summary
     show = _TONE_CALLS[verdict_tone(s["verdict"])]
-    modes = ", ".join(s["modes"]) or "none"
+    modes = ", ".join(str(m).replace("_", " ") for m in s["modes"]) or "none"
     show(f"**Verdict: {s['verdict']}** — collapse modes: {modes}", icon=":material/monitor_heart:")
     _headline([
         ("SIGReg", f"{s['sigreg']:.4g}", "Mean over slices of the Epps–Pulley statistic."),
