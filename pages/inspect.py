@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from sigreg_core.present import figures as F
+from sigreg_core.present import verdict_card as VC
 from sigreg_core.inputs.loading import (
     SUPPORTED_EXTENSIONS,
     EmbeddingLoadError,
@@ -237,7 +238,7 @@ def _compute(z: np.ndarray, digest: str, settings: Settings):
 
 
 #: Verdict tone (``sigreg_core.present.report.verdict_tone``, the one mapping) → Streamlit call.
-_TONE_CALLS = {"good": st.success, "warn": st.warning, "bad": st.error}
+_TONE_CALLS = {"good": st.success, "info": st.info, "warn": st.warning, "bad": st.error}
 
 
 def _headline(items) -> None:
@@ -250,8 +251,11 @@ def _headline(items) -> None:
 def _section_verdict(rep) -> None:
     s = rep.summary
     show = _TONE_CALLS[verdict_tone(s["verdict"])]
-    modes = ", ".join(str(m).replace("_", " ") for m in s["modes"]) or "none"
-    show(f"**Verdict: {s['verdict']}** — collapse modes: {modes}", icon=":material/monitor_heart:")
+    show(VC.card_markdown(s["verdict"], s.get("answers") or {}), icon=":material/monitor_heart:")
+    out = s.get("outliers") or {}
+    if out.get("count"):
+        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out), "outlier_rows.csv",
+                           "text/csv", key="dl_outliers", help=out.get("rule"))
     _headline([
         ("SIGReg", f"{s['sigreg']:.4g}", "Mean over slices of the Epps–Pulley statistic."),
         ("× null mean", f"{s['sigreg_over_null']:.3g}",

@@ -86,8 +86,13 @@ with st.expander("Nodes t_k and weights c_k of each preset"):
 st.header("How to read the plots (Inspect page)")
 st.markdown(
     """
-**Verdict card.** SIGReg, its multiple of the null mean (≈ 1 when healthy), the overall p-value, the
-verdict, and the collapse modes with the number behind each, plus N, D, M, preset, seed, device and time.
+**Verdict card.** The verdict in its level's colour — healthy, mild, marked, severe (graded by the
+relative distance ρ to N(0, I), significance only as the gate) or collapsed — and three answers:
+*collapsing?* (scale-free: the rows' spread against their norm, centred RankMe), *how far and which way*
+(ρ and the modes with their numbers), *which conventions* (L2-normalised rows, uncentred mean, global
+scale, with the score after the matching rescale). Then SIGReg, its multiple of the null mean (≈ 1 when
+healthy), the calibrated overall p-value, N, D, M, preset, seed, device and time. Rules and thresholds:
+docs/calibration.md.
 
 **Per-slice statistics, sorted.** One point per slice, worst on the left. The green band runs up to the
 95 % quantile of one healthy slice, the orange band up to the 99.9 % quantile; the dotted line is the exact

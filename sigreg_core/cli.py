@@ -35,7 +35,9 @@ from sigreg_core.util.jsonsafe import to_jsonable
 __all__ = ["main", "build_parser", "app_path", "UsageError"]
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-VERDICT_LEVEL = {"healthy": 0, "suspicious": 1, "collapsed": 2}
+#: verdict order (sigreg_core.assessment.verdict, inlined to keep start-up light); "suspicious" is
+#: the earlier name of everything between healthy and collapsed, kept as a --fail-on alias of mild
+VERDICT_LEVEL = {"healthy": 0, "mild": 1, "suspicious": 1, "marked": 2, "severe": 3, "collapsed": 4}
 PROG = "sigreg"
 
 
@@ -112,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
     s.add_argument("--json", action="store_true", help="print a JSON list: one object per file ({file, ...Assessment.to_dict()})")
-    s.add_argument("--fail-on", choices=["suspicious", "collapsed"], default=None,
-                   help="exit 1 if any file's verdict is this bad or worse (CI gate)")
+    s.add_argument("--fail-on", choices=["mild", "marked", "severe", "collapsed", "suspicious"], default=None,
+                   help="exit 1 if any file's verdict is this bad or worse (CI gate; suspicious = mild)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.add_argument("--distributed", action="store_true",
                    help="under torchrun: each rank scores its shards, sums are all-reduced, rank 0 prints the global result")
@@ -195,7 +197,8 @@ def _modes_text(modes) -> str:
 
 
 def _table(rows: list) -> str:
-    headers = ["file", "rows", "dim", "SIGReg", "null mean", "p-value", "verdict", "modes"]
+    headers = ["file", "rows", "dim", "SIGReg", "x null", "p-value", "collapsing?", "distance", "verdict", "modes",
+               "conventions"]
     body = []
     for r in rows:
         label = r["file"] + (f"[{r['key']}]" if r.get("key") else "")
@@ -203,9 +206,15 @@ def _table(rows: list) -> str:
             label += f" ({r['num_views']} views)"
         if r.get("view") is not None:
             label += f" (view {r['view']})"
+        ans = r.get("answers") or {}
+        dist = ans.get("distance") or {}
+        rho = dist.get("relative_distance")
         body.append([
-            label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("null_mean")),
-            _fmt(r.get("p_value"), 3), str(r.get("verdict")), _modes_text(r.get("modes")),
+            label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("sigreg_over_null")),
+            _fmt(r.get("p_value"), 3), str((ans.get("collapse") or {}).get("answer", "-")),
+            f"{dist.get('level', '-')}" + (f" ({_fmt(rho, 2)})" if isinstance(rho, (int, float)) else ""),
+            str(r.get("verdict")), _modes_text(r.get("modes")),
+            ", ".join(str(c.get("name")) for c in ans.get("conventions") or []) or "-",
         ])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
     right = {1, 2, 3, 4, 5}
@@ -219,8 +228,9 @@ def _table(rows: list) -> str:
         lines.append("")
         lines.append(
             f"preset {first.get('preset')}, {first.get('family')} slices x {first.get('num_slices')}, "
-            f"seed {first.get('seed')}, device {first.get('device')}; verdict p-value: Cauchy combination of "
-            f"exact per-slice p-values (healthy: p >= 1e-3 and no collapse mode)"
+            f"seed {first.get('seed')}, device {first.get('device')}; collapsing? no / dimensional / full "
+            f"(scale-free); distance: healthy < mild < marked < severe by the relative distance in brackets "
+            f"(0 = N(0, I), 1 = collapse onto 0), gated by the calibrated p-value < 1e-3; docs/calibration.md"
         )
     for r in rows:
         for n in r.get("notices", []):

@@ -133,7 +133,8 @@ def test_format_p_marks_the_floor_and_non_finite_values():
 
 
 @pytest.mark.parametrize("verdict,tone", [("healthy", "good"), ("Healthy (L2-normalised rows)", "good"),
-                                          ("suspicious", "warn"), ("inconclusive", "warn"),
+                                          ("mild", "info"), ("too few rows", "info"), ("marked", "warn"),
+                                          ("severe", "warn"), ("suspicious", "warn"), ("inconclusive", "warn"),
                                           ("collapsed", "bad"), ("dimensional collapse", "bad"),
                                           ("unhealthy", "bad")])
 def test_verdict_tone_is_the_one_mapping(verdict, tone):
@@ -201,8 +202,10 @@ def test_html_report_reads_like_the_page(shifted):
     src = {"kind": "upload", "name": "<b>evil</b>.npy", "sha256": "ab" * 32, "original_shape": [2048, 64],
            "bytes": 524416}
     page = R.html_report(rep, view, title="t", source=src, reference=R.healthy_references(2048, 64))
+    from sigreg_core.present.verdict_card import verdict_colour
+
     tone = R.verdict_tone(rep.summary["verdict"])
-    assert f'class="verdict tone-{tone}"' in page and R.TONE_COLOURS[tone] in page  # coloured verdict
+    assert f'class="verdict tone-{tone}"' in page and verdict_colour(rep.summary["verdict"]) in page  # coloured
     for label in ("SIGReg", "× null mean", "overall p-value", "RankMe / min(N, D)", "N(0, I) of the same shape"):
         assert label in page, label
     assert "rankme_fraction" not in page.split("<section")[0]  # labels, not raw keys, above the figures

@@ -118,6 +118,19 @@ class MomentSums:
         self.n = int(round(float(n)))
         return self
 
+    def minus(self, other: "MomentSums") -> "MomentSums":
+        """The sums of the rows of ``self`` that are not in ``other`` (same shift required)."""
+        if other.shift is not None and self.shift is not None and not torch.equal(other.shift, self.shift):
+            raise ValueError("MomentSums.minus needs both sums taken with the same shift")
+        return MomentSums(self.dim, n=self.n - other.n, shift=self.shift, s1=self.s1 - other.s1,
+                          s2=self.s2 - other.s2, u1=self.u1 - other.u1, u2=self.u2 - other.u2)
+
+    def scaled(self, c: float) -> "MomentSums":
+        """The sums of the rows multiplied by ``c`` > 0 (the normalised-row sums do not change)."""
+        c = float(c)
+        return MomentSums(self.dim, n=self.n, shift=None if self.shift is None else self.shift * c,
+                          s1=self.s1 * c, s2=self.s2 * (c * c), u1=self.u1.clone(), u2=self.u2.clone())
+
     # ------------------------------------------------------------ derived
     @property
     def mean(self) -> np.ndarray:

@@ -186,14 +186,14 @@ class _SlicedEppsPulley(torch.autograd.Function):
         return grad_z, grad_dirs, None, None, None
 
 
-def _standardize(z: torch.Tensor, reduce: bool) -> torch.Tensor:
+def _standardize(z: torch.Tensor, reduce: bool, ddof: int = 0) -> torch.Tensor:
     if reduce:
         raise ValueError(
             "per-dimension standardisation (this preset) is not supported under torch.distributed; "
             "use a preset without standardize, or score on one process"
         )
     mean = z.mean(-2, keepdim=True)
-    std = z.std(-2, unbiased=False, keepdim=True)
+    std = z.std(-2, correction=int(ddof), keepdim=True)
     return (z - mean) / std.clamp_min(torch.finfo(z.dtype).tiny ** 0.5)
 
 
@@ -237,7 +237,9 @@ def epps_pulley(
     reduce = _dist.resolve_distributed(distributed)
     xc = _compute_dtype(x)
     if p.standardize:
-        xc = _standardize(xc, reduce)
+        xc = _standardize(xc, reduce, p.std_ddof)
+    if xc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
+        return (xc.sum(-2) * 0.0).to(x.dtype if x.dtype == torch.float64 else torch.float32)
     lead = xc.shape[:-2]
     flat = xc.reshape(-1, xc.shape[-2], xc.shape[-1])
     rows = chunk_rows or default_chunk_rows(flat.shape[-1])
@@ -278,7 +280,10 @@ def sigreg(
         a = check_directions(directions, d)
     a = a.to(device=zc.device, dtype=zc.dtype)
     if p.standardize:
-        zc = _standardize(zc, reduce)
+        zc = _standardize(zc, reduce, p.std_ddof)
+    if zc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
+        zero = zc.sum() * 0.0
+        return (zero, torch.zeros(*zc.shape[:-2], a.shape[1], dtype=zc.dtype)) if return_slices else zero
     lead = zc.shape[:-2]
     flat = zc.reshape(-1, zc.shape[-2], d)
     rows = chunk_rows or default_chunk_rows(a.shape[1])

@@ -174,8 +174,13 @@ def slice_statistics_figure(
     selected: Optional[int] = None,
     units: str = "",
     log_y: Optional[bool] = None,
+    band_per_rank: Optional[dict] = None,
 ) -> go.Figure:
     """Per-slice statistics sorted from worst to best, over the null band.
+
+    ``band_per_rank`` (``{"0.95": (M,), "0.999": (M,)}``, data-dependent families:
+    principal, worst) draws the null band rank by rank, from the null's own sorted
+    statistics, instead of the one-slice law's flat band.
 
     Each point carries its slice index in ``customdata[0]`` (what a click
     selection returns).  The shaded band runs from 0 to the 95 % quantile, the
@@ -208,6 +213,19 @@ def slice_statistics_figure(
         customdata=custom,
         hovertemplate="slice %{customdata[0]:.0f}<br>statistic %{y:.4g}<br>p-value %{customdata[1]:.3g}<extra></extra>",
     ))
+    per_rank = None
+    if band_per_rank:
+        lo_r = np.asarray(band_per_rank.get("0.95", []), dtype=np.float64)
+        hi_r = np.asarray(band_per_rank.get("0.999", []), dtype=np.float64)
+        if lo_r.size == m and hi_r.size == m:
+            per_rank = (lo_r, hi_r)
+    if per_rank is not None:  # the rank-wise band replaces the flat one
+        fig.layout.shapes = ()
+        for y, name, color in ((per_rank[1], "99.9% null quantile per rank", RED),
+                               (per_rank[0], "95% null quantile per rank", GREEN)):
+            fig.add_trace(go.Scatter(x=rank, y=y, mode="lines", name=name, hoverinfo="skip",
+                                     line={"dash": "dash", "color": color, "width": 1.5}))
+        q95 = q999 = float("nan")  # no flat quantile lines
     for y, name, dash, color in ((null_mean, f"null mean {null_mean:.4g}", "dot", GREEN),
                                  (q95, f"95% null quantile {q95:.4g}", "dash", GREEN),
                                  (q999, f"99.9% null quantile {q999:.4g}", "dash", RED)):

@@ -18,7 +18,8 @@ from typing import Optional
 import plotly.graph_objects as go
 
 from sigreg_core.present import figures as F
-from sigreg_core.present.reading import TONE_COLOURS, format_p, metrics_table, min_p_note, verdict_tone
+from sigreg_core.present import verdict_card as VC
+from sigreg_core.present.reading import format_p, metrics_table, min_p_note, verdict_tone
 from sigreg_core.present.report import Report, SliceView, _fmt, _jsonable, report_figures
 
 __all__ = ["html_report"]
@@ -62,7 +63,7 @@ def html_report(report: Report, view: SliceView, *, title: str = "latent-health 
     figs = report_figures(report, view)
     s = report.summary
     tone = verdict_tone(s["verdict"])
-    colour = TONE_COLOURS[tone]
+    colour = VC.verdict_colour(s["verdict"])  # the shared severity ramp (Monitor, Compare, the card)
     parts = []
     first = True
     for name, fig in figs.items():
@@ -114,15 +115,15 @@ def html_report(report: Report, view: SliceView, *, title: str = "latent-health 
 table{{border-collapse:collapse;margin:0.6em 0 1.2em}}th,td{{border:1px solid #ddd;padding:4px 10px;text-align:left;
 vertical-align:top}}th{{background:#f5f5f5;font-weight:600}}code{{font-size:0.9em;word-break:break-all}}
 .verdict{{border-left:6px solid {colour};background:{colour}1f;padding:0.7em 1em;border-radius:4px;margin:1em 0}}
-.verdict .word{{font-size:1.4em;font-weight:700;color:{colour}}}
+.verdict p.verdict{{font-size:1.4em;font-weight:700;margin:0.2em 0}}
 .cards{{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}}.card{{flex:1 1 180px;border:1px solid #e3e3e3;
 border-radius:6px;padding:8px 12px}}.card .label{{color:#555;font-size:0.9em}}.card .value{{font-size:1.6em;
 font-weight:600}}.card .help{{color:#777;font-size:0.8em}}.note{{color:#444;background:#f7f7f7;padding:6px 10px}}
 .src td,.src th{{font-size:0.9em;padding:2px 8px}}</style>
 </head><body>
 <h1>{esc(title)}</h1>
-<div class="verdict tone-{tone}"><span class="word">Verdict: {esc(s["verdict"])}</span><br>
-Collapse modes: {esc(modes)}</div>
+<div class="verdict tone-{tone}">{VC.card_html(s["verdict"], s.get("answers") or {})}
+<p>Collapse modes: {esc(modes)}</p></div>
 <div class="cards">{cards}</div>
 <table>{setting_rows}</table>
 <h2>Evidence</h2>

@@ -1,7 +1,8 @@
 """How to read a report's numbers: verdict colours, p-values, references for a healthy set.
 
-* :func:`verdict_tone`, :data:`TONE_COLOURS` — the one place a verdict string maps to a
-  colour (the Inspect page and the HTML report); new verdict levels fall in "warn"
+* :func:`verdict_tone`, :data:`TONE_COLOURS` — the one place a verdict string maps to the
+  page's callout (success / info / warning / error); the colours are the anchors of the
+  severity ramp (:mod:`sigreg_core.assessment.severity`); new verdict levels fall in "warn"
   unless they say healthy or collapse.
 * :func:`format_p` — p-values as shown: ``< 1e-300`` at the floor of the exact null law
   (p-values are floored there; the log p-value is not).
@@ -57,21 +58,31 @@ METRIC_NOTES = {
     "rms_std": "root mean variance per dim; 1 for N(0, I)",
 }
 
-#: Verdict tone → colour (Okabe–Ito); the page maps the same tones to st.success / warning / error.
-TONE_COLOURS = {"good": "#009E73", "warn": "#E69F00", "bad": "#D55E00"}
+def _tone_colours() -> dict:
+    from sigreg_core.assessment.severity import VERDICT_COLOURS
+
+    return {"good": VERDICT_COLOURS[0], "info": "#0072B2", "warn": VERDICT_COLOURS[1], "bad": VERDICT_COLOURS[2]}
+
+
+#: Verdict tone → colour: the anchors of the severity ramp (:mod:`sigreg_core.assessment.severity`, where the
+#: Monitor, Compare and the verdict card take theirs); the page maps the same tones to st.success / info /
+#: warning / error.
+TONE_COLOURS = _tone_colours()
 
 
 def verdict_tone(verdict: str) -> str:
-    """'good', 'warn' or 'bad' for a verdict string (the single place verdicts get a colour).
+    """'good', 'info', 'warn' or 'bad' for a verdict string (the page's callout for it).
 
-    healthy… → good; anything naming collapse (or "unhealthy") → bad; every other
-    level (suspicious, inconclusive, new levels) → warn.
+    healthy… → good; anything naming collapse (or "unhealthy") → bad; "mild" and "too few
+    rows" (no verdict) → info; every other level (suspicious, marked, severe, new levels) → warn.
     """
     v = str(verdict).strip().lower()
     if v.startswith("healthy"):
         return "good"
     if "collapse" in v or v.startswith("unhealthy"):
         return "bad"
+    if v in ("mild", "too few rows"):
+        return "info"
     return "warn"
 
 

@@ -253,6 +253,8 @@ def build_report(
         "sigreg_over_null": float(a.sigreg_over_null),
         "p_value": float(a.p_value),
         "verdict": str(a.verdict),
+        "answers": _jsonable(dict(getattr(a, "answers", {}) or {})),
+        "outliers": _jsonable(dict(getattr(a, "outliers", {}) or {})),
         "modes": list(a.modes),
         "mode_evidence": _jsonable(dict(a.mode_evidence)),
         "n": n,
@@ -264,6 +266,7 @@ def build_report(
         "family": settings.family,
         "null_draws": settings.resolved_null_draws(),
         "null_quantiles_source": str(nq.get("source", "")),
+        "null_band_per_rank": _jsonable(nq.get("per_rank")) if nq.get("per_rank") else None,
         "device": str(getattr(a, "device", settings.device)),
         "seconds": t_assess,
     }
@@ -387,6 +390,7 @@ def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
     return {
         "slice_statistics": F.slice_statistics_figure(
             report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
+            band_per_rank=report.summary.get("null_band_per_rank"),
             p_values=report.p_values, selected=selected, units=_units(report)),
         **fixed,
     }
