@@ -263,6 +263,22 @@ def test_default_page_shows_full_report_and_every_page_renders(server, browser):
         icon = page.evaluate("() => [...document.querySelectorAll('link[rel*=\"icon\"]')].map(l => l.href)")
         assert icon and all(urllib.parse.urlsplit(u).hostname in LOCAL_HOSTS for u in icon), icon
 
+        # a slice change reruns only the slice section (a fragment): nothing above it goes stale
+        page.evaluate("""() => { window.__stale = new Set();
+            window.__obs = new MutationObserver(ms => { for (const m of ms) {
+                const t = m.target;
+                if (t.getAttribute && t.getAttribute('data-stale') === 'true') window.__stale.add(t.innerText || ''); } });
+            window.__obs.observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-stale']}); }""")
+        before = page.evaluate(SELECTED_SLICE_JS)
+        page.get_by_text("median", exact=True).first.click()
+        page.wait_for_function(f"() => ({SELECTED_SLICE_JS})() !== {before}", timeout=60_000)
+        _wait_idle(page)
+        stale = page.evaluate("() => { window.__obs.disconnect(); return [...window.__stale]; }")
+        assert stale, "the slice section should have been redrawn"
+        outside = [t for t in stale if t.startswith(("Data:", "Verdict", "SIGReg", "Inspect", "All slices",
+                                                    "Companion metrics", "Export"))]
+        assert outside == [], f"a slice change reran more than its section: {outside}"
+
         shots = []
         for width in (1440, 1000):
             for name, path, heading, height in PAGES:
