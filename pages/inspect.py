@@ -353,19 +353,13 @@ def _section_slices(rep, z: np.ndarray, source: dict) -> None:
     note = min_p_note(rep, j)
     if note:
         st.caption(note)
+    else:
+        st.empty()  # same element tree for every slice: the browser updates the charts instead of remounting them
     _headline([(label, f"{view.moments[key]:.4g}", f"{ref:g} for N(0, 1)")
                for label, key, ref in [("mean", "mean", 0.0), ("std", "std", 1.0), ("skewness", "skew", 0.0),
                                        ("excess kurtosis", "kurtosis", 0.0)]])
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(sf["histogram"], f"histogram_slice_{j}")
-    with c2:
-        _chart(sf["qq"], f"qq_slice_{j}")
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(sf["cf"], f"cf_slice_{j}")
-    with c2:
-        _chart(sf["weighted_error"], f"weighted_error_slice_{j}")
+    # histogram, Q-Q, characteristic function, weighted error: one 2 x 2 chart (one browser redraw, one PNG)
+    _chart(sf["slice_views"], f"slice_{j}_views", key="insp_slice_views")
 
 
 def _section_all_slices(rep, z: np.ndarray, source: dict) -> None:

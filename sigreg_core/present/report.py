@@ -417,6 +417,10 @@ def slice_figures(report: Report, view: SliceView) -> dict:
 def selected_slice_figures(report: Report, z: np.ndarray, index: int, *, keep: int = 16) -> tuple:
     """(SliceView, figures of that slice + the sorted chart highlighting it), cached on the report.
 
+    The figures: ``slice_statistics`` (the sorted chart, the selection ringed), the four views
+    (``histogram``, ``qq``, ``cf``, ``weighted_error``) and ``slice_views``, those four as one
+    2 × 2 figure (what the Inspect page draws: one chart to redraw per slice change).
+
     ``z`` must be the array the report was built from.  Going back to a slice seen
     before (worst ↔ median, a click back) costs a dictionary lookup; the last
     ``keep`` slices are kept.
@@ -428,8 +432,10 @@ def selected_slice_figures(report: Report, z: np.ndarray, index: int, *, keep: i
             report._slices.move_to_end(j)
             return hit
     view = slice_view(z, report, j)
-    figs = {"slice_statistics": overview_figures(report, selected=j)["slice_statistics"],
-            **slice_figures(report, view)}
+    views = slice_figures(report, view)
+    figs = {"slice_statistics": overview_figures(report, selected=j)["slice_statistics"], **views,
+            "slice_views": F.slice_views_figure(views["histogram"], views["qq"], views["cf"],
+                                                views["weighted_error"], slice_index=j)}
     with _SLICE_LOCK:
         report._slices[j] = (view, figs)
         while len(report._slices) > keep:
