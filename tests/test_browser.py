@@ -345,6 +345,15 @@ def test_upload_select_slice_and_download_csv(server, browser, tmp_path):
         _wait_idle(page)
         _shot(page, "inspect_upload", height=2200)
 
+        # The sorted chart is the same figure for every slice (not redrawn on a slice change); after a click,
+        # a selection made with the radio must not leave plotly's highlight on the clicked point.
+        page.get_by_text("worst", exact=True).first.click()
+        page.wait_for_function(f"() => ({SELECTED_SLICE_JS})() !== {clicked}", timeout=20_000)
+        _wait_idle(page)
+        highlighted = page.locator(CHART).first.evaluate(
+            "(gd) => gd._fullData.filter(t => t.name === 'slice statistic').map(t => (t.selectedpoints || []).length)")
+        assert highlighted in ([0], []), highlighted
+
         page.set_viewport_size({"width": 1440, "height": 1400})
         button = page.get_by_role("button", name="Per-slice CSV")
         button.scroll_into_view_if_needed()

@@ -119,7 +119,7 @@ def test_one_slice_views_draw_their_input():
     assert abs(area - 1) < 1e-3
     q = F.qq_figure(x, slice_index=2)
     qs = _trace(q, "sample quantiles")
-    assert len(qs.x) == 600  # thinned to one point per pixel, extremes kept
+    assert len(qs.x) == 300  # thinned to one point per 2 pixels of a half-width panel, extremes kept
     assert np.asarray(qs.y)[0] == x.min() and np.asarray(qs.y)[-1] == x.max()
     t = np.linspace(0, 5, 101)
     re, im = F.ecf_on_grid(x, t)

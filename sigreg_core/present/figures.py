@@ -296,11 +296,12 @@ def histogram_figure(values: np.ndarray, *, slice_index: Optional[int] = None, b
     return fig
 
 
-def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 600) -> go.Figure:
+def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 300) -> go.Figure:
     """Q-Q plot of one slice against N(0, 1); on the diagonal when the slice is N(0, 1).
 
     At most ``max_points`` evenly spaced order statistics (always the minimum and maximum): about one
-    per pixel of a half-width chart, and a light SVG for the browser to redraw on every slice change.
+    per 2 pixels of a half-width panel (4 px markers overlap there anyway), and a light SVG for the
+    browser to redraw on every slice change (each marker is one SVG node).
     """
     theo, samp = qq_points(values, max_points=max_points)
     lo = float(min(theo.min(), samp.min()))
