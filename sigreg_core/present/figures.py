@@ -381,9 +381,8 @@ def slice_views_figure(histogram: go.Figure, qq: go.Figure, cf: go.Figure, weigh
     panels = [("Histogram", histogram), ("Q-Q", qq), ("Characteristic function", cf),
               ("Weighted error", weighted_error)]
     err_sum = float(np.sum(weighted_error.data[0].y)) if weighted_error.data else float("nan")
-    titles = ["Projection histogram vs N(0, 1) density", "Q-Q plot against N(0, 1)",
-              "Characteristic function: Re → exp(-t²/2), Im → 0",
-              f"Weighted error per node (sum = statistic {err_sum:.4g})"]
+    titles = ["Histogram vs N(0, 1) density", "Q-Q against N(0, 1)", "ECF vs exp(-t²/2) and 0",
+              f"Weighted error per node (sum {err_sum:.4g})"]
     out = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.09, vertical_spacing=0.14)
     for k, (name, fig) in enumerate(panels):
         row, col = divmod(k, 2)
@@ -403,7 +402,10 @@ def slice_views_figure(histogram: go.Figure, qq: go.Figure, cf: go.Figure, weigh
     _layout(out, f"Views of {label}", "", "", height=900,
             subtitle="histogram, Q-Q, characteristic function and the statistic's terms, against N(0, 1)")
     out.update_layout(xaxis_title=histogram.layout.xaxis.title.text, yaxis_title=histogram.layout.yaxis.title.text,
-                      bargap=0, legend={"groupclick": "toggleitem"})
+                      bargap=0, legend={"groupclick": "toggleitem"},
+                      margin={"t": 100})  # room for the title, its subtitle and the first row's panel titles
+    out.update_xaxes(title_font_size=11)
+    out.update_yaxes(title_font_size=11)
     return out
 
 
