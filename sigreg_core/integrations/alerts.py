@@ -291,15 +291,24 @@ class AlertSink:
         return False
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Send what is pending (ignoring the rate limit) and stop the sender (waits at most ``timeout``)."""
+        """Send what is pending (ignoring the rate limit) and stop the sender.
+
+        Waits at most ``timeout`` seconds (default ``2 * timeout + 1`` of the sink), so a dead
+        endpoint cannot hold up the end of training; the sender is a daemon thread.
+        """
         th = self._thread
         if th is None or not th.is_alive():
             return
+        limit = (2 * self.timeout + 1) if timeout is None else float(timeout)
+        deadline = time.monotonic() + limit
         try:
-            self._queue.put(_STOP, timeout=1.0)
+            self._queue.put(_STOP, timeout=max(limit, 0.001))
         except queue.Full:
+            log.warning("latent-health alerts: %d message(s) still queued at close", self._queue.qsize())
             return
-        th.join(self.timeout * 2 + 1 if timeout is None else timeout)
+        th.join(max(deadline - time.monotonic(), 0.0))
+        if th.is_alive():
+            log.warning("latent-health alerts: gave up waiting for the sender after %.0f s at close", limit)
 
 
 def _merge(a: dict, b: dict) -> dict:
