@@ -157,3 +157,27 @@ def test_ddp_gloo_two_processes_write_once_with_the_gathered_batch(tmp_path):
     with open(csv_path) as f:
         rows = [r for r in csv.DictReader(f) if r.get("latent_health/sigreg")]
     assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]  # the Trainer's logger, no duplicates
+
+
+def test_trainer_with_a_wandb_logger_offline(tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import WandbLogger
+
+    from integration_helpers import wait_for_wandb_log, wandb_history
+
+    for k, v in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+                 "WANDB_CONSOLE": "off", "WANDB_DISABLE_GIT": "true"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    logger = WandbLogger(project="latent-health-test", save_dir=str(tmp_path), offline=True)
+    cb = LatentHealthCallback(tmp_path / "run", every=2, num_slices=8, max_rows=None)
+    trainer = _trainer(tmp_path, cb, logger, max_steps=4)
+    trainer.fit(Tiny(), _loader(4))
+    run = logger.experiment
+    path = next(Path(run.dir).parent.glob("run-*.wandb"))
+    run.finish()
+    wait_for_wandb_log(path)
+    rows = [r for r in wandb_history(path) if "latent_health/sigreg" in r]
+    ts = RunReader(tmp_path / "run").timeseries().set_index("step")
+    assert [r["trainer/global_step"] for r in rows] == [2, 4]  # WandbLogger's own step key
+    assert [r["latent_health/sigreg"] for r in rows] == pytest.approx([ts.loc[2, "sigreg"], ts.loc[4, "sigreg"]])
+    assert all("latent_health/slice_statistic" not in r for r in rows)  # histograms: TensorBoard loggers only
