@@ -73,6 +73,8 @@ def test_rate_limit_merges_and_delays(server):
     assert msgs[0]["latent_health"]["level"] == "suspicious" and msgs[0]["latent_health"]["merged"] == 0
     assert msgs[1]["latent_health"]["level"] == "collapsed" and msgs[1]["latent_health"]["step"] == 3
     assert msgs[1]["latent_health"]["merged"] == 1 and "merged by the rate limit" in msgs[1]["text"]
+    assert msgs[0]["latent_health"]["previous"] is None  # the first logged step: nothing to turn from
+    assert msgs[0]["text"].startswith("latent-health: runs/x was already suspicious at step 0")
     gap = server.requests[1]["time"] - server.requests[0]["time"]
     assert gap >= 0.55
     sink.close()

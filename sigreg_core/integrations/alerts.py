@@ -82,7 +82,8 @@ def _fmt(v, spec: str) -> str:
 def alert_message(event: dict, escape=lambda s: s) -> str:
     """One-line human message for an event (``escape`` is applied to the user's text: the run name)."""
     run = escape(str(event.get("run") or event.get("run_dir") or "run"))
-    msg = (f"latent-health: {run} turned {event['level']} at step {event['step']} "
+    verb = "turned" if event.get("previous") else "was already"  # no earlier logged step to turn from
+    msg = (f"latent-health: {run} {verb} {event['level']} at step {event['step']} "
            f"(SIGReg {_fmt(event.get('sigreg'), '.4g')}, {_fmt(event.get('sigreg_over_null'), '.2f')}x the "
            f"null mean, log10 p {_fmt(event.get('log10_p'), '.1f')}, RankMe {_fmt(event.get('rankme'), '.1f')}")
     modes = event.get("modes") or []
@@ -155,7 +156,7 @@ class AlertSink:
         self._queue: "queue.Queue" = queue.Queue(maxsize=int(max_queue))
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
-        self._level = 0
+        self._level: Optional[int] = None  # the last logged step's level (None before the first)
         self._armed = set(self.levels)  # levels that may still alert
         self._last_sent: Optional[float] = None
         self.sent = 0       # messages delivered (every target succeeded)
@@ -173,13 +174,13 @@ class AlertSink:
             if self.repeat:
                 self._armed = set(self.levels)
             return
-        if level <= previous or level not in self._armed:
+        if (previous is not None and level <= previous) or level not in self._armed:
             return
         self._armed.discard(level)
         s = record.summary
         event = {
             "run": self.run_name or record.run_dir, "run_dir": record.run_dir, "step": int(record.step),
-            "level": _LEVEL_NAME[level], "previous": _LEVEL_NAME.get(previous, "healthy"),
+            "level": _LEVEL_NAME[level], "previous": None if previous is None else _LEVEL_NAME[previous],
             "verdict": record.verdict, "modes": list(s.get("modes") or []),
             "sigreg": s.get("sigreg"), "sigreg_over_null": s.get("sigreg_over_null"),
             "log10_p": s.get("log10_p"), "p_value": s.get("p_value"), "rankme": s.get("rankme"),
