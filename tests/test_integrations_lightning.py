@@ -134,12 +134,20 @@ def test_missing_embeddings_warn_once_and_training_finishes(tmp_path):
     assert len([w for w in rec if "no embeddings" in str(w.message)]) == 1
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_ddp_gloo_two_processes_write_once_with_the_gathered_batch(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", PL_DISABLE_FORK="1")
+               OMP_NUM_THREADS="1", PL_DISABLE_FORK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
     job = Path(__file__).with_name("lightning_ddp_job.py")
     res = subprocess.run([sys.executable, str(job), str(tmp_path)], env=env, capture_output=True, text=True,
                          timeout=600)

@@ -122,3 +122,18 @@ def test_import_sigreg_core_imports_no_integration_package():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_lightning_tensorboard_logger_is_used_through_its_experiment(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    sink = TensorBoardSink(logger)
+    sink.log_step(StepRecord(4, {"sigreg": 3.0, "verdict": "collapsed"}, per_slice=np.array([1.0, 2.0, 6.0])))
+    sink.close()  # the logger's writer is flushed, not closed (it belongs to the Trainer)
+    assert sink.writer is logger.experiment
+    ea = _accumulator(logger.log_dir)
+    assert [(e.step, e.value) for e in ea.Scalars("latent_health/severity")] == [(4, 2.0)]
+    h = ea.Histograms("latent_health/slice_statistic")[0].histogram_value
+    assert (h.num, h.min, h.max, h.sum) == (3, 1.0, 6.0, 9.0)
+    logger.finalize("success")
