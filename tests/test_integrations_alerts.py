@@ -180,3 +180,14 @@ def test_end_to_end_with_the_run_writer_on_a_collapsing_run(server, tmp_path):
     ev = msgs[0]["latent_health"]
     assert (ev["step"], ev["level"], ev["previous"]) == (1, "collapsed", "healthy")
     assert ev["run_dir"] == str(tmp_path / "run") and ev["sigreg_over_null"] > 10
+
+
+def test_non_finite_numbers_are_sent_as_null(server):
+    sink = AlertSink(server.url, min_interval=0)
+    sink.log_step(_rec(0, "collapsed", sigreg=float("inf"), log10_p=float("-inf"), p_value=0.0, rankme=float("nan")))
+    sink.close()
+    body = server.requests[0]["body"].decode()
+    assert "Infinity" not in body and "NaN" not in body
+    ev = json.loads(body)["latent_health"]
+    assert ev["sigreg"] is None and ev["log10_p"] is None and ev["rankme"] is None and ev["p_value"] == 0.0
+    assert "SIGReg n/a" in json.loads(body)["text"]

@@ -43,7 +43,7 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Optional, Sequence, Union
 
-from sigreg_core.integrations.base import SEVERITY, StepRecord, severity
+from sigreg_core.integrations.base import SEVERITY, StepRecord, finite_or_none, severity
 
 __all__ = ["AlertSink", "build_payload", "alert_message", "LOGGER_NAME"]
 
@@ -182,8 +182,10 @@ class AlertSink:
             "run": self.run_name or record.run_dir, "run_dir": record.run_dir, "step": int(record.step),
             "level": _LEVEL_NAME[level], "previous": None if previous is None else _LEVEL_NAME[previous],
             "verdict": record.verdict, "modes": list(s.get("modes") or []),
-            "sigreg": s.get("sigreg"), "sigreg_over_null": s.get("sigreg_over_null"),
-            "log10_p": s.get("log10_p"), "p_value": s.get("p_value"), "rankme": s.get("rankme"),
+            # non-finite numbers become null: strict JSON for every receiver
+            "sigreg": finite_or_none(s.get("sigreg")), "sigreg_over_null": finite_or_none(s.get("sigreg_over_null")),
+            "log10_p": finite_or_none(s.get("log10_p")), "p_value": finite_or_none(s.get("p_value")),
+            "rankme": finite_or_none(s.get("rankme")),
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "merged": 0,
         }
         self._ensure_thread()
@@ -226,6 +228,9 @@ class AlertSink:
                 pending = _merge(pending, item)
             try:
                 self._send(pending)
+            except Exception as exc:  # a bug here must not kill the sender thread or reach training
+                self.failed += 1
+                log.warning("latent-health alert for step %s failed: %s: %s", pending.get("step"), type(exc).__name__, exc)
             finally:
                 for _ in range(taken):
                     self._queue.task_done()
@@ -247,7 +252,7 @@ class AlertSink:
             self.failed += 1
 
     def _post(self, event: dict) -> bool:
-        body = json.dumps(build_payload(event, self.flavour)).encode()
+        body = json.dumps(build_payload(event, self.flavour), allow_nan=False).encode()
         req = urllib.request.Request(self.webhook_url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "latent-health"})
         try:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-__all__ = ["StepRecord", "SEVERITY", "HEADLINE_KEYS", "severity", "headline", "per_slice_values", "dispatch",
+__all__ = ["StepRecord", "SEVERITY", "HEADLINE_KEYS", "severity", "headline", "per_slice_values", "finite_or_none", "dispatch",
            "close_sinks"]
 
 #: the verdict as a number (the same levels as the Monitor page's verdict strip)
@@ -51,7 +51,8 @@ def severity(verdict: Optional[str]) -> Optional[int]:
     return SEVERITY.get(str(verdict)) if verdict is not None else None
 
 
-def _finite(v) -> Optional[float]:
+def finite_or_none(v) -> Optional[float]:
+    """``float(v)`` when it is a finite number, else None."""
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -76,7 +77,7 @@ def headline(record: StepRecord) -> dict:
     }
     out = {}
     for k in HEADLINE_KEYS:
-        f = _finite(vals[k])
+        f = finite_or_none(vals[k])
         if f is not None:
             out[k] = f
     return out
