@@ -1,7 +1,6 @@
 """W&B sink in offline mode (no network, no account): the run's .wandb log read back."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -193,7 +193,8 @@ class AlertSink:
             self._queue.put_nowait(event)
         except queue.Full:
             self.dropped += 1
-            log.warning("latent-health alert queue full: dropped the %s alert of step %s", event["level"], event["step"])
+            log.warning("latent-health alert queue full: dropped the %s alert of step %s",
+                        event["level"], event["step"])
 
     def _ensure_thread(self) -> None:
         with self._start_lock:
@@ -230,7 +231,8 @@ class AlertSink:
                 self._send(pending)
             except Exception as exc:  # a bug here must not kill the sender thread or reach training
                 self.failed += 1
-                log.warning("latent-health alert for step %s failed: %s: %s", pending.get("step"), type(exc).__name__, exc)
+                log.warning("latent-health alert for step %s failed: %s: %s",
+                            pending.get("step"), type(exc).__name__, exc)
             finally:
                 for _ in range(taken):
                     self._queue.task_done()
@@ -262,7 +264,8 @@ class AlertSink:
         except urllib.error.HTTPError as exc:
             log.warning("latent-health alert webhook answered HTTP %s for step %s", exc.code, event["step"])
         except Exception as exc:  # unreachable, timeout, TLS ...
-            log.warning("latent-health alert webhook failed for step %s: %s: %s", event["step"], type(exc).__name__, exc)
+            log.warning("latent-health alert webhook failed for step %s: %s: %s",
+                        event["step"], type(exc).__name__, exc)
         return False
 
     def _run_command(self, event: dict) -> bool:

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-__all__ = ["StepRecord", "SEVERITY", "HEADLINE_KEYS", "severity", "headline", "per_slice_values", "finite_or_none", "dispatch",
-           "close_sinks"]
+__all__ = ["StepRecord", "SEVERITY", "HEADLINE_KEYS", "severity", "headline", "per_slice_values",
+           "finite_or_none", "dispatch", "close_sinks"]
 
 #: the verdict as a number (the same levels as the Monitor page's verdict strip)
 SEVERITY = {"healthy": 0, "suspicious": 1, "collapsed": 2}
