@@ -45,6 +45,14 @@ class RecordingSink:
             f.write(f"{os.getpid()} {record.step} {record.summary['n']}\n")
 
 
+def uneven(trainer, pl_module, outputs, batch):
+    """Rank 0 contributes 32 rows, rank 1 24 and, at step 4, none at all (gather must not hang)."""
+    z = outputs["embeddings"]
+    if trainer.global_rank == 1 and trainer.global_step == 4:
+        return None
+    return z[: BATCH - 8 * trainer.global_rank]
+
+
 def main(out: Path) -> None:
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
@@ -56,8 +64,9 @@ def main(out: Path) -> None:
     x = torch.randn(BATCH * 2 * STEPS, DIM)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=BATCH)
     cb = LatentHealthCallback(out / "run", every=EVERY, gather=True, num_slices=16, max_rows=None,
-                              sinks=[RecordingSink(out / "sink.txt")])
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=STEPS, logger=CSVLogger(out, name="csv"),
+                              sinks=[RecordingSink(out / "sink.txt")], embeddings_fn=uneven)
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=STEPS,
+                         logger=CSVLogger(out, name="csv"),
                          callbacks=[cb], enable_progress_bar=False, enable_checkpointing=False,
                          enable_model_summary=False, log_every_n_steps=1)
     trainer.fit(Tiny(), loader)

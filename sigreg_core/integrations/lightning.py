@@ -26,9 +26,10 @@ step is logged once) the callback
 * and hands the step to any extra ``sinks`` (alerts, a separate TensorBoard or W&B sink).
 
 Under DDP only global rank 0 writes.  With ``gather=True`` every rank's embeddings are
-first collected (``pl_module.all_gather``, a collective: all ranks must reach the step
-with batches of the same shape), so the summary sees the global batch; by default rank 0
-scores its own shard.  The writer and the sinks are closed when training ends.
+first collected on rank 0's side (:func:`gather_rows`: a collective every rank joins at the
+logged step; ranks may hold different numbers of rows, or none), so the summary sees the
+global batch; by default rank 0 scores its own shard.  The writer and the sinks are closed
+when training ends.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ import torch
 from sigreg_core.integrations.base import StepRecord, headline, per_slice_values
 from sigreg_core.runs import RunWriter
 
-__all__ = ["LatentHealthCallback", "LatentHealthLogic", "TrainerLoggerSink", "import_lightning_callback"]
+__all__ = ["LatentHealthCallback", "LatentHealthLogic", "TrainerLoggerSink", "gather_rows", "import_lightning_callback"]
 
 DEFAULT_PREFIX = "latent_health"
 
@@ -60,6 +61,40 @@ def import_lightning_callback():
     except ImportError:
         raise ImportError("LatentHealthCallback needs PyTorch Lightning: pip install lightning "
                           "(or use sigreg_core.runs.RunWriter directly in a plain PyTorch loop)") from None
+
+
+def gather_rows(z: Optional[torch.Tensor], device=None) -> Optional[torch.Tensor]:
+    """All ranks' embedding rows, concatenated in rank order, on every rank (a collective).
+
+    Each rank's ``z`` (..., N_r, D) is folded to (N_r, D) rows; the ranks first exchange
+    (N_r, D), then every rank pads its rows to max N_r, ``all_gather`` runs once, and the
+    padding is cut off.  A rank without embeddings (``z`` None) takes part with 0 rows, so
+    nobody waits forever.  Gathered as float32 on ``z``'s device (``device`` for a rank
+    without embeddings: the module's device, a CUDA one under NCCL).  Without an initialised
+    process group (or with one process) ``z`` is returned as it is.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z
+    world = dist.get_world_size()
+    dev = z.device if z is not None else torch.device(device if device is not None else "cpu")
+    rows = None if z is None else z.detach().reshape(-1, z.shape[-1]).to(torch.float32).contiguous()
+    shape = torch.tensor([0, 0] if rows is None else list(rows.shape), dtype=torch.long, device=dev)
+    shapes = [torch.zeros_like(shape) for _ in range(world)]
+    dist.all_gather(shapes, shape)
+    counts = [int(s[0]) for s in shapes]
+    dim = max(int(s[1]) for s in shapes)
+    if dim == 0:
+        return None  # no rank had embeddings
+    if any(int(s[1]) not in (0, dim) for s in shapes):
+        raise ValueError(f"gather_rows: ranks disagree on the embedding dimension: {[int(s[1]) for s in shapes]}")
+    padded = torch.zeros(max(counts), dim, dtype=torch.float32, device=dev)
+    if rows is not None and rows.shape[0]:
+        padded[: rows.shape[0]] = rows
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:n] for p, n in zip(parts, counts)])
 
 
 class TrainerLoggerSink:
@@ -152,10 +187,11 @@ class LatentHealthLogic:
             return  # not a logged step, or the same optimizer step again (gradient accumulation)
         self._last_step = step
         emb = self._embeddings(trainer, pl_module, outputs, batch)
-        distributed = self.gather and int(getattr(trainer, "world_size", 1)) > 1
-        if distributed and isinstance(emb, torch.Tensor):
+        if self.gather and int(getattr(trainer, "world_size", 1)) > 1:
+            if emb is not None and not isinstance(emb, torch.Tensor):
+                emb = torch.as_tensor(emb)
             with torch.no_grad():  # a collective: every rank takes part, rank 0 writes
-                emb = pl_module.all_gather(emb.detach())
+                emb = gather_rows(emb, device=getattr(pl_module, "device", None))
         if not getattr(trainer, "is_global_zero", True):
             return
         if emb is None:
@@ -181,7 +217,8 @@ class LatentHealthLogic:
 def LatentHealthCallback(run_dir, every: int = 100, **kwargs):
     """A Lightning ``Callback`` logging latent health to ``run_dir`` every ``every`` global steps.
 
-    Keyword arguments: ``key``, ``embeddings_fn``, ``gather`` (see the module docstring);
+    Keyword arguments: ``key``, ``embeddings_fn``, ``gather`` (collect every DDP rank's rows
+    before scoring; see the module docstring);
     ``log_to_trainer`` (default True: the headline numbers go to the Trainer's loggers under
     ``prefix``, default ``latent_health``); ``sinks`` (extra :mod:`sigreg_core.integrations`
     sinks: alerts, TensorBoard, W&B); and any :class:`RunWriter` argument (``max_rows``,

@@ -7,7 +7,8 @@ from sigreg_core.integrations.lightning import (  # noqa: F401 - re-exports
     LatentHealthCallback,
     LatentHealthLogic,
     TrainerLoggerSink,
+    gather_rows,
     import_lightning_callback,
 )
 
-__all__ = ["LatentHealthCallback", "LatentHealthLogic", "TrainerLoggerSink", "import_lightning_callback"]
+__all__ = ["LatentHealthCallback", "LatentHealthLogic", "TrainerLoggerSink", "gather_rows", "import_lightning_callback"]
