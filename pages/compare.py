@@ -21,12 +21,15 @@ if not st.session_state.get("_lh_shell"):
     st.stop()
 
 import hashlib
+import re
 import time
 
 import numpy as np
+import pandas as pd
 
 from sigreg_core.present import compare_figures as CF
 from sigreg_core.inputs.checkpoints import CheckpointError, embed_checkpoint
+from sigreg_core.compare.ranking import interval_text, pairwise_matrix
 from sigreg_core.compare.comparison import (
     COMPARABLE_FAMILIES,
     DELTA_METRICS,
@@ -45,6 +48,7 @@ from sigreg_core.inputs.loading import (
     resolve_server_path,
 )
 from sigreg_core.present.report import DEFAULTS, Settings
+from sigreg_core.util.steps import parse_steps
 from sigreg_core.inputs.samples import list_samples
 
 MAX_UPLOAD_MB = 1024
@@ -195,7 +199,13 @@ def _run_sets() -> list:
     if not steps:
         st.caption("This run kept no snapshots.")
         return []
-    chosen = st.multiselect("Steps (snapshots kept by retention)", steps, key="cmp_steps",
+    st.text_input("Add steps by list or range", key="cmp_steps_spec", on_change=_apply_step_spec, args=(steps,),
+                  placeholder=f"e.g. {steps[0]}, {steps[-1]}  or  {steps[0]}-{steps[-1]}/{max(1, len(steps) // 4)}",
+                  help="Comma-separated steps; a-b adds every kept step from a to b; a-b/k every k-th of them. "
+                       "A step without a kept snapshot is replaced by the nearest kept one.")
+    if st.session_state.get("cmp_steps_note"):
+        st.caption(st.session_state["cmp_steps_note"])
+    chosen = st.multiselect(f"Steps ({len(steps):,} snapshots kept; type to search)", steps, key="cmp_steps",
                             help="Each step's stored embeddings become one set.")
     out = []
     for s in chosen:
@@ -203,6 +213,12 @@ def _run_sets() -> list:
         if got is not None:
             out.append((f"{labels[run]}@{s}", got, {"kind": "run step", "run": run, "step": s}))
     return out
+
+
+def _apply_step_spec(steps: list) -> None:
+    got, bad = parse_steps(st.session_state.get("cmp_steps_spec", ""), steps)
+    st.session_state["cmp_steps"] = list(dict.fromkeys(list(st.session_state.get("cmp_steps", [])) + got))
+    st.session_state["cmp_steps_note"] = (f"Not understood: {', '.join(bad)}" if bad else "")
 
 
 def _unique(entries: list) -> list:
@@ -246,18 +262,99 @@ def _fmt(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+def _display(df: pd.DataFrame, digits: dict | None = None) -> pd.DataFrame:
+    """A frame for st.dataframe: numbers formatted, missing values and None as "–" (never "None" or "nan")."""
+    digits = digits or {}
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        col = df[c]
+        if col.dtype == bool:
+            out[c] = np.where(col, "yes", "no")
+        elif pd.api.types.is_integer_dtype(col):
+            out[c] = col
+        elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_integer_dtype(col):
+            out[c] = [_fmt(v, digits.get(c, 4)) for v in col]
+        else:
+            out[c] = ["–" if v is None or (isinstance(v, float) and not np.isfinite(v)) or v == "" else
+                      (("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else str(v)) for v in col]
+    return out
+
+
+def _md(text) -> str:
+    """Set names come from file names: escape them before they go into markdown."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+
+
+def _interval(lo, hi, note) -> str:
+    if isinstance(note, str) and note:
+        return note
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "–"
+    return interval_text(lo, hi)
+
+
+def _ranking(cmp) -> None:
+    st.subheader("Ranking, best first")
+    rk = cmp.ranking_frame()
+    show = rk.assign(interval=[_interval(a, b, n) for a, b, n in zip(rk["x_null_low"], rk["x_null_high"],
+                                                                     rk["interval_note"])])
+    show = show[["rank", "set", "verdict", "x_null", "interval", "excess_over_best", "p_value", "rankme", "modes",
+                 "vs_above"]].rename(columns={"x_null": "SIGReg × null mean", "interval": f"{int(cmp.level * 100)} % interval",
+                                              "excess_over_best": "excess over best (× null)",
+                                              "p_value": "p-value", "rankme": "RankMe",
+                                              "vs_above": "against the set above"})
+    st.dataframe(_display(show, {"p-value": 3}), hide_index=True, width="stretch", key="cmp_ranking_table")
+    st.caption("Ranked by the verdict's severity first (the same order the verdict uses), then by SIGReg as a "
+               "multiple of its exact null mean (1 = the healthy floor). Intervals: bootstrap over rows; "
+               "“against the set above”: the bootstrap interval of the SIGReg delta to the set ranked just above.")
+    _chart(CF.ranking_figure(rk), "compare_ranking")
+    st.download_button("Ranking CSV", rk.to_csv(index=False).encode(), file_name="comparison_ranking.csv",
+                       mime="text/csv", key="cmp_dl_ranking", icon=":material/table:", on_click="ignore")
+
+
+def _pairwise(cmp) -> None:
+    st.subheader("Every pair")
+    if not cmp.n_boot:
+        st.caption("No bootstrap (resamples = 0): pairwise deltas without intervals or significance.")
+    code, text = pairwise_matrix(cmp, "sigreg")
+    _chart(CF.pairwise_figure(code, text), "compare_pairwise")
+    st.caption("Cell (row a, column b): SIGReg(a) − SIGReg(b) in units of b's null mean, with its bootstrap interval; "
+               "green: a significantly healthier, vermilion: a significantly less healthy, grey: no significant "
+               "difference.")
+    pf = cmp.pairwise_frame("sigreg")
+    st.download_button("Pairwise CSV", pf.to_csv(index=False).encode(), file_name="comparison_pairwise.csv",
+                       mime="text/csv", key="cmp_dl_pairwise", icon=":material/table:", on_click="ignore")
+    names = cmp.names
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Compare set", names, index=min(1, len(names) - 1), key="cmp_pair_a")
+    b = c2.selectbox("with set", names, index=0, key="cmp_pair_b")
+    if a == b:
+        st.caption("Pick two different sets.")
+        return
+    deltas, pt = cmp.pair(a, b)
+    rows = [{"metric": DELTA_METRICS[d.metric][0], "delta": d.value,
+             "interval": _interval(d.ci_low, d.ci_high, d.note), "p (bootstrap)": d.p_boot,
+             "significant": ("yes" if d.significant else "no") if not d.note else "–",
+             "healthier": d.healthier} for d in deltas]
+    st.dataframe(_display(pd.DataFrame(rows), {"p (bootstrap)": 3}), hide_index=True, width="stretch",
+                 key="cmp_pair_table")
+    st.caption(f"{_md(a)} − {_md(b)}. Paired test over slices: {pt.fraction_lower:.0%} of slices lower for {_md(a)}; "
+               f"Wilcoxon p (adjusted for the slices' dependence) {_fmt(pt.wilcoxon_p_adjusted, 3)}"
+               + (f"; healthier: {_md(pt.healthier)}" if pt.healthier else "; no significant difference") + ".")
+
+
 def _results(cmp, sources: dict) -> None:
     st.info(cmp.row_note, icon=":material/straighten:")
     for c in cmp.caveats:
         st.warning(c, icon=":material/warning:")
 
     st.subheader("Summary")
-    st.dataframe(cmp.summary_frame(), hide_index=True, width="stretch",
-                 column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
-                                "sigreg": st.column_config.NumberColumn("SIGReg", format="%.4g"),
-                                "sigreg_over_null": st.column_config.NumberColumn("× null mean", format="%.3g")})
+    st.dataframe(_display(cmp.summary_frame(), {"p_value": 3}), hide_index=True, width="stretch",
+                 key="cmp_summary_table")
     st.caption(f"Preset `{cmp.preset.name}` · {cmp.num_slices_scored} {cmp.family} slices (seed {cmp.seed}) shared "
                f"by every set · D = {cmp.directions.shape[0]} · reference **{cmp.reference}**")
+    _ranking(cmp)
+    _pairwise(cmp)
 
     st.subheader(f"Against {cmp.reference}")
     if cmp.n_boot:
@@ -265,20 +362,23 @@ def _results(cmp, sources: dict) -> None:
             if d.metric != "sigreg":
                 continue
             verdict = (f"significant: **{d.healthier}** is healthier" if d.significant
-                       else "not significant (the interval contains 0)")
-            line = (f"**{d.set}**: ΔSIGReg = {_fmt(d.value)}, {int(round(d.level * 100))}% interval "
-                    f"[{_fmt(d.ci_low)}, {_fmt(d.ci_high)}] — {verdict}")
+                       else d.note if d.note else "not significant (the interval contains 0)")
+            line = (f"**{d.set}**: ΔSIGReg = {_fmt(d.value)} ({_fmt(d.value / cmp.sets[cmp.reference].null_mean, 4)}× "
+                    f"the null mean), {int(round(d.level * 100))}% interval "
+                    f"{_interval(d.ci_low, d.ci_high, d.note)} — {verdict}")
             (st.success if d.significant and d.healthier == d.set else
              st.error if d.significant else st.info)(line)
     else:
         st.caption("No bootstrap (resamples = 0): deltas without intervals.")
     df = cmp.deltas_frame()
     if len(df):
-        df = df.assign(metric=[DELTA_METRICS[m][0] for m in df["metric"]])
-        st.dataframe(df.drop(columns=["reference", "n_boot", "level"]), hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.4g")
-                                    for c in ("value", "ci_low", "ci_high", "se")} |
-                                   {"p_boot": st.column_config.NumberColumn("p (bootstrap)", format="%.3g")})
+        df = df.assign(metric=[DELTA_METRICS[m][0] for m in df["metric"]],
+                       interval=[_interval(a, b, n) for a, b, n in zip(df["ci_low"], df["ci_high"], df["note"])])
+        df = df[["set", "metric", "value", "interval", "se", "p_boot", "significant", "healthier"]]
+        df["significant"] = [("yes" if s else "no") if i != "no spread: interval not defined" else "–"
+                             for s, i in zip(df["significant"], df["interval"])]
+        st.dataframe(_display(df.rename(columns={"value": "delta", "p_boot": "p (bootstrap)"}), {"p (bootstrap)": 3}),
+                     hide_index=True, width="stretch", key="cmp_deltas_table")
         st.caption(f"Deltas are set − {cmp.reference}. Intervals: {cmp.n_boot} bootstrap resamples of the rows of "
                    "each set (same directions), centred on the observed delta; significant when the interval "
                    "excludes 0. Lower SIGReg and VICReg variance, higher RankMe and std of normalised rows are "
@@ -286,14 +386,11 @@ def _results(cmp, sources: dict) -> None:
     st.markdown("**Paired test over slices** (same slice indices)")
     cols = ["set", "num_slices", "fraction_lower", "median_difference", "design_effect", "wilcoxon_p_adjusted",
             "sign_p_adjusted", "wilcoxon_p", "sign_p", "healthier"]
-    st.dataframe(cmp.paired_frame()[cols], hide_index=True, width="stretch",
-                 column_config={"wilcoxon_p_adjusted": st.column_config.NumberColumn("Wilcoxon p (adjusted)", format="%.3g"),
-                                "sign_p_adjusted": st.column_config.NumberColumn("sign-test p (adjusted)", format="%.3g"),
-                                "wilcoxon_p": st.column_config.NumberColumn("Wilcoxon p (as if independent)", format="%.3g"),
-                                "sign_p": st.column_config.NumberColumn("sign-test p (as if independent)", format="%.3g"),
-                                "design_effect": st.column_config.NumberColumn("design effect", format="%.3g"),
-                                "fraction_lower": st.column_config.NumberColumn("fraction of slices lower",
-                                                                                format="%.3f")})
+    st.dataframe(_display(cmp.paired_frame()[cols].rename(columns={
+        "wilcoxon_p_adjusted": "Wilcoxon p (adjusted)", "sign_p_adjusted": "sign-test p (adjusted)",
+        "wilcoxon_p": "Wilcoxon p (as if independent)", "sign_p": "sign-test p (as if independent)",
+        "design_effect": "design effect", "fraction_lower": "fraction of slices lower"}), {}),
+        hide_index=True, width="stretch", key="cmp_paired_table")
     st.caption("Approximate: the slices share the data, so their statistics are correlated. The plain p-values treat "
                "them as independent and overstate the evidence when M ≫ D; the adjusted ones inflate the variance by "
                "the design effect estimated from the bootstrap. The bootstrap intervals above are the evidence; this "

@@ -335,6 +335,7 @@ def _report(rep, z: np.ndarray, source: dict) -> None:
     with c2:
         _chart(sf["weighted_error"], f"weighted_error_slice_{j}")
     _chart(ov["ecf_band"], "ecf_band")
+    _cloud_section(z, rep, j)
 
     st.subheader("Companion metrics")
     if rep.metrics:
@@ -362,6 +363,36 @@ def _report(rep, z: np.ndarray, source: dict) -> None:
                          file_name=f"{stem}_report.html", mime="text/html", key="insp_dl_html",
                          icon=":material/description:", on_click="ignore")
     st.caption("PNG of any chart: the camera icon in the chart's toolbar (rendered by your browser).")
+
+
+def _cloud_section(z: np.ndarray, rep, j: int) -> None:
+    """The embedding cloud itself (sigreg_core.present.cloud): principal axes, or slice j against an orthogonal axis."""
+    from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
+
+    with st.expander("The cloud: rows on the top-2 principal axes, or on the selected slice", expanded=True,
+                     icon=":material/scatter_plot:"):
+        kind = st.radio("View", ["pca", "slice"], horizontal=True, key="insp_cloud_kind",
+                        format_func={"pca": "top-2 principal axes",
+                                     "slice": f"slice {j} against an orthogonal principal axis"}.get)
+        memo = st.session_state.setdefault("insp_cloud_memo", {})
+        flat = z.reshape(-1)
+        probe = flat[:: max(1, flat.size // 4096)].tobytes()  # cheap fingerprint: ~4k values, not the whole array
+        key = (hash(probe), z.shape, kind, j if kind == "slice" else None)
+        try:
+            view = memo.get(key)
+            if view is None:
+                memo.clear()  # one view kept: the arrays are up to 5000 points
+                view = memo[key] = cloud_view(z, kind, slice_index=j,
+                                              direction=rep.directions[:, j] if kind == "slice" else None)
+        except ValueError as exc:
+            st.error(" ".join(str(exc).split()))
+            return
+        _chart(cloud_figure(view), f"cloud_{kind}" + (f"_slice_{j}" if kind == "slice" else ""), key="insp_cloud_chart")
+        st.caption(f"{view.note}. Highlighted: {view.rule} — {view.outlier_rows.size:,} of {view.n_total:,} rows.")
+        if view.outlier_rows.size:
+            st.download_button("Outlier rows CSV", outlier_frame(view).to_csv(index=False).encode(),
+                               file_name="outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
+                               icon=":material/table:", on_click="ignore")
 
 
 # --------------------------------------------------------------------- page

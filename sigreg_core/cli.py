@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: subcommands contributed by other modules: name -> (module, add_parser function, run function)
 EXTRA_COMMANDS = {
-    "compare": ("sigreg_core.compare.comparison", "add_compare_parser", "run_compare"),
+    "compare": ("sigreg_core.compare.cli", "add_compare_parser", "run_compare"),
     "embed": ("sigreg_core.inputs.checkpoints", "add_embed_parser", "run_embed"),
     "demo-train": ("sigreg_core.runs.demo", "add_demo_parser", "run_demo"),
 }

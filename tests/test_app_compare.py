@@ -79,8 +79,9 @@ def test_two_samples_compared_with_significance_views_and_exports(computations):
     assert "significant: **healthy** is healthier" in line
     assert any(t.startswith("Same N: every set has 2,048 rows") for t in texts)
     assert len(at.get("plotly_chart")) >= 6  # scatter, sorted curves, deltas, histograms, CF, spectra
-    assert {b.label for b in at.download_button} == {"Comparison CSV", "Comparison JSON", "HTML report (offline)"}
-    assert len(at.dataframe) == 3  # summary, deltas, paired test
+    assert {b.label for b in at.download_button} == {"Comparison CSV", "Comparison JSON", "HTML report (offline)",
+                                                     "Ranking CSV", "Pairwise CSV"}
+    assert len(at.dataframe) == 5  # summary, ranking, the chosen pair, deltas, paired test
     summary = at.dataframe[0].value
     assert list(summary["set"]) == ["healthy", "heavy-tailed"]
     assert list(summary["verdict"]) == ["healthy", "suspicious"]
@@ -153,3 +154,114 @@ def test_two_steps_of_a_run(computations, tmp_path, monkeypatch):
     assert "significant: **lambda-0.05@0** is healthier" in line
     summary = at.dataframe[0].value
     assert summary["rows"].tolist() == [512, 512]
+
+
+def _arr(v) -> np.ndarray:
+    """A plotly data array from the chart's JSON (plain list, or plotly's typed base64 array with its shape)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(s) for s in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=float)
+
+
+def _frame(at, column):
+    """The first table on the page that has ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _chart(at, prefix):
+    import json
+
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith(prefix))
+
+
+def test_ranking_pairwise_matrix_and_any_pair(computations):
+    at = _page()
+    at.multiselect(key="cmp_samples").set_value(["heavy-tailed", "healthy", "full-collapse", "shifted"]).run()
+    _compare(at)
+    assert len(computations) == 1
+    cmp = next(iter(at.session_state["cmp_results"].values()))
+    # ranking: best first by verdict severity then SIGReg / null mean, the numbers of the assessments
+    rk = _frame(at, "against the set above")
+    assert list(rk["set"])[0] == "healthy" and list(rk["set"])[-1] == "full-collapse"
+    from sigreg_core.assessment.severity import severity
+
+    sev = [severity(v) for v in rk["verdict"]]
+    assert sev == sorted(sev)
+    for name, shown in zip(rk["set"], rk["SIGReg × null mean"]):
+        s = cmp.sets[name]
+        assert float(shown) == pytest.approx(s.sigreg / s.null_mean, rel=1e-3)
+    assert rk["against the set above"].iloc[0] == "–"  # the best set has none above it
+    assert "None" not in rk.to_string() and "nan" not in rk.to_string()
+    fig = _chart(at, "Ranking: SIGReg as a multiple")
+    assert fig["layout"]["xaxis"]["type"] == "log"  # healthy ~1x, collapse ~hundreds x: a wide span
+    # pairwise matrix: every ordered pair, antisymmetric significance codes, the diagonal empty
+    pw = _chart(at, "Every pair")
+    z = _arr(pw["data"][0]["z"]).astype(float)
+    assert z.shape == (4, 4) and np.all(np.isnan(np.diag(z)))
+    off = ~np.eye(4, dtype=bool)
+    assert np.allclose(z[off], -z.T[off], equal_nan=True)
+    names = pw["data"][0]["y"]
+    i, j = names.index("healthy"), names.index("full-collapse")
+    assert z[i, j] == -1  # healthy is significantly healthier than full collapse
+    # any two sets directly, without recomputing
+    at.selectbox(key="cmp_pair_a").set_value("shifted")
+    at.selectbox(key="cmp_pair_b").set_value("heavy-tailed").run()
+    _ok(at)
+    pair = _frame(at, "interval")
+    d = next(x for x in cmp.pair("shifted", "heavy-tailed")[0] if x.metric == "sigreg")
+    row = pair[pair["metric"] == "SIGReg"].iloc[0]
+    assert float(row["delta"]) == pytest.approx(cmp.sets["shifted"].sigreg - cmp.sets["heavy-tailed"].sigreg, rel=1e-3)
+    assert float(row["delta"]) == pytest.approx(d.value, rel=1e-3)
+    assert len(computations) == 1
+
+
+def test_zero_width_interval_is_not_a_result(computations, tmp_path, monkeypatch):
+    """Two fully collapsed sets (all rows equal): the bootstrap has no spread, so there is no interval."""
+    rng = np.random.default_rng(5)
+    const_a = np.tile(rng.standard_normal((1, 8)), (300, 1)).astype(np.float32)
+    const_b = np.tile(rng.standard_normal((1, 8)) * 3, (300, 1)).astype(np.float32)
+    at = _page()
+    at.multiselect(key="cmp_samples").set_value([]).run()
+    at.file_uploader(key="cmp_upload").set_value([("a.npy", _npy(const_a), "application/octet-stream"),
+                                                  ("b.npy", _npy(const_b), "application/octet-stream")]).run()
+    _compare(at)
+    deltas = _frame(at, "se")
+    row = deltas[(deltas["set"] == "b.npy") & (deltas["metric"] == "SIGReg")].iloc[0]
+    assert row["interval"] == "no spread: interval not defined" and row["significant"] == "–"
+    assert "None" not in deltas.to_string() and "nan" not in deltas.to_string()
+    line = next(t for t in _texts(at) if t.startswith("**b.npy**: ΔSIGReg"))
+    assert "no spread: interval not defined" in line and "[" not in line.split("interval")[1][:3]
+
+
+def test_steps_picker_reaches_every_step(computations, tmp_path, monkeypatch):
+    from sigreg_core.runs import RunWriter
+
+    rng = np.random.default_rng(2)
+    run = tmp_path / "runs" / "long"
+    with RunWriter(run, summary=False, max_rows=None) as w:
+        for step in range(0, 3000, 10):  # 300 kept snapshots
+            assert w.log(step, rng.standard_normal((40, 4)).astype(np.float32))
+    monkeypatch.setenv("LATENT_HEALTH_ALLOWED_ROOTS", str(tmp_path))
+    at = _page()
+    at.multiselect(key="cmp_samples").set_value([]).run()
+    assert len(at.multiselect(key="cmp_steps").options) == 300
+    at.text_input(key="cmp_steps_spec").set_value("2990, 1234, 100-140/2, x7").run()
+    _ok(at)
+    assert at.multiselect(key="cmp_steps").value == [2990, 1230, 100, 120, 140]
+    assert any("Not understood: x7" in c.value for c in at.caption)
+
+
+def test_parse_steps():
+    from sigreg_core.util.steps import parse_steps
+
+    kept = [0, 10, 20, 30, 40]
+    assert parse_steps("15", kept) == ([10], [])  # nearest kept (ties to the lower)
+    assert parse_steps("0-40/2", kept) == ([0, 20, 40], [])
+    assert parse_steps("40-0", kept) == ([0, 10, 20, 30, 40], [])
+    assert parse_steps("a, 10, 12", kept) == ([10], ["a"])  # 12 -> 10 again: no repeat
+    assert parse_steps("", kept) == ([], [])
+    assert parse_steps("5", []) == ([], ["5"])

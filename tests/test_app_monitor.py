@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -61,7 +62,10 @@ def _arr(v) -> np.ndarray:
     if isinstance(v, dict) and "bdata" in v:
         import base64
 
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        if "shape" in v:
+            a = a.reshape([int(s) for s in str(v["shape"]).split(",")])
+        return a
     return np.asarray(v, dtype=float)
 
 
@@ -70,7 +74,22 @@ def _titles(at) -> list[str]:
 
 
 def _table(at):
-    return at.dataframe[0].value
+    """The steps table (every run shown)."""
+    return next(d.value for d in at.dataframe if "snapshot" in d.value.columns)
+
+
+def _alerts(at):
+    """The alert table: one row per run (a pandas Styler in the page: its data)."""
+    for d in at.dataframe:
+        v = d.value
+        v = getattr(v, "data", v)
+        if "first collapsed step" in v.columns:
+            return v
+    raise AssertionError("no alert table")
+
+
+def _captions(at) -> str:
+    return "\n".join(c.value for c in at.caption).replace("\\", "")
 
 
 def test_shipped_runs_show_by_default(shell):
@@ -85,10 +104,21 @@ def test_shipped_runs_show_by_default(shell):
               "Per-slice statistic"):
         assert any(x.startswith(t) for x in titles), (t, titles)
     assert any(x.startswith("loss per step") for x in titles)
-    # the collapse of lambda = 0 is announced, the lambda = 0.09 run is healthy at the end
-    errors = [e.value for e in at.error]
-    assert any("lambda-0**: collapsed at step" in e for e in errors), errors
-    assert any("lambda-0.09**: healthy since step" in s.value for s in at.success)
+    # one alert table: lambda = 0 collapsed (first collapsed step from the index), lambda = 0.09 healthy at the end
+    alerts = _alerts(at).set_index("run")
+    ref0 = RunReader(SHIPPED / "lambda-0").timeseries()
+    first_coll = int(ref0.loc[ref0["verdict"] == "collapsed", "step"].min())
+    assert int(alerts.loc["runs/lambda-0", "first collapsed step"]) == first_coll
+    assert alerts.loc["runs/lambda-0", "latest verdict"] == "collapsed"
+    assert alerts.loc["runs/lambda-0.09", "latest verdict"] == "healthy"
+    assert alerts.loc["runs/lambda-0.09", "first collapsed step"] == "–"  # never collapsed: "–", not "None"
+    assert "None" not in alerts.to_string()
+    ref9 = RunReader(SHIPPED / "lambda-0.09").timeseries()
+    assert int(alerts.loc["runs/lambda-0.09", "alert steps"]) == int((ref9["verdict"] != "healthy").sum())
+    assert list(alerts.index)[0] == "runs/lambda-0"  # worst first
+    caps = _captions(at)
+    assert f"first collapsed at step {first_coll}" in caps and "latest step 400: healthy since step" in caps
+    assert not at.error and not at.success  # no banner per run any more
     # SIGReg traces: one per run with the real values from the index
     sig = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("SIGReg"))
     lines = {t["name"]: t for t in sig["data"] if t.get("mode") == "lines+markers"}
@@ -96,10 +126,12 @@ def test_shipped_runs_show_by_default(shell):
     assert np.allclose(_arr(lines["runs/lambda-0"]["y"]), ref["sigreg"].to_numpy())
     bands = [t for t in sig["data"] if t.get("fill") == "toself"]
     assert len(bands) == 2
-    # the step table, its CSV and the charts' HTML
+    # the steps table of every run shown, its CSV, the alerts CSV and the charts' HTML
     table = _table(at)
-    assert len(table) == len(RunReader(SHIPPED / picked[0]).timeseries()) and "verdict" in table.columns
-    assert len(at.get("download_button")) == 2
+    assert len(table) == len(ref0) + len(ref9) and "verdict" in table.columns
+    assert sorted(set(table["run"])) == ["runs/lambda-0", "runs/lambda-0.09"]
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Alerts CSV", "Steps CSV (all runs shown)", "All charts (HTML, offline)"} <= set(labels)
 
 
 def test_run_being_written_appears_and_grows(shell, tmp_path, monkeypatch):
@@ -122,7 +154,7 @@ def test_run_being_written_appears_and_grows(shell, tmp_path, monkeypatch):
     at.run()
     _ok(at)
     assert list(_table(at)["step"]) == [0, 1, 2, 3, 4, 5]
-    assert any("live**: collapsed at step 3" in e.value for e in at.error)
+    assert int(_alerts(at).set_index("run").loc["live", "first collapsed step"]) == 3
     w.close()
 
 
@@ -194,4 +226,123 @@ def test_folder_of_foreign_snapshots_is_scored_with_the_sidebar_settings(shell, 
     assert list(table["step"]) == [100, 200]
     assert list(table["m"]) == [32, 32]  # the shell's sidebar setting (num_slices=32)
     assert list(table["verdict"]) == ["healthy", "collapsed"]
-    assert any("exported**: collapsed at step 200" in e.value for e in at.error)
+    assert int(_alerts(at).set_index("run").loc["exported", "first collapsed step"]) == 200
+
+
+def _chart_by_title(at, prefix):
+    return next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith(prefix))
+
+
+def test_smoothing_time_axis_and_filter_controls(shell):
+    at = AppTest.from_file(str(shell), default_timeout=240)
+    at.run()
+    _ok(at)
+    ref = RunReader(SHIPPED / "lambda-0").timeseries()
+    # smoothing: the raw line stays (faint), the main line is TensorBoard's debiased EMA of the logged values
+    at.slider(key="mon_smoothing").set_value(0.9)
+    at.run()
+    _ok(at)
+    from sigreg_core.present.monitor_figures import ema
+
+    sig = _chart_by_title(at, "SIGReg")
+    by = {t["name"]: t for t in sig["data"]}
+    assert np.allclose(_arr(by["runs/lambda-0 (raw)"]["y"]), ref["sigreg"].to_numpy())
+    assert by["runs/lambda-0 (raw)"]["opacity"] < 0.5
+    assert np.allclose(_arr(by["runs/lambda-0"]["y"]), ema(ref["sigreg"].to_numpy(), 0.9))
+    # relative time: seconds / minutes since each run's first logged step
+    at.radio(key="mon_x").set_value("relative")
+    at.run()
+    _ok(at)
+    sig = _chart_by_title(at, "SIGReg")
+    line = next(t for t in sig["data"] if t["name"] == "runs/lambda-0")
+    x = _arr(line["x"])
+    assert x[0] == 0 and np.all(np.diff(x) >= 0)
+    assert "time since the run's first logged step" in sig["layout"]["xaxis"]["title"]["text"]
+    at.radio(key="mon_x").set_value("wall")
+    at.run()
+    _ok(at)
+    sig = _chart_by_title(at, "SIGReg")
+    line = next(t for t in sig["data"] if t["name"] == "runs/lambda-0")
+    first = pd.Timestamp(line["x"][0])
+    assert abs(first.timestamp() - float(ref["time"].iloc[0])) < 1e-3  # wall clock of the first logged step
+    # the filter (a regular expression) narrows the runs drawn, and the colours stay the run's own
+    colour_before = next(t for t in sig["data"] if t["name"] == "runs/lambda-0.09")["line"]["color"]
+    at.text_input(key="mon_filter").set_value(r"0\.09")
+    at.run()
+    _ok(at)
+    sig = _chart_by_title(at, "SIGReg")
+    names = {t["name"] for t in sig["data"] if t.get("mode") == "lines+markers"}
+    assert names == {"runs/lambda-0.09"}
+    assert next(t for t in sig["data"] if t["name"] == "runs/lambda-0.09")["line"]["color"] == colour_before
+    assert "drawing 1 of 2 picked runs" in _captions(at)
+    assert list(_alerts(at)["run"]) == ["runs/lambda-0.09"]
+    at.text_input(key="mon_filter").set_value("[unclosed")  # not a valid regex: plain text, no error
+    at.run()
+    _ok(at)
+    assert "Pick at least one run" in at.info[0].value
+
+
+def test_distribution_tab_and_log_ticks(shell):
+    at = AppTest.from_file(str(shell), default_timeout=240)
+    at.run()
+    _ok(at)
+    dist = _chart_by_title(at, "Per-slice statistic over steps")
+    assert [a["text"] for a in dist["layout"]["annotations"]][:2] == ["runs/lambda-0", "runs/lambda-0.09"]
+    ref = RunReader(SHIPPED / "lambda-0").timeseries()
+    fills = [t for t in dist["data"] if t.get("fill") == "tonexty"]
+    assert np.allclose(_arr(fills[0]["y"]), ref["q95"]) and np.allclose(_arr(fills[1]["y"]), ref["qmax"])
+    sig = _chart_by_title(at, "SIGReg")
+    assert sig["layout"]["yaxis"]["dtick"] == 1  # 1, 10, 100, ... only
+    nm = next(a for a in sig["layout"]["annotations"] if a["text"].startswith("null mean"))
+    assert abs(nm["y"] - np.log10(float(ref["null_mean"].iloc[0]))) < 1e-9
+
+
+def test_cloud_of_a_step_follows_the_slice(shell):
+    at = AppTest.from_file(str(shell), default_timeout=240)
+    at.run()
+    _ok(at)
+    at.selectbox(key="mon_open_run").set_value("runs/lambda-0.09")
+    at.selectbox(key="mon_open_step").set_value(200)
+    at.run()
+    _ok(at)
+    cloud = _chart_by_title(at, "runs/lambda-0.09, step 200: top-2 principal axes")
+    pts = [t for t in cloud["data"] if t["type"] == "scattergl"]
+    z = RunReader(SHIPPED / "lambda-0.09").snapshot(200)
+    assert sum(len(_arr(t["x"])) for t in pts) == z.shape[0]  # 512 rows: all drawn
+    assert "all 512 rows drawn" in _captions(at)
+    at.radio(key="mon_cloud_kind").set_value("slice")
+    at.run()
+    _ok(at)
+    worst = _chart_by_title(at, "runs/lambda-0.09, step 200: slice ")  # empty input: the worst slice
+    assert "the worst)" in worst["layout"]["title"]["text"]
+    at.number_input(key="mon_cloud_slice").set_value(5)
+    at.run()
+    _ok(at)
+    cloud = _chart_by_title(at, "runs/lambda-0.09, step 200: slice 5 of")
+    from sigreg_core.core.directions import sample_directions
+
+    cfg = RunReader(SHIPPED / "lambda-0.09").config
+    u = sample_directions(z.shape[1], cfg.num_slices, cfg.seed).numpy()[:, 5].astype(np.float64)
+    pts = [t for t in cloud["data"] if t["type"] == "scattergl"]
+    rows = np.concatenate([_arr(t["customdata"]).reshape(-1, 2)[:, 0] for t in pts]).astype(int)
+    xs = np.concatenate([_arr(t["x"]) for t in pts])
+    assert np.allclose(xs, z.astype(np.float64)[rows] @ u, atol=1e-5)  # x = z·u of the run's own slice 5
+
+
+def test_new_run_appears_within_one_refresh(shell, tmp_path, monkeypatch):
+    roots = tmp_path / "runs"
+    roots.mkdir()
+    monkeypatch.setenv("LATENT_HEALTH_ALLOWED_ROOTS", str(roots))
+    rng = np.random.default_rng(3)
+    with RunWriter(roots / "first", num_slices=16, max_rows=128) as w:
+        w.log(0, rng.standard_normal((128, 4)).astype(np.float32))
+    at = AppTest.from_file(str(shell), default_timeout=240)
+    at.run()
+    _ok(at)
+    assert [Path(p).name for p in at.multiselect(key="mon_runs").value] == ["first"]
+    with RunWriter(roots / "second", num_slices=16, max_rows=128) as w:  # created while the page is open
+        w.log(0, rng.standard_normal((128, 4)).astype(np.float32))
+    at.run()  # one refresh
+    _ok(at)
+    assert sorted(Path(p).name for p in at.multiselect(key="mon_runs").value) == ["first", "second"]
+    assert sorted(_alerts(at)["run"]) == ["first", "second"]

@@ -64,3 +64,18 @@ def test_cli_arguments(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert run_demo(_args(["--run-dir", str(tmp_path / "file"), "--steps", "1"])) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_demo_cli_help_states_the_real_max_rows_default():
+    """The help text, the default the code uses and docs/monitor.md agree (they once said 1024 / 512)."""
+    import argparse
+    from pathlib import Path
+
+    from sigreg_core.runs.demo import DemoConfig, add_demo_parser
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    p = add_demo_parser(sub)
+    action = next(a for a in p._actions if "--max-rows" in a.option_strings)
+    assert f"(default {DemoConfig().eval_rows})" in action.help
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "monitor.md").read_text()
+    assert f"`--max-rows` ({DemoConfig().eval_rows})" in doc

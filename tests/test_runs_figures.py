@@ -18,15 +18,20 @@ def _df(verdicts, modes=None, start=0, every=10):
 
 
 @pytest.mark.parametrize("verdicts,level,step,text", [
-    (["healthy", "healthy", "suspicious", "collapsed", "collapsed"], "collapsed", 30, "collapsed at step 30"),
-    (["suspicious", "healthy", "healthy", "suspicious", "suspicious"], "suspicious", 30, "turned suspicious at step 30"),
-    (["suspicious", "suspicious"], "suspicious", None, "not healthy yet: suspicious since step 0"),
-    (["suspicious", "healthy", "suspicious", "healthy", "healthy"], "healthy", 20, "healthy since step 30"),
-    (["suspicious", "healthy", "healthy"], "healthy", None, "healthy since step 10 (latest step 20)"),
+    (["healthy", "healthy", "suspicious", "collapsed", "collapsed"], "collapsed", 20,
+     "first suspicious at step 20, first collapsed at step 30; 3 of 5 scored steps at an alert level; "
+     "latest step 40: collapsed since step 30"),
+    (["suspicious", "healthy", "healthy", "suspicious", "suspicious"], "suspicious", 0,
+     "latest step 40: suspicious since step 30"),
+    (["suspicious", "suspicious"], "suspicious", 0, "first suspicious at step 0; 2 of 2"),
+    # the old banner said "healthy since step 30; it turned suspicious at step 20": now the first alert is step 0
+    (["suspicious", "healthy", "suspicious", "healthy", "healthy"], "suspicious", 0,
+     "first suspicious at step 0; 2 of 5 scored steps at an alert level; latest step 40: healthy since step 30"),
+    (["healthy", "healthy", "healthy"], "healthy", None, "healthy since step 0: all 3 scored steps"),
 ])
 def test_run_alert(verdicts, level, step, text):
     a = MF.run_alert(_df(verdicts))
-    assert a["level"] == level and a["step"] == step and text in a["message"]
+    assert a["level"] == level and a["step"] == step and text in a["message"], a
     assert MF.alert_step(_df(verdicts)) == step
 
 
@@ -35,6 +40,136 @@ def test_run_alert_empty_and_unscored():
     d = _df(["healthy", "healthy"])
     d["verdict"] = None
     assert MF.run_alert(d) is None
+
+
+def test_alert_table_and_events_one_row_per_run_worst_first():
+    runs = {"ok": _df(["suspicious", "healthy", "healthy"]),
+            "bad": _df(["healthy", "suspicious", "collapsed", "collapsed"], start=100),
+            "empty": _df([])}
+    t = MF.alert_table(runs)
+    assert list(t["run"]) == ["bad", "ok", "empty"]
+    bad = t.iloc[0]
+    assert (bad["first alert step"], bad["first alert"], bad["first collapsed step"]) == (110, "suspicious", 120)
+    assert (bad["alert steps"], bad["scored steps"], bad["latest verdict"], bad["worst verdict"]) == (3, 4, "collapsed", "collapsed")
+    ok = t.iloc[1]
+    assert ok["first alert step"] == 0 and pd.isna(ok["first collapsed step"]) and ok["latest verdict"] == "healthy"
+    assert t.iloc[2]["latest verdict"] == "no scored step yet"
+    ev = MF.alert_events(runs["bad"])
+    assert [(e["step"], e["verdict"]) for e in ev] == [(110, "suspicious"), (120, "collapsed")]
+
+
+def test_new_severity_levels_are_ranked_and_coloured(monkeypatch):
+    """A level the assessment adds later (issue 11) is ranked from VERDICTS, not from a copy of it."""
+    from sigreg_core.assessment import assess as A
+    from sigreg_core.assessment import severity as S
+
+    monkeypatch.setattr(A, "VERDICTS", ("healthy", "off-target", "far off-target", "collapsed"))
+    assert [S.severity(v) for v in ("healthy", "off-target", "far off-target", "collapsed")] == [0, 1, 2, 3]
+    assert S.severity(None) == -1 and S.severity("not scored") == -1
+    assert 0 < S.severity("suspicious") < 3  # an old run's level: an alert below the worst
+    colours = [S.verdict_colour(v) for v in ("healthy", "off-target", "far off-target", "collapsed")]
+    assert len(set(colours)) == 4 and colours[0] == S.VERDICT_COLOURS[0] and colours[-1] == S.VERDICT_COLOURS[2]
+    t = MF.alert_table({"a": _df(["healthy", "off-target", "far off-target"]), "b": _df(["healthy"] * 3)})
+    assert list(t["run"]) == ["a", "b"] and t.iloc[0]["first alert"] == "off-target"
+    assert t.iloc[0]["first collapsed step"] is pd.NA or pd.isna(t.iloc[0]["first collapsed step"])
+    v = MF.verdict_figure({"a": _df(["healthy", "off-target", "far off-target"])})
+    assert {t.name for t in v.data} >= {"healthy", "off-target", "far off-target", "collapsed"}
+
+
+def test_run_colours_stable_and_disjoint_from_verdict_colours():
+    from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour
+
+    universe = ["r1", "r2", "r3", "r4"]
+    all_ = MF.run_colours(universe, universe)
+    some = MF.run_colours(["r3", "r1"], universe)
+    assert some == {"r3": all_["r3"], "r1": all_["r1"]}  # a run keeps its colour when others are hidden
+    verdicts = {c.upper() for c in VERDICT_COLOURS} | {verdict_colour(v).upper() for v in
+                                                       ("healthy", "suspicious", "collapsed", "unknown level")}
+    assert not verdicts & {c.upper() for c in MF.RUN_COLOURS}
+    # and far apart in RGB (not only different strings)
+    rgb = lambda c: np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    assert min(np.linalg.norm(rgb(a) - rgb(b)) for a in MF.RUN_COLOURS for b in verdicts) > 60
+
+
+def test_ema_matches_tensorboard_debiased_form():
+    v = np.array([1.0, 2.0, np.nan, 4.0, 8.0])
+    w = 0.6
+    # the recurrence written out by hand (TensorBoard's smoothing: debiased EMA, NaN passed through)
+    s1 = (1 - w) * 1.0
+    s2 = w * s1 + (1 - w) * 2.0
+    s4 = w * s2 + (1 - w) * 4.0
+    s5 = w * s4 + (1 - w) * 8.0
+    want = [s1 / (1 - w), s2 / (1 - w ** 2), np.nan, s4 / (1 - w ** 3), s5 / (1 - w ** 4)]
+    np.testing.assert_allclose(MF.ema(v, w), want, equal_nan=True)
+    np.testing.assert_array_equal(MF.ema(v, 0.0), v)
+    c = np.full(7, 3.5)
+    np.testing.assert_allclose(MF.ema(c, 0.99), c)  # debiasing: a constant stays constant from the first point
+    with pytest.raises(ValueError):
+        MF.ema(v, 1.0)
+
+
+def test_smoothing_keeps_the_raw_line_faint_and_time_axes():
+    d = _df(["healthy"] * 5)
+    d["time"] = 1_700_000_000 + np.arange(5) * 20.0
+    fig = MF.sigreg_figure({"a": d}, smoothing=0.8)
+    raw = [t for t in fig.data if t.name == "a (raw)"]
+    main = [t for t in fig.data if t.name == "a"]
+    assert raw and raw[0].opacity < 0.5 and main
+    np.testing.assert_allclose(raw[0].y, d["sigreg"])
+    np.testing.assert_allclose(main[0].y, MF.ema(d["sigreg"], 0.8))
+    rel = MF.sigreg_figure({"a": d}, x="relative")
+    np.testing.assert_allclose([t for t in rel.data if t.name == "a"][0].x, [0, 20, 40, 60, 80])
+    assert "(s)" in rel.layout.xaxis.title.text
+    d2 = d.assign(time=d["time"] * 0 + 1_700_000_000 + np.arange(5) * 900.0)
+    rel2 = MF.sigreg_figure({"a": d2}, x="relative")
+    np.testing.assert_allclose([t for t in rel2.data if t.name == "a"][0].x, [0, 15, 30, 45, 60])
+    assert "(min)" in rel2.layout.xaxis.title.text
+    assert "(s)" in rel.layout.xaxis.title.text
+    wall = MF.sigreg_figure({"a": d}, x="wall")
+    xs = [t for t in wall.data if t.name == "a"][0].x
+    assert str(xs[0]).startswith("2023-11-14T22:13:20")
+    assert "wall-clock" in wall.layout.xaxis.title.text
+
+
+def test_log_axis_labels_powers_of_ten_and_line_labels_sit_on_their_lines():
+    d = _df(["healthy"] * 5)
+    d["sigreg"] = [0.5, 2.0, 20.0, 200.0, 1900.0]
+    fig = MF.sigreg_figure({"a": d}, {"a": (0.8, 1.4)})
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+    ann = {a.text: a for a in fig.layout.annotations}
+    nm = ann["null mean 1.052"]
+    assert nm.yref == "y" and abs(nm.y - np.log10(1.052464)) < 1e-12  # log axis: annotations take log10(y)
+    assert abs(ann["null 97.5 %"].y - np.log10(1.4)) < 1e-12 and abs(ann["null 2.5 %"].y - np.log10(0.8)) < 1e-12
+    two = MF.sigreg_figure({"a": d, "b": d}, {"a": (0.8, 1.4), "b": (0.8, 1.4)})
+    assert sum(a.text == "null 97.5 %" for a in two.layout.annotations) == 1  # one shared band: one label pair
+    other = MF.sigreg_figure({"a": d, "b": d}, {"a": (0.8, 1.4), "b": (0.7, 1.6)})
+    texts = {a.text for a in other.layout.annotations}
+    assert {"a null 97.5 %", "b null 97.5 %", "a null 2.5 %", "b null 2.5 %"} <= texts
+    p = MF.pvalue_figure({"a": d})
+    assert p.layout.yaxis.dtick == 1 and p.layout.yaxis.exponentformat == "power"
+    assert any(abs(a.y - (-3)) < 1e-12 for a in p.layout.annotations)
+    narrow = _df(["healthy"] * 5)
+    narrow["sigreg"] = np.linspace(1.0, 1.2, 5)
+    assert MF.sigreg_figure({"a": narrow}).layout.yaxis.dtick is None  # under a decade: plotly's own ticks
+
+
+def test_distribution_figure_bands_from_the_logged_quantiles():
+    runs = {"a": _df(["healthy"] * 4), "b": _df(["collapsed"] * 4)}
+    runs["b"][["q50", "q95", "qmax"]] = [10.0, 20.0, 40.0]
+    fig = MF.distribution_figure(runs)
+    fills = [t for t in fig.data if t.fill == "tonexty"]
+    assert len(fills) == 4  # two bands per run
+    assert [list(t.y) for t in fills[2:]] == [[20.0] * 4, [40.0] * 4]
+    assert [a.text for a in fig.layout.annotations][:2] == ["a", "b"]  # one panel per run
+
+
+def test_steps_table_covers_every_run():
+    runs = {"a": _df(["healthy"] * 3), "b": _df(["collapsed"] * 2)}
+    runs["a"].attrs["scalar_columns"] = ["loss"]
+    t = MF.steps_table(runs, ["step", "verdict", "sigreg"])
+    assert list(t["run"]) == ["a"] * 3 + ["b"] * 2 and list(t.columns[:4]) == ["run", "step", "verdict", "sigreg"]
+    np.testing.assert_allclose(t["loss"][:3], runs["a"]["loss"])  # a run's own scalars kept
+    assert t["loss"][3:].isna().all()
 
 
 def test_figures_carry_the_data():
@@ -47,15 +182,27 @@ def test_figures_carry_the_data():
     bands = [t for t in fig.data if t.fill == "toself"]
     assert [min(t.y) for t in bands] == [0.7, 0.8] and [max(t.y) for t in bands] == [1.5, 1.4]
     assert fig.layout.yaxis.type == "log"
-    assert any(getattr(s, "x0", None) == 30 for s in fig.layout.shapes)  # the alert line of run a
+    ev = [t for t in fig.data if t.name == "a: alerts"]
+    assert len(ev) == 1 and list(ev[0].x) == [30] and ev[0].marker.symbol == ("x",)  # the collapse of run a
+    assert not [t for t in fig.data if t.name == "b: alerts"]
     p = MF.pvalue_figure(runs)
     assert any(getattr(s, "y0", None) == 1e-3 for s in p.layout.shapes)
     v = MF.verdict_figure(runs)
     by = {t.name: t for t in v.data}
-    assert list(by["collapsed"].x) == [30, 40] and list(by["healthy"].y).count("b") == 4
+    assert list(by["collapsed"].x) == [30, 40] and list(by["collapsed"].y) == [1.0, 1.0]  # run a: the top row
+    assert list(by["healthy"].y).count(0.0) == 4  # run b: the bottom row
+    assert list(v.layout.yaxis.ticktext) == ["b", "a"] and list(v.layout.yaxis.tickvals) == [0, 1]
+    assert any(getattr(s, "x0", None) == 30 for s in v.layout.shapes)  # the event line on the strip
     q = MF.quantiles_figure(runs)
-    assert len([t for t in q.data]) == 6
+    assert len([t for t in q.data if t.mode != "markers"]) == 6
     s = MF.scalar_figure(runs, "loss")
     np.testing.assert_allclose(s.data[1].y, runs["b"]["loss"])
     html = MF.figures_html({"SIGReg <x>": fig}, title="t & <b>")
     assert html.count(b"<script") >= 1 and b"SIGReg &lt;x&gt;" in html and b"t &amp; &lt;b&gt;" in html
+
+
+def test_pvalue_axis_spanning_hundreds_of_decades_keeps_few_labels():
+    d = _df(["healthy", "collapsed", "collapsed"])
+    d["p_value"] = [0.5, 1e-120, 0.0]  # 0 is drawn at the 1e-300 floor
+    p = MF.pvalue_figure({"a": d})
+    assert p.layout.yaxis.dtick == 50  # 300 decades: a label every 50, not 300 labels

@@ -1,6 +1,9 @@
 """Comparison: several embedding sets scored on the same directions and the same N.
 
-Deltas with bootstrap intervals and the paired slice test (:mod:`.comparison`).
+``compare_sets`` (:mod:`.comparison`) scores every set on one draw of directions; the
+result classes are in :mod:`.model`, the bootstrap, deltas and paired slice test in
+:mod:`.statistics`, the ranking of every set and the pairwise tables in :mod:`.ranking`,
+CSV / JSON / HTML / text in :mod:`.exports`, and ``sigreg compare`` in :mod:`.cli`.
 """
 from sigreg_core.compare.comparison import (  # noqa: F401  (the public names of the old sigreg_core.compare)
     CompareError,

@@ -17,7 +17,13 @@ every set shares:
 * :func:`overlay_histogram_figure`, :func:`overlay_cf_figure` — one slice's projected
   values and empirical characteristic function, every set overlaid;
 * :func:`overlay_spectrum_figure` — covariance eigen-spectra on one log axis;
-* :func:`deltas_figure` — the deltas against the reference with their bootstrap intervals.
+* :func:`deltas_figure` — the deltas against the reference with their bootstrap intervals
+  (a log axis of |delta| when the deltas span more than 30×, the sign by colour and symbol);
+* :func:`ranking_figure` — every set's SIGReg / null mean, best first, with its bootstrap
+  interval, coloured by verdict (log axis when the values span more than 30×);
+* :func:`pairwise_figure` — the matrix of pairwise significance (row set minus column set).
+
+Set colours are the run palette of the Monitor page (disjoint from the verdict colours).
 """
 from __future__ import annotations
 
@@ -27,7 +33,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour
 from sigreg_core.present.figures import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _layout, ecf_on_grid, normal_pdf
+from sigreg_core.present.monitor_figures import RUN_COLOURS
 
 __all__ = [
     "PALETTE",
@@ -37,13 +45,15 @@ __all__ = [
     "overlay_cf_figure",
     "overlay_spectrum_figure",
     "deltas_figure",
+    "ranking_figure",
+    "pairwise_figure",
     "pick_slice",
     "slice_values",
     "comparison_figures",
 ]
 
-#: one colour per set (Okabe–Ito, colour-blind safe), cycled
-PALETTE = [BLUE, ORANGE, GREEN, PURPLE, RED, "#56B4E9", "#F0E442", "#000000"]
+#: one colour per set, cycled: the run palette, so no set is drawn in a verdict colour
+PALETTE = list(RUN_COLOURS)
 
 
 def _color(i: int) -> str:
@@ -229,8 +239,20 @@ def overlay_spectrum_figure(eigenvalues: Mapping[str, np.ndarray]) -> go.Figure:
     return fig
 
 
-def deltas_figure(deltas: pd.DataFrame, metric: str = "sigreg", *, label: Optional[str] = None) -> go.Figure:
-    """Deltas of one metric against the reference with their bootstrap intervals (0 = no change)."""
+def _wide(values) -> bool:
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    v = v[np.isfinite(v) & (v > 0)]
+    return bool(v.size >= 2 and v.max() / v.min() > 30)
+
+
+def deltas_figure(deltas: pd.DataFrame, metric: str = "sigreg", *, label: Optional[str] = None,
+                  log: Optional[bool] = None) -> go.Figure:
+    """Deltas of one metric against the reference with their bootstrap intervals.
+
+    When the |deltas| span more than 30× (``log=None``: decided from the data) the axis is
+    log |delta|, with decreases drawn as down-triangles and increases as up-triangles, so a
+    16-unit delta does not vanish at 0 next to a 1914-unit one.
+    """
     df = deltas[deltas["metric"] == metric] if len(deltas) else deltas
     if df is None or not len(df):
         raise ValueError(f"no deltas of {metric!r} to draw")
@@ -239,17 +261,82 @@ def deltas_figure(deltas: pd.DataFrame, metric: str = "sigreg", *, label: Option
     lo = df["ci_low"].to_numpy(dtype=np.float64)
     hi = df["ci_high"].to_numpy(dtype=np.float64)
     sig = df["significant"].to_numpy(dtype=bool)
+    notes = [str(n) if isinstance(n, str) else "" for n in df.get("note", pd.Series([""] * len(df)))]
+    log = _wide(v) if log is None else bool(log)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=v, y=names, mode="markers", name="delta with interval",
-        marker={"size": 10, "color": [RED if s else GREY for s in sig]},
-        error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - v), "arrayminus": np.nan_to_num(v - lo)},
-        hovertemplate="%{y}: %{x:.4g}<extra></extra>",
-    ))
-    fig.add_vline(x=0.0, line={"color": GREEN, "dash": "dash"})
+    colour = [VERDICT_COLOURS[2] if s else GREY for s in sig]
+    hover = [f"{n}: Δ = {x:.4g}" + (f" [{a:.4g}, {b:.4g}]" if np.isfinite(a) else f" ({t or 'no interval'})")
+             for n, x, a, b, t in zip(names, v, lo, hi, notes)]
+    if log:
+        mag = np.abs(v)
+        # the interval of |delta| (when it does not cross 0); otherwise no bar
+        a, b = np.minimum(np.abs(lo), np.abs(hi)), np.maximum(np.abs(lo), np.abs(hi))
+        ok = np.isfinite(lo) & (np.sign(lo) == np.sign(hi))
+        fig.add_trace(go.Scatter(
+            x=np.where(mag > 0, mag, np.nan), y=names, mode="markers", name="|Δ| with interval",
+            marker={"size": 11, "color": colour, "symbol": ["triangle-down" if x < 0 else "triangle-up" for x in v]},
+            error_x={"type": "data", "symmetric": False, "array": np.where(ok, b - mag, 0.0),
+                     "arrayminus": np.where(ok, mag - a, 0.0)},
+            text=hover, hovertemplate="%{text}<extra></extra>"))
+        fig.update_xaxes(type="log", dtick=1, exponentformat="none")
+        xt = f"|Δ {label or metric}| (log; ▲ increase, ▼ decrease)"
+    else:
+        fig.add_trace(go.Scatter(
+            x=v, y=names, mode="markers", name="delta with interval",
+            marker={"size": 10, "color": colour},
+            error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - v),
+                     "arrayminus": np.nan_to_num(v - lo)},
+            text=hover, hovertemplate="%{text}<extra></extra>"))
+        fig.add_vline(x=0.0, line={"color": GREY, "dash": "dash"})
+        xt = f"Δ {label or metric}"
     ref = str(df["reference"].iloc[0])
-    _layout(fig, f"Δ {label or metric} against {ref} (red: interval excludes 0)", f"Δ {label or metric}", "set",
+    _layout(fig, f"Δ {label or metric} against {ref} (vermilion: interval excludes 0)", xt, "set",
             height=max(220, 70 + 40 * len(names)))
+    return fig
+
+
+def ranking_figure(ranking: pd.DataFrame, *, log: Optional[bool] = None) -> go.Figure:
+    """SIGReg / null mean of every set, best on top, with its bootstrap interval, coloured by verdict."""
+    df = ranking
+    names = [f"{r}. {s}" for r, s in zip(df["rank"], df["set"])]
+    x = df["x_null"].to_numpy(dtype=np.float64)
+    lo = df["x_null_low"].to_numpy(dtype=np.float64)
+    hi = df["x_null_high"].to_numpy(dtype=np.float64)
+    log = _wide(x) if log is None else bool(log)
+    fig = go.Figure(go.Bar(
+        x=x, y=names, orientation="h", marker={"color": [verdict_colour(v) for v in df["verdict"]]},
+        error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - x), "arrayminus": np.nan_to_num(x - lo)},
+        text=[f"{v:.3g}× · {vd}" for v, vd in zip(x, df["verdict"])], textposition="auto",
+        customdata=np.stack([df["verdict"].astype(str), df["vs_above"].astype(str)], -1),
+        hovertemplate="%{y}: %{x:.4g} × null mean<br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+        name="SIGReg / null mean"))
+    fig.add_vline(x=1.0, line={"color": GREY, "dash": "dash"})
+    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
+    if log:
+        fig.update_xaxes(type="log", dtick=1, exponentformat="none")
+    _layout(fig, "Ranking: SIGReg as a multiple of its null mean (1 = healthy floor), best on top",
+            "SIGReg / null mean" + (" (log)" if log else ""), "", height=max(220, 90 + 40 * len(names)))
+    return fig
+
+
+def pairwise_figure(code: pd.DataFrame, text: pd.DataFrame, *, metric_label: str = "SIGReg") -> go.Figure:
+    """Heatmap of pairwise significance: cell (row a, column b) compares a − b.
+
+    Green: a significantly healthier than b; vermilion: significantly less healthy; grey:
+    not significantly different; blank: the diagonal or no interval.  The cell text is the
+    delta (× null mean for SIGReg) with its interval.
+    """
+    z = code.to_numpy(dtype=np.float64)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(code.columns), y=list(code.index), text=text.to_numpy(), texttemplate="%{text}",
+        textfont={"size": 10}, zmin=-1, zmax=1, showscale=False, xgap=2, ygap=2,
+        colorscale=[[0.0, VERDICT_COLOURS[0]], [0.5, "#DDDDDD"], [1.0, VERDICT_COLOURS[2]]],
+        hovertemplate="%{y} − %{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    n = len(code)
+    _layout(fig, f"Every pair: {metric_label} of the row set minus the column set (green: row healthier, "
+                 "vermilion: row less healthy, grey: no significant difference)", "compared with", "set",
+            height=max(260, 120 + 60 * n))
     return fig
 
 
@@ -304,6 +391,10 @@ def comparison_figures(cmp, *, slice_index: Optional[int] = None, pair: Optional
     dfr = cmp.deltas_frame()
     if len(dfr) and (dfr["metric"] == "sigreg").any():
         figs["deltas"] = deltas_figure(dfr, "sigreg", label="SIGReg")
+    from sigreg_core.compare.ranking import pairwise_matrix
+
+    figs["ranking"] = ranking_figure(cmp.ranking_frame())
+    figs["pairwise"] = pairwise_figure(*pairwise_matrix(cmp, "sigreg"))
     figs["histograms"] = overlay_histogram_figure(vals, slice_index=j)
     figs["cf"] = overlay_cf_figure(vals, t_max=t_max, slice_index=j, nodes=cmp.preset.nodes)
     figs["spectra"] = overlay_spectrum_figure({n: cmp.sets[n].eigenvalues for n in cmp.names})

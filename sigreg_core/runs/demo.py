@@ -228,7 +228,7 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"training steps (default {DEFAULT_STEPS})")
     p.add_argument("--log-every", type=int, default=10, help="log a snapshot every this many steps (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, the model and the data (default 0)")
-    p.add_argument("--max-rows", type=int, default=None, help="rows per logged snapshot (default 1024)")
+    p.add_argument("--max-rows", type=int, default=None, help=f"rows per logged snapshot (default {DemoConfig().eval_rows})")
     p.add_argument("--keep-last", type=int, default=None, help="keep only the last K snapshots (index rows kept)")
     p.add_argument("--keep-every", type=int, default=None, help="keep every k-th snapshot (index rows kept)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
