@@ -191,3 +191,19 @@ def test_non_finite_numbers_are_sent_as_null(server):
     ev = json.loads(body)["latent_health"]
     assert ev["sigreg"] is None and ev["log10_p"] is None and ev["rankme"] is None and ev["p_value"] == 0.0
     assert "SIGReg n/a" in json.loads(body)["text"]
+
+
+def test_levels_follow_the_shared_verdict_ranking(server):
+    from sigreg_core.assessment.severity import severity
+
+    # a level name the assessment does not know (an older or newer run) is ranked by the shared
+    # mapping: above healthy, below collapsed; with the default levels it alerts, then collapse does
+    assert 1 <= severity("degraded") < severity("collapsed")
+    sink = AlertSink(server.url, min_interval=0)
+    _feed(sink, ["healthy", "degraded", "collapsed", "not scored"])  # no verdict: ignored
+    sink.flush(10)
+    assert [(m["latent_health"]["level"], m["latent_health"]["previous"]) for m in server.json()] == [
+        ("degraded", "healthy"), ("collapsed", "degraded")]
+    sink.close()
+    with pytest.raises(ValueError, match="levels must be among"):
+        AlertSink(server.url, levels=["degraded"])  # explicit levels must be the assessment's own

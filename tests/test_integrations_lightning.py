@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from sigreg_core.integrations.base import HEADLINE_KEYS, SEVERITY
+from sigreg_core.assessment.severity import severity
+from sigreg_core.integrations.base import HEADLINE_KEYS
 from sigreg_core.runs import RunReader
 
 import lightning.pytorch as pl  # noqa: E402 - a dev requirement: never skipped
@@ -82,7 +83,7 @@ def test_real_trainer_writes_the_run_and_logs_through_its_loggers(tmp_path):
     assert list(ts.index) == [3, 6, 9, 12]  # global_step after the optimizer step, every 3
     assert (ts["n"] == 64).all() and ts["train_loss"].notna().all()
     assert ts["train_loss"].iloc[-1] < ts["train_loss"].iloc[0]
-    levels = [SEVERITY[v] for v in ts["verdict"]]  # the callback sees the collapse coming
+    levels = [severity(v) for v in ts["verdict"]]  # the callback sees the collapse coming
     assert levels == sorted(levels) and levels[0] < 2 and levels[-1] == 2
     assert ts["rankme"].iloc[-1] < 2 < ts["rankme"].iloc[0]
 
@@ -92,7 +93,7 @@ def test_real_trainer_writes_the_run_and_logs_through_its_loggers(tmp_path):
         s = int(r["step"])
         assert float(r["latent_health/sigreg"]) == pytest.approx(ts.loc[s, "sigreg"], rel=1e-9)
         assert float(r["latent_health/rankme"]) == pytest.approx(ts.loc[s, "rankme"], rel=1e-9)
-        assert float(r["latent_health/severity"]) == SEVERITY[ts.loc[s, "verdict"]]
+        assert float(r["latent_health/severity"]) == severity(ts.loc[s, "verdict"])
 
     from tensorboard.backend.event_processing import event_accumulator
 

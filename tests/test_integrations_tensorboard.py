@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from integration_helpers import ep_oracle
-from sigreg_core.integrations.base import HEADLINE_KEYS, SEVERITY, StepRecord, headline
+from sigreg_core.assessment.severity import severity
+from sigreg_core.integrations.base import HEADLINE_KEYS, StepRecord, headline
 from sigreg_core.integrations.tensorboard import TensorBoardSink
 from sigreg_core.runs import RunReader, RunWriter
 
@@ -46,7 +47,7 @@ def test_scalars_and_histogram_read_back_match_the_index_and_an_independent_orac
     read = {k: {e.step: e.value for e in ea.Scalars(f"latent_health/{k}")} for k in HEADLINE_KEYS}
     for k in ("sigreg", "sigreg_over_null", "log10_p", "rankme"):
         assert read[k] == pytest.approx(ts[k].to_dict(), rel=1e-6)  # TB stores float32
-    assert read["severity"] == {s: SEVERITY[v] for s, v in ts["verdict"].items()}
+    assert read["severity"] == {s: severity(v) for s, v in ts["verdict"].items()}
     assert read["severity"][0] == 0 and read["severity"][20] == 2  # healthy, then collapsed
 
     for (step, z), ev in zip(_batches(), ea.Histograms("latent_health/slice_statistic")):

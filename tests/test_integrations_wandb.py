@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from integration_helpers import ep_oracle, wait_for_wandb_log, wandb_history, wandb_metrics
-from sigreg_core.integrations.base import HEADLINE_KEYS, SEVERITY
+from sigreg_core.assessment.severity import severity
+from sigreg_core.integrations.base import HEADLINE_KEYS
 from sigreg_core.integrations.wandb import WandbSink
 from sigreg_core.runs import RunReader, RunWriter
 
@@ -58,7 +59,7 @@ def test_offline_run_history_matches_the_index_and_the_oracle(tmp_path, offline)
             assert r[f"latent_health/{k}"] == pytest.approx(ts.loc[step, k], rel=1e-12)
         u = batches[step].double() / batches[step].double().norm(dim=1, keepdim=True)
         assert r["latent_health/normalized_std"] == pytest.approx(u.std(0).mean().item(), rel=1e-3)
-        assert r["latent_health/severity"] == SEVERITY[ts.loc[step, "verdict"]]
+        assert r["latent_health/severity"] == severity(ts.loc[step, "verdict"])
         assert r["latent_health/verdict"] == ts.loc[step, "verdict"]
         hist = r["latent_health/slice_statistic"]
         assert hist["_type"] == "histogram" and sum(hist["values"]) == M and len(hist["bins"]) == 64 + 1

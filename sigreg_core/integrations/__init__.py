@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["StepRecord", "headline", "SEVERITY", "TensorBoardSink", "WandbSink", "AlertSink",
+__all__ = ["StepRecord", "headline", "severity", "TensorBoardSink", "WandbSink", "AlertSink",
            "LatentHealthCallback", "TrainerLoggerSink"]
 
 _LAZY = {
-    "StepRecord": "base", "headline": "base", "SEVERITY": "base",
+    "StepRecord": "base", "headline": "base", "severity": "base",
     "TensorBoardSink": "tensorboard", "WandbSink": "wandb", "AlertSink": "alerts",
     "LatentHealthCallback": "lightning", "TrainerLoggerSink": "lightning",
 }

@@ -4,8 +4,9 @@ The verdict of each logged step (healthy / suspicious / collapsed: the overall p
 SIGReg — the mean over M slices of the Epps–Pulley statistic
 ``EP(x) = N sum_k c_k [(mean cos(t_k x) - exp(-t_k^2/2))^2 + (mean sin(t_k x))^2]``,
 LeJEPA arXiv 2511.08544 — and the collapse modes, :mod:`sigreg_core.assessment.diagnosis`)
-is watched by :class:`AlertSink`.  When the level rises into a watched level (by default
-``suspicious`` and ``collapsed``), it sends one message:
+is watched by :class:`AlertSink`.  When the level (ranked by
+:mod:`sigreg_core.assessment.severity`) rises into a watched level (by default every level
+above healthy: ``suspicious`` and ``collapsed``), it sends one message:
 
 * a JSON POST to ``webhook_url``: ``{"text": ...}`` for Slack incoming webhooks,
   ``{"content": ..., "username": ...}`` for Discord webhooks (chosen from the URL), and for
@@ -43,14 +44,13 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Optional, Sequence, Union
 
-from sigreg_core.integrations.base import SEVERITY, StepRecord, finite_or_none, severity
+from sigreg_core.integrations.base import StepRecord, finite_or_none, severity
 
 __all__ = ["AlertSink", "build_payload", "alert_message", "LOGGER_NAME"]
 
 LOGGER_NAME = "sigreg_core.integrations.alerts"
 log = logging.getLogger(LOGGER_NAME)
 
-_LEVEL_NAME = {v: k for k, v in SEVERITY.items()}
 _STOP = object()
 _DISCORD_LIMIT = 2000  # characters of a Discord message
 
@@ -118,7 +118,8 @@ class AlertSink:
         without a shell); the event JSON on stdin, ``LATENT_HEALTH_LEVEL``, ``_STEP``, ``_RUN``,
         ``_MESSAGE`` in its environment.
     run_name: how messages name the run (default: the run folder).
-    levels: the verdicts that alert (``"suspicious"``, ``"collapsed"``).
+    levels: the verdicts that alert (names of the assessment's levels above ``healthy``);
+        None: every level above healthy.
     repeat: alert again for a level after the run was healthy in between (default: once per run).
     min_interval: seconds between two messages (rate limit; sooner events are merged).
     timeout: seconds allowed to one webhook request or command.
@@ -127,16 +128,19 @@ class AlertSink:
     """
 
     def __init__(self, webhook_url: Optional[str] = None, command: Union[str, Sequence[str], None] = None, *,
-                 run_name: Optional[str] = None, levels: Sequence[str] = ("suspicious", "collapsed"),
+                 run_name: Optional[str] = None, levels: Optional[Sequence[str]] = None,
                  repeat: bool = False, min_interval: float = 60.0, timeout: float = 10.0,
                  payload: str = "auto", max_queue: int = 64) -> None:
         if webhook_url is None and command is None:
             raise ValueError("AlertSink needs a webhook_url, a command, or both")
         if webhook_url is not None and urllib.parse.urlsplit(str(webhook_url)).scheme not in ("http", "https"):
             raise ValueError(f"webhook_url must be an http(s) URL, got {webhook_url!r}")
-        bad = [lv for lv in levels if lv not in SEVERITY or lv == "healthy"]
-        if bad or not levels:
-            raise ValueError(f"levels must be among 'suspicious', 'collapsed', got {list(levels)!r}")
+        if levels is not None:
+            from sigreg_core.assessment.severity import verdict_levels
+
+            known = [v for v in verdict_levels() if (severity(v) or 0) > 0]
+            if not levels or any(lv not in known for lv in levels):
+                raise ValueError(f"levels must be among {known!r}, got {list(levels)!r}")
         if payload not in ("auto", "slack", "discord", "generic"):
             raise ValueError(f"payload must be auto, slack, discord or generic, got {payload!r}")
         if float(min_interval) < 0 or float(timeout) <= 0 or int(max_queue) < 1:
@@ -148,7 +152,7 @@ class AlertSink:
         if self.command is not None and not self.command:
             raise ValueError("command is empty")
         self.run_name = run_name
-        self.levels = {SEVERITY[lv] for lv in levels}
+        self.levels = None if levels is None else {str(lv) for lv in levels}
         self.repeat = bool(repeat)
         self.min_interval = float(min_interval)
         self.timeout = float(timeout)
@@ -156,8 +160,9 @@ class AlertSink:
         self._queue: "queue.Queue" = queue.Queue(maxsize=int(max_queue))
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
-        self._level: Optional[int] = None  # the last logged step's level (None before the first)
-        self._armed = set(self.levels)  # levels that may still alert
+        self._level: Optional[float] = None     # the last logged step's rank (None before the first)
+        self._verdict: Optional[str] = None     # ... and its verdict
+        self._alerted: set = set()              # levels that have alerted (re-armed by repeat)
         self._last_sent: Optional[float] = None
         self.sent = 0       # messages delivered (every target succeeded)
         self.failed = 0     # messages with at least one failing target
@@ -169,18 +174,21 @@ class AlertSink:
         level = severity(record.verdict)
         if level is None:
             return
+        verdict = str(record.verdict)
         previous, self._level = self._level, level
-        if level == SEVERITY["healthy"]:
+        before, self._verdict = self._verdict, verdict
+        if level <= 0:
             if self.repeat:
-                self._armed = set(self.levels)
+                self._alerted.clear()
             return
-        if (previous is not None and level <= previous) or level not in self._armed:
+        watched = self.levels is None or verdict in self.levels
+        if not watched or verdict in self._alerted or (previous is not None and level <= previous):
             return
-        self._armed.discard(level)
+        self._alerted.add(verdict)
         s = record.summary
         event = {
             "run": self.run_name or record.run_dir, "run_dir": record.run_dir, "step": int(record.step),
-            "level": _LEVEL_NAME[level], "previous": None if previous is None else _LEVEL_NAME[previous],
+            "level": verdict, "previous": before,
             "verdict": record.verdict, "modes": list(s.get("modes") or []),
             # non-finite numbers become null: strict JSON for every receiver
             "sigreg": finite_or_none(s.get("sigreg")), "sigreg_over_null": finite_or_none(s.get("sigreg_over_null")),
@@ -322,7 +330,7 @@ class AlertSink:
 
 def _merge(a: dict, b: dict) -> dict:
     """Two events as one message: the worse level, at the step it was reached; ``merged`` counts the rest."""
-    worse = b if SEVERITY[b["level"]] >= SEVERITY[a["level"]] else a
+    worse = b if (severity(b["level"]) or 0) >= (severity(a["level"]) or 0) else a
     out = dict(worse)
     out["previous"] = a["previous"]
     out["merged"] = a.get("merged", 0) + b.get("merged", 0) + 1

@@ -7,8 +7,9 @@ LeJEPA arXiv 2511.08544 — with its multiple of the exact null mean
 ``sum_k c_k (1 - exp(-t_k^2))``, the overall p-value, the verdict, RankMe (Garrido et
 al., ICML 2023) and the std of L2-normalised rows (Chen & He 2021)), the M per-slice
 statistics and the user's scalars.  :func:`headline` turns it into the flat dict of
-numbers that TensorBoard, W&B and Lightning loggers plot, with the verdict as a
-severity level (0 healthy, 1 suspicious, 2 collapsed) so it can be charted and
+numbers that TensorBoard, W&B and Lightning loggers plot, with the verdict as its
+severity rank (0 healthy, 1 suspicious, 2 collapsed: the one ranking of
+:mod:`sigreg_core.assessment.severity` that every page uses) so it can be charted and
 thresholded.  :func:`dispatch` hands a record to each sink and keeps a failing sink
 from ever raising into the training loop.
 """
@@ -20,11 +21,8 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-__all__ = ["StepRecord", "SEVERITY", "HEADLINE_KEYS", "severity", "headline", "per_slice_values",
+__all__ = ["StepRecord", "HEADLINE_KEYS", "severity", "headline", "per_slice_values",
            "finite_or_none", "dispatch", "close_sinks"]
-
-#: the verdict as a number (the same levels as the Monitor page's verdict strip)
-SEVERITY = {"healthy": 0, "suspicious": 1, "collapsed": 2}
 
 #: headline numbers, in the order they are logged (tag = prefix + "/" + key)
 HEADLINE_KEYS = ("sigreg", "sigreg_over_null", "log10_p", "severity", "rankme", "normalized_std")
@@ -46,9 +44,16 @@ class StepRecord:
         return None if v is None else str(v)
 
 
-def severity(verdict: Optional[str]) -> Optional[int]:
-    """0 healthy, 1 suspicious, 2 collapsed; None for a missing or unknown verdict."""
-    return SEVERITY.get(str(verdict)) if verdict is not None else None
+def severity(verdict: Optional[str]) -> Optional[float]:
+    """The verdict's rank (0 healthy, 1 suspicious, 2 collapsed); None when there is no verdict.
+
+    :func:`sigreg_core.assessment.severity.severity`, so a level the assessment adds is ranked
+    here as on the pages.
+    """
+    from sigreg_core.assessment.severity import severity as rank
+
+    s = rank(verdict)
+    return None if s is None or s < 0 else s
 
 
 def finite_or_none(v) -> Optional[float]:
