@@ -10,15 +10,21 @@ Run:  streamlit run app.py
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from sigreg_core.core.device import cuda_available, device_report
 from sigreg_core.core.presets import DEFAULT_PRESET, PRESETS
 from sigreg_core.present.report import AUTO_NULL_DRAWS, DEFAULTS, SLICE_FAMILIES, Settings, available_families
 
+# The tab icon is a local file served by this server: a ":material/...:" icon or an emoji would make
+# the browser fetch it from a font / emoji CDN, and this tool never leaves the machine.
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"
+
 st.set_page_config(
     page_title="latent-health",
-    page_icon=":material/monitor_heart:",
+    page_icon=str(ICON),
     layout="wide",
     initial_sidebar_state="expanded",
 )

@@ -10,6 +10,8 @@ fused ECF kernel in G (sample x slice x node) per second.
 
 Targets (issue 2, on a 2-core CPU): forward >= 25x faster than naive, agreement
 <= 1e-6 relative, peak extra memory <= 256 MiB; forward+backward >= 10x.
+The training step of the ``SIGReg`` module, cell by cell and against its peers, is
+``benchmarks/bench_loss_cells.py``; the import cost is ``benchmarks/bench_import.py``.
 """
 from __future__ import annotations
 

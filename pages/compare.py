@@ -21,7 +21,6 @@ if not st.session_state.get("_lh_shell"):
     st.stop()
 
 import hashlib
-import re
 import time
 
 import numpy as np
@@ -47,6 +46,7 @@ from sigreg_core.inputs.loading import (
     load_embeddings,
     resolve_server_path,
 )
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.util.steps import parse_steps
 from sigreg_core.inputs.samples import list_samples
@@ -77,15 +77,15 @@ def _read(ident: tuple, thunk, label: str):
     if ident in cache:
         return cache[ident]
     try:
-        with st.spinner(f"Reading {label} ..."):
+        with st.spinner(f"Reading {md(label)} ..."):
             value = thunk()
     except (EmbeddingLoadError, CheckpointError, KeyError, ValueError, FileNotFoundError) as exc:
-        st.error(f"{label}: {' '.join(str(exc).split())}")
+        st.error(f"{md(label)}: {md(exc, None)}")
         return None
     arr = value.array if hasattr(value, "array") else value
     notices = list(getattr(value, "notices", []))
     if arr.ndim == 3:
-        st.warning(f"{label}: {arr.shape[0]} views; comparing view 0.")
+        st.warning(f"{md(label)}: {arr.shape[0]} views; comparing view 0.")
         arr = arr[0]
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
@@ -135,7 +135,7 @@ def _path_sets(max_rows: int) -> list:
         try:
             p = resolve_server_path(line)
         except EmbeddingLoadError as exc:
-            st.error(str(exc))
+            st.error(md(exc, None))
             continue
         got = _read(("path", str(p), p.stat().st_mtime_ns, max_rows),
                     lambda p=p: load_embeddings(p, max_rows=max_rows), f"server file {p.name}")
@@ -165,7 +165,7 @@ def _encoder_sets(settings: Settings) -> list:
             ep = resolve_server_path(e)
             pp = resolve_server_path(probe.strip())
         except EmbeddingLoadError as exc:
-            st.error(str(exc))
+            st.error(md(exc, None))
             continue
         ident = ("encoder", str(ep), ep.stat().st_mtime_ns, str(pp), pp.stat().st_mtime_ns, pool, settings.max_rows)
         got = _read(ident, lambda ep=ep, pp=pp: embed_checkpoint(
@@ -193,7 +193,7 @@ def _run_sets() -> list:
         reader = RunReader(run)
         ts = reader.timeseries()
     except (OSError, ValueError) as exc:
-        st.error(f"run {labels[run]}: {' '.join(str(exc).split())}")
+        st.error(f"run {md(labels[run])}: {md(exc, None)}")
         return []
     steps = [int(s) for s, snap in zip(ts["step"], ts["snapshot"]) if snap is not None and str(snap) not in ("", "None", "nan")]
     if not steps:
@@ -246,7 +246,7 @@ def _compute(sets: dict, reference: str, settings: Settings, family: str, same_n
                                else None)
         except (CompareError, ValueError, RuntimeError) as exc:
             status.update(label="Could not compare these sets", state="error", expanded=True)
-            st.error(" ".join(str(exc).split()))
+            st.error(md(exc, None))
             return None
         status.update(label=f"Compared in {time.perf_counter() - t0:.1f} s", state="complete", expanded=False)
     return cmp
@@ -281,8 +281,8 @@ def _display(df: pd.DataFrame, digits: dict | None = None) -> pd.DataFrame:
 
 
 def _md(text) -> str:
-    """Set names come from file names: escape them before they go into markdown."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+    """Set names come from file names: escape them before they go into markdown (sigreg_core.util.text)."""
+    return md(text, None)
 
 
 def _interval(lo, hi, note) -> str:
@@ -475,7 +475,7 @@ if len(entries) < 2:
 names = [e[0] for e in entries]
 for name, got, _src in entries:
     for note in got["notices"]:
-        st.caption(f"{name}: {note}")
+        st.caption(f"{md(name)}: {md(note, None)}")
 c1, c2, c3 = st.columns([2, 2, 1])
 reference = c1.selectbox("Reference set", names, key="cmp_reference",
                          help="Deltas and tests are computed against this set.")

@@ -3,6 +3,17 @@
 Thin: it arranges widgets and calls ``sigreg_core`` (loader, assessment, report,
 figures).  The report is cached on (sha256 of the data + load options, settings),
 so selecting a slice or switching pages never recomputes the statistic.
+
+Speed: every section of the report is one function below (``_section_*``), called in
+order by :func:`_report`.  Slice selection (the radio, the index, a click on a point)
+lives in a fragment (``st.fragment``): it reruns only that section, on the cached
+report and the slice's cached figures (``selected_slice_figures``).  Sections that
+do not depend on the selected slice are built once per report.  To add a section,
+write a ``_section_<name>(rep, z, source)`` function and call it from :func:`_report`.
+
+Honest states: the report shown always belongs to the current selection (source,
+file, array, view, settings); after a bad file or a failed computation only the
+error is shown.
 """
 from __future__ import annotations
 
@@ -23,6 +34,7 @@ import time
 import numpy as np
 
 from sigreg_core.present import figures as F
+from sigreg_core.present import verdict_card as VC
 from sigreg_core.inputs.loading import (
     SUPPORTED_EXTENSIONS,
     EmbeddingLoadError,
@@ -31,18 +43,22 @@ from sigreg_core.inputs.loading import (
     load_embeddings,
     resolve_server_path,
 )
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.present.report import (
     DEFAULTS,
-    METRIC_LABELS,
     ReportCache,
     Settings,
     assessment_json,
+    format_p,
+    healthy_references,
     html_report,
+    metrics_table,
+    min_p_note,
     overview_figures,
     per_slice_csv,
     pick_slice,
-    slice_figures,
-    slice_view,
+    selected_slice_figures,
+    verdict_tone,
 )
 from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
 
@@ -102,9 +118,15 @@ def _choose_source(settings: Settings):
                  "torch.load(weights_only=True), numpy without pickle.",
         )
         if not files:
+            st.session_state.pop("insp_upload_seen", None)
             st.caption("Drop one or more files; pick which one to inspect below.")
             return None
         by_id = {f.file_id: f for f in files}
+        seen = st.session_state.get("insp_upload_seen") or []
+        new = [i for i in by_id if i not in seen]
+        if new and seen and len(files) > 1:
+            st.session_state["insp_upload_pick"] = new[-1]  # a newly added file becomes the selection
+        st.session_state["insp_upload_seen"] = list(by_id)
         fid = st.selectbox("File", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].size:,} bytes)",
                            key="insp_upload_pick") if len(files) > 1 else files[0].file_id
         f = by_id.get(fid, files[0])
@@ -128,15 +150,15 @@ def _choose_source(settings: Settings):
         resolved = resolve_server_path(chosen)
     except EmbeddingLoadError as exc:
         st.session_state["insp_path_loaded"] = None
-        st.error(str(exc))
-        return None
+        st.error(md(exc, None))
+        return False
     mtime = resolved.stat().st_mtime_ns
     key = _key_picker(("path", str(resolved), mtime), lambda: list_keys(resolved))
     desc = {"kind": "server path", "name": str(resolved), "key": key}
     label = st.session_state.get("insp_request_label")
     if label and chosen == st.session_state.get("insp_path"):
         desc["label"] = label
-        st.caption(f"Opened from another page: {label}")
+        st.caption(f"Opened from another page: {md(label)}")
     return (("path", str(resolved), mtime, key, max_rows),
             lambda: load_embeddings(resolved, key=key, max_rows=max_rows), desc)
 
@@ -156,22 +178,26 @@ def _key_picker(ident: tuple, lister) -> str | None:
     return st.selectbox("Array in the file", list(labels), format_func=labels.get, key=f"insp_key_{hash(ident)}")
 
 
-def _load(choice) -> None:
-    """Load the chosen source unless it is the one already loaded; errors keep the previous data."""
+def _load(choice) -> bool:
+    """Load the chosen source unless it is the one already loaded.
+
+    True when ``insp_loaded`` now holds the chosen data; False after a load error (shown as
+    one line): the page then shows no report, since the previous one belongs to another file.
+    """
     load_key, thunk, desc = choice
     if st.session_state.get("insp_load_key") == load_key:
-        return
+        return True
     if st.session_state.get("insp_failed_key") == load_key:
-        st.error(st.session_state["insp_failed_msg"])
-        return
+        st.error(md(st.session_state["insp_failed_msg"], None))
+        return False
     try:
-        with st.spinner(f"Reading {desc['name']} ..."):
+        with st.spinner(f"Reading {md(desc['name'])} ..."):
             emb = thunk()
     except EmbeddingLoadError as exc:
         st.session_state["insp_failed_key"] = load_key
-        st.session_state["insp_failed_msg"] = str(exc)
-        st.error(str(exc))
-        return
+        st.session_state["insp_failed_msg"] = " ".join(str(exc).split())
+        st.error(md(st.session_state["insp_failed_msg"], None))
+        return False
     digest = f"{emb.sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
     st.session_state["insp_loaded"] = {
         "array": emb.array,
@@ -184,6 +210,7 @@ def _load(choice) -> None:
     st.session_state["insp_load_key"] = load_key
     st.session_state.pop("insp_failed_key", None)
     st.session_state["insp_slice"] = None
+    return True
 
 
 # ------------------------------------------------------------------ report
@@ -205,44 +232,53 @@ def _compute(z: np.ndarray, digest: str, settings: Settings):
             rep = cache.get_or_build(digest, settings, z, progress=progress)
         except (ValueError, RuntimeError) as exc:
             status.update(label="Could not compute the report", state="error", expanded=True)
-            st.error(" ".join(str(exc).split()))
+            st.error(md(exc, None))
             return None
         status.update(label=f"Computed in {time.perf_counter() - t0:.2f} s", state="complete", expanded=False)
     return rep
 
 
-def _verdict_style(verdict: str):
-    v = verdict.strip().lower()
-    if v.startswith("healthy"):
-        return st.success
-    if "collapse" in v or v.startswith("unhealthy"):
-        return st.error
-    return st.warning
+#: Verdict tone (``sigreg_core.present.report.verdict_tone``, the one mapping) → Streamlit call.
+_TONE_CALLS = {"good": st.success, "info": st.info, "warn": st.warning, "bad": st.error}
 
 
-def _verdict_card(rep, settings: Settings) -> None:
+def _headline(items) -> None:
+    """Metrics in a wrapping row, each as wide as its value: nothing is cut at any width."""
+    with st.container(horizontal=True, wrap=True, gap="medium"):
+        for label, value, helptext in items:
+            st.metric(label, value, help=helptext, width="content", border=True)
+
+
+def _section_verdict(rep) -> None:
     s = rep.summary
-    show = _verdict_style(s["verdict"])
-    modes = ", ".join(s["modes"]) or "none"
-    show(f"**Verdict: {s['verdict']}** — collapse modes: {modes}", icon=":material/monitor_heart:")
-    c = st.columns(4)
-    c[0].metric("SIGReg", f"{s['sigreg']:.4g}", help="Mean over slices of the Epps–Pulley statistic.")
-    c[1].metric("× null mean", f"{s['sigreg_over_null']:.3g}",
-                help=f"SIGReg / exact null mean ({s['null_mean']:.4g}); about 1 when healthy.")
-    c[2].metric("Overall p-value", f"{s['p_value']:.3g}",
-                help="Combination of the per-slice p-values that is valid although slices share the data.")
-    c[3].metric("Compute time", f"{s['seconds']:.2f} s")
+    show = _TONE_CALLS[verdict_tone(s["verdict"])]
+    show(VC.card_markdown(s["verdict"], s.get("answers") or {}), icon=":material/monitor_heart:")
+    out = s.get("outliers") or {}
+    if out.get("count"):
+        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out), "outlier_rows.csv",
+                           "text/csv", key="dl_outliers", help=out.get("rule"))
+    _headline([
+        ("SIGReg", f"{s['sigreg']:.4g}", "Mean over slices of the Epps–Pulley statistic."),
+        ("× null mean", f"{s['sigreg_over_null']:.3g}",
+         f"SIGReg / exact null mean ({s['null_mean']:.4g}); about 1 when healthy."),
+        ("Overall p-value", format_p(s["p_value"]),
+         "Combination of the per-slice p-values that is valid although slices share the data. "
+         "'< 1e-300' means below the smallest p-value the exact law reports."),
+        ("Compute time", f"{s['seconds']:.2f} s", "Statistic, null law, p-values, verdict and metrics."),
+    ])
     views = f"{s['views']} views × " if s.get("views", 1) > 1 else ""
     st.caption(f"{views}N = {s['n']:,} rows · D = {s['d']} dims · M = {s['m']} slices ({s['family']}) · "
                f"preset `{s['preset']}` · seed {s['seed']} · device {s['device']} · null band: "
                f"{s.get('null_quantiles_source') or 'n/a'}"
                + (f" · Monte Carlo null: {s['null_draws']} draws" if s.get("null_draws") else ""))
+    if s.get("work_budget"):  # the work budget changed the method: say so (assessment/budget.py)
+        st.caption(f"Work budget: {md(s['work_budget'], None)}")
     ev = s.get("mode_evidence") or {}
     if ev:
         lines = []
         for mode, e in ev.items():
             text = e.get("evidence") if isinstance(e, dict) else None
-            lines.append(f"- **{mode}**: {text or e}")
+            lines.append(f"- **{str(mode).replace('_', ' ')}**: {text or e}")
         st.markdown("\n".join(lines))
 
 
@@ -300,30 +336,26 @@ def _on_chart_select() -> None:
             return
 
 
-def _report(rep, z: np.ndarray, source: dict) -> None:
-    settings = rep.settings
-    _verdict_card(rep, settings)
-
+@st.fragment
+def _section_slices(rep, z: np.ndarray, source: dict) -> None:
+    """Slice selection and the selected slice's views: reruns alone (a fragment) on a new selection."""
     st.subheader("Per-slice statistics")
     j = _slice_picker(rep)
-    ov = overview_figures(rep, selected=j)
-    _chart(ov["slice_statistics"], "slice_statistics", key="insp_slice_chart", on_select=_on_chart_select,
+    if (not st.session_state.get("insp_full_run") and st.session_state.get("insp_cloud_kind") == "slice"
+            and st.session_state.get("insp_cloud_slice") not in (None, j) and st.session_state.get("insp_cloud_pending") != j):
+        # the cloud (its own fragment) shows the selected slice: a new slice reruns the page once so it follows
+        st.session_state["insp_cloud_pending"] = j
+        st.rerun(scope="app")
+    view, sf = selected_slice_figures(rep, z, j)
+    _chart(sf["slice_statistics"], "slice_statistics", key="insp_slice_chart", on_select=_on_chart_select,
            selection_mode="points")
-    c1, c2 = st.columns([1, 2])
-    with c1:
-        _chart(ov["p_values"], "p_values")
-    with c2:
-        st.dataframe(rep.per_slice, height=300, hide_index=True, width="stretch",
-                     column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
-                                    "statistic": st.column_config.NumberColumn(format="%.4g")})
-
-    view = slice_view(z, rep, j)
-    sf = slice_figures(rep, view)
-    st.subheader(f"Slice {j}: statistic {view.statistic:.4g}, p-value {view.p_value:.3g}")
-    mc = st.columns(4)
-    for col, (label, key, ref) in zip(mc, [("mean", "mean", 0.0), ("std", "std", 1.0), ("skewness", "skew", 0.0),
-                                           ("excess kurtosis", "kurtosis", 0.0)]):
-        col.metric(label, f"{view.moments[key]:.4g}", help=f"{ref:g} for N(0, 1)")
+    st.subheader(f"Slice {j}: statistic {view.statistic:.4g}, p-value {format_p(view.p_value)}")
+    note = min_p_note(rep, j)
+    if note:
+        st.caption(note)
+    _headline([(label, f"{view.moments[key]:.4g}", f"{ref:g} for N(0, 1)")
+               for label, key, ref in [("mean", "mean", 0.0), ("std", "std", 1.0), ("skewness", "skew", 0.0),
+                                       ("excess kurtosis", "kurtosis", 0.0)]])
     c1, c2 = st.columns(2)
     with c1:
         _chart(sf["histogram"], f"histogram_slice_{j}")
@@ -334,35 +366,87 @@ def _report(rep, z: np.ndarray, source: dict) -> None:
         _chart(sf["cf"], f"cf_slice_{j}")
     with c2:
         _chart(sf["weighted_error"], f"weighted_error_slice_{j}")
-    _chart(ov["ecf_band"], "ecf_band")
-    _cloud_section(z, rep, j)
 
+
+def _section_all_slices(rep, z: np.ndarray, source: dict) -> None:
+    """What does not depend on the selected slice: p-value histogram, the table, the ECF band."""
+    ov = overview_figures(rep)
+    st.subheader("All slices")
+    c1, c2 = st.columns(2)
+    with c1:
+        _chart(ov["p_values"], "p_values")
+    with c2:
+        st.dataframe(rep.per_slice, height=320, hide_index=True, width="stretch",
+                     column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
+                                    "statistic": st.column_config.NumberColumn(format="%.4g")})
+    _chart(ov["ecf_band"], "ecf_band")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _references(n: int, d: int) -> dict:
+    return healthy_references(n, d)
+
+
+def _section_companions(rep, z: np.ndarray, source: dict) -> None:
     st.subheader("Companion metrics")
     if rep.metrics:
-        items = [(METRIC_LABELS.get(k, k), v) for k, v in rep.metrics.items()]
-        for start in range(0, len(items), 4):
-            cols = st.columns(4)
-            for col, (k, v) in zip(cols, items[start:start + 4]):
-                col.metric(k, f"{v:.4g}" if isinstance(v, (int, float)) and v is not None else str(v))
+        ref = _references(int(rep.summary["n"]), int(rep.summary["d"]))
+        table = metrics_table(rep, ref)
+        for col in ("this set", "N(0, I) reference"):
+            table[col] = [f"{v:.4g}" for v in table[col]]
+        st.table(table, hide_index=True)  # static: the "reads" sentences wrap instead of being cut
+        st.caption(f"Reference: what an N(0, I) set of this shape ({rep.summary['n']:,} × {rep.summary['d']}) scores, "
+                   "drawn from the exact laws of these metrics (Wishart spectra); RankMe, the spectrum and the "
+                   "covariance term depend on N / D, so a fixed number would mislead.")
+    ov = overview_figures(rep)
     c1, c2 = st.columns(2)
     with c1:
         _chart(ov["spectrum"], "spectrum")
     with c2:
         _chart(ov["per_dimension"], "per_dimension")
 
+
+def _section_export(rep, z: np.ndarray, source: dict) -> None:
     st.subheader("Export")
     stem = str(source.get("name", "embeddings")).rsplit("/", 1)[-1].split(".")[0] or "embeddings"
-    c = st.columns(3)
-    c[0].download_button("Per-slice CSV", lambda: per_slice_csv(rep), file_name=f"{stem}_slices.csv", mime="text/csv",
-                         key="insp_dl_csv", icon=":material/table:", on_click="ignore")
-    c[1].download_button("Assessment JSON", lambda: assessment_json(rep, source), file_name=f"{stem}_assessment.json",
-                         mime="application/json", key="insp_dl_json", icon=":material/data_object:",
-                         on_click="ignore")
-    c[2].download_button("HTML report (offline)", lambda: html_report(rep, view, title=f"latent-health: {stem}",
-                                                                       source=source),
-                         file_name=f"{stem}_report.html", mime="text/html", key="insp_dl_html",
-                         icon=":material/description:", on_click="ignore")
-    st.caption("PNG of any chart: the camera icon in the chart's toolbar (rendered by your browser).")
+
+    def html_now() -> str:  # the slice selected when the button is pressed (the fragment may have changed it)
+        j = st.session_state.get("insp_slice")
+        j = int(j) if isinstance(j, int) and 0 <= j < rep.num_slices else pick_slice(rep, "worst")
+        view, _ = selected_slice_figures(rep, z, j)
+        return html_report(rep, view, title=f"latent-health: {stem}", source=source,
+                           reference=_references(int(rep.summary["n"]), int(rep.summary["d"])))
+
+    with st.container(horizontal=True, wrap=True):
+        st.download_button("Per-slice CSV", lambda: per_slice_csv(rep), file_name=f"{stem}_slices.csv",
+                           mime="text/csv", key="insp_dl_csv", icon=":material/table:", on_click="ignore")
+        st.download_button("Assessment JSON", lambda: assessment_json(rep, source),
+                           file_name=f"{stem}_assessment.json", mime="application/json", key="insp_dl_json",
+                           icon=":material/data_object:", on_click="ignore")
+        st.download_button("HTML report (offline)", html_now, file_name=f"{stem}_report.html", mime="text/html",
+                           key="insp_dl_html", icon=":material/description:", on_click="ignore")
+    st.caption("PNG of any chart: the camera icon in the chart's toolbar (rendered by your browser). "
+               "Every table: the download icon above it (CSV).")
+
+
+@st.fragment
+def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
+    """The cloud view (issue 13); its view control reruns only this fragment."""
+    j = st.session_state.get("insp_slice")
+    j = int(j) if isinstance(j, int) and 0 <= j < rep.num_slices else pick_slice(rep, "worst")
+    _cloud_section(z, rep, j)
+    st.session_state["insp_cloud_slice"] = j
+    st.session_state.pop("insp_cloud_pending", None)
+
+
+def _report(rep, z: np.ndarray, source: dict) -> None:
+    """The report, section by section (each section one function; slices and cloud are fragments)."""
+    _section_verdict(rep)
+    _section_slices(rep, z, source)
+    _section_cloud(rep, z, source)
+    _section_all_slices(rep, z, source)
+    _section_companions(rep, z, source)
+    _section_export(rep, z, source)
 
 
 def _cloud_section(z: np.ndarray, rep, j: int) -> None:
@@ -402,18 +486,19 @@ st.markdown("Is this embedding set healthy or collapsing? SIGReg scores it again
 settings = _settings()
 with st.container(border=True):
     choice = _choose_source(settings)
-    if choice is not None:
-        _load(choice)
+    current = bool(choice) and _load(choice)
 
-loaded = st.session_state.get("insp_loaded")
-if loaded is None:
+if choice is None:
     st.info("Choose a sample, upload a file or give a server path to see the report.")
     st.stop()
+if not current:
+    st.stop()  # the error above says why; no report of another file is shown
 
+loaded = st.session_state["insp_loaded"]
 arr = loaded["array"]
-st.markdown(f"**Data:** {loaded['describe']}")
+st.markdown(f"**Data:** {md(loaded['describe'], None)}")
 for note in loaded["notices"]:
-    st.caption(f"Note: {note}")
+    st.caption(f"Note: {md(note, None)}")
 if arr.shape[-2] < loaded["original_rows"]:
     st.warning(f"Row limit: scoring {arr.shape[-2]:,} of {loaded['original_rows']:,} rows, a uniform random "
                f"subset (seed 0). Raise the row limit in the sidebar to score more.", icon=":material/filter_alt:")
@@ -428,7 +513,7 @@ if arr.ndim == 3:
         rep_all = _compute(arr, f"{digest}|all", settings)
         if rep_all is None:
             st.stop()
-        _verdict_card(rep_all, settings)
+        _section_verdict(rep_all)
         st.subheader("Views")
         st.dataframe(rep_all.view_rows, hide_index=True, width="stretch")
         st.caption("SIGReg of all views is their average (as lejepa logs it); the p-value combines the views' "
@@ -442,12 +527,13 @@ else:
 
 rep = _compute(z, digest, settings)
 if rep is None:
-    prev = st.session_state.get("insp_last_report")
-    if prev is None:
-        st.stop()
-    st.info("Showing the previous report.")
-    rep, z, src = prev
-    _report(rep, z, src)
-else:
-    st.session_state["insp_last_report"] = (rep, z, loaded["source"])
+    st.stop()  # the error is shown; the previous report belongs to other data or settings
+if st.session_state.get("insp_report_id") != (digest, settings.key()):
+    st.session_state["insp_report_id"] = (digest, settings.key())
+    if st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
+        st.session_state["insp_slice"] = None
+st.session_state["insp_full_run"] = True  # fragments read it: True while the whole page runs
+try:
     _report(rep, z, loaded["source"])
+finally:
+    st.session_state["insp_full_run"] = False

@@ -73,20 +73,26 @@ for name, p in PRESETS.items():
         "null mean (one slice)": (f"{null:.6f}" if scaled else f"{null:.6f} / N") if np.isfinite(null) else "—",
         "matches": p.source + ("" if name in REFERENCE_PRESETS else " (custom form, not a default)"),
     })
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"matches": st.column_config.TextColumn(width="large")})
+# A static table: its cells wrap, so it fits the page at any width (a data grid scrolls sideways).
+st.table(pd.DataFrame(rows), hide_index=True)
 with st.expander("Nodes t_k and weights c_k of each preset"):
     chosen = st.selectbox("Preset", list(PRESETS), key="method_preset")
     p = PRESETS[chosen]
     st.caption(p.description)
     st.dataframe(pd.DataFrame({"t_k": p.nodes, "c_k": p.weights, "exp(-t_k²/2)": p.target}),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.6g") for c in ("t_k", "c_k", "exp(-t_k²/2)")})
 
 st.header("How to read the plots (Inspect page)")
 st.markdown(
     """
-**Verdict card.** SIGReg, its multiple of the null mean (≈ 1 when healthy), the overall p-value, the
-verdict, and the collapse modes with the number behind each, plus N, D, M, preset, seed, device and time.
+**Verdict card.** The verdict in its level's colour — healthy, mild, marked, severe (graded by the
+relative distance ρ to N(0, I), significance only as the gate) or collapsed — and three answers:
+*collapsing?* (scale-free: the rows' spread against their norm, centred RankMe), *how far and which way*
+(ρ and the modes with their numbers), *which conventions* (L2-normalised rows, uncentred mean, global
+scale, with the score after the matching rescale). Then SIGReg, its multiple of the null mean (≈ 1 when
+healthy), the calibrated overall p-value, N, D, M, preset, seed, device and time. Rules and thresholds:
+docs/calibration.md.
 
 **Per-slice statistics, sorted.** One point per slice, worst on the left. The green band runs up to the
 95 % quantile of one healthy slice, the orange band up to the 99.9 % quantile; the dotted line is the exact
@@ -94,6 +100,9 @@ null mean. Healthy: the points straddle the dotted line and about 5 % rise above
 points far above the band are a few bad directions (a shift or scale problem in part of the space); all
 points far above it is global collapse. Click a point (or pick worst / median / best / an index) to select
 that slice for the views below. The **p-value histogram** is flat when healthy and piles up at 0 otherwise.
+The worst of M slices always has a small p-value: under the null the smallest of M uniform p-values is
+about 0.69 / M (7e-4 for M = 1024), and the page says so when the selected slice is the smallest.
+p-values below the smallest the exact law reports show as "< 1e-300".
 
 **Projection histogram and Q-Q plot.** The N values of the selected slice against the N(0, 1) density, and
 their quantiles against N(0, 1)'s. A spike: collapse; shifted histogram: mean shift; too wide or narrow:
@@ -111,7 +120,9 @@ slices at every node (5–95 % and min–max): healthy is a thin band around the
 cliff means dimensional collapse, a slope means anisotropy). **RankMe** (effective rank from the singular
 values, in [1, min(N, D)]). The **std of L2-normalised rows** averaged over dims (0 = collapse, about 1/√D
 when healthy). **VICReg** variance term (mean over dims of relu(1 − std)) and covariance term (sum of
-squared off-diagonal covariances / D). **Per-dimension mean and std** (0 and 1 for N(0, I)).
+squared off-diagonal covariances / D). **Per-dimension mean and std** (0 and 1 for N(0, I)). Beside each
+metric the page shows what an N(0, I) set of the same shape scores (drawn from the exact laws), since
+RankMe, the spectrum and the covariance term depend on N / D.
 """
 )
 

@@ -37,6 +37,7 @@ from sigreg_core.present import figures as F
 from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
 from sigreg_core.present import monitor_figures as MF
 from sigreg_core.inputs.loading import EmbeddingLoadError, allowed_roots
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.runs import RunReader, SummaryConfig, find_runs, resolve_run_dir, run_version
 
@@ -47,12 +48,11 @@ TABLE_COLUMNS = ["step", "verdict", "modes", "sigreg", "sigreg_over_null", "p_va
                  "qmax", "n", "d", "m", "error"]
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def _md(text) -> str:
-    """Text from files (run names, error messages) escaped for st.markdown / captions."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    """Text from files (run names, error messages) escaped for st.markdown / captions (sigreg_core.util.text)."""
+    return md(text, None)
 
 
 def _settings() -> Settings:
@@ -145,7 +145,7 @@ def _choose_runs() -> tuple[dict, dict]:
                 try:
                     p = str(resolve_run_dir(text))
                 except EmbeddingLoadError as exc:
-                    st.error(str(exc))
+                    st.error(md(exc, None))
                 else:
                     if p not in extra:
                         extra.append(p)
@@ -351,20 +351,24 @@ def _open_step(runs: dict) -> None:
     try:
         df = _series(path, run_version(path), cfg)
     except Exception as exc:  # reported above already
-        st.caption(" ".join(str(exc).split()))
+        st.caption(md(exc, None))
         return
     have = df[df["snapshot"].notna()]
     if have.empty:
-        st.caption(f"{name}: no snapshot kept (retention dropped them all).")
+        st.caption(f"{md(name)}: no snapshot kept (retention dropped them all).")
         return
     steps = [int(s) for s in have["step"]]
     verdict = dict(zip(have["step"].astype(int), have["verdict"].fillna("not scored")))
     step = c2.selectbox("Step (snapshots kept; type to search)", steps[::-1], key="mon_open_step",
                         format_func=lambda s: f"step {s} — {verdict.get(s, '')}")
     if c3.button("Open in Inspect", key="mon_open_btn", icon=":material/biotech:", type="primary"):
-        p = RunReader(path).snapshot_path(step)
+        try:
+            p = RunReader(path).snapshot_path(step)
+        except EmbeddingLoadError as exc:  # an index pointing outside the run
+            st.error(md(exc, None))
+            return
         if p is None:
-            st.error(f"{name}: the snapshot of step {step} is gone (dropped by retention); pick another step.")
+            st.error(f"{md(name)}: the snapshot of step {step} is gone (dropped by retention); pick another step.")
             return
         st.session_state["lh_inspect_request"] = {"path": str(p), "label": f"{name} step {step}"}
         st.switch_page("pages/inspect.py")

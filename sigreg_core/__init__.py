@@ -28,12 +28,17 @@ from __future__ import annotations
 
 import importlib as _importlib
 import os as _os
+import sys as _sys
 
-# Two OpenMP pools share the CPU here (torch's and the numba kernel's). With the
-# default spin-waiting, each small torch/numpy call after a kernel waits for spinning
-# threads to yield: a 30-draw Monte Carlo null took 10.6 s with spinning and 4.1 s
-# with PASSIVE on 2 cores. Only effective when sigreg_core is imported before torch
-# initialises OpenMP; an explicit user setting always wins.
+# torch's ops and the numba kernel run on OpenMP threads (here one libgomp pool).  With
+# the default spin-waiting, idle threads keep spinning after every parallel region and
+# take the cores that the next step (or another process) needs: on a loaded 2-core
+# machine a training step (256 x 512) took 487 ms with spinning and 68 ms with PASSIVE
+# (benchmarks/bench_loss_cells.py --import-order).  libgomp reads the policy once, when
+# torch loads it, and has no run-time setter: so this only takes effect when
+# sigreg_core is imported before torch (or OMP_WAIT_POLICY is set in the environment);
+# an explicit user setting always wins.  ``device_report()`` says which case holds.
+_OMP_POLICY_LATE = "torch" in _sys.modules and "OMP_WAIT_POLICY" not in _os.environ
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

@@ -35,7 +35,9 @@ from sigreg_core.util.jsonsafe import to_jsonable
 __all__ = ["main", "build_parser", "app_path", "UsageError"]
 
 EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-VERDICT_LEVEL = {"healthy": 0, "suspicious": 1, "collapsed": 2}
+#: verdict order (sigreg_core.assessment.verdict, inlined to keep start-up light); "suspicious" is
+#: the earlier name of everything between healthy and collapsed, kept as a --fail-on alias of mild
+VERDICT_LEVEL = {"healthy": 0, "mild": 1, "suspicious": 1, "marked": 2, "severe": 3, "collapsed": 4}
 PROG = "sigreg"
 
 
@@ -76,7 +78,7 @@ def _port(text: str) -> int:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     from sigreg_core.assessment.families import FAMILIES
     from sigreg_core.core.presets import PRESETS
 
@@ -85,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Is your self-supervised embedding healthy or collapsing? SIGReg diagnostics.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    extras = _extra_commands()
-    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *extras]) + "}")
+    extras = _extra_commands(only)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *EXTRA_COMMANDS]) + "}")
 
     s = sub.add_parser(
         "score",
@@ -112,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
     s.add_argument("--json", action="store_true", help="print a JSON list: one object per file ({file, ...Assessment.to_dict()})")
-    s.add_argument("--fail-on", choices=["suspicious", "collapsed"], default=None,
-                   help="exit 1 if any file's verdict is this bad or worse (CI gate)")
+    s.add_argument("--fail-on", choices=["mild", "marked", "severe", "collapsed", "suspicious"], default=None,
+                   help="exit 1 if any file's verdict is this bad or worse (CI gate; suspicious = mild)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     s.add_argument("--distributed", action="store_true",
                    help="under torchrun: each rank scores its shards, sums are all-reduced, rank 0 prints the global result")
@@ -135,12 +137,17 @@ EXTRA_COMMANDS = {
 }
 
 
-def _extra_commands() -> dict:
-    """The contributed subcommands whose modules import cleanly (a broken one must not break ``score``)."""
+def _extra_commands(only: Optional[str] = None) -> dict:
+    """The contributed subcommands whose modules import cleanly (a broken one must not break ``score``).
+
+    Only the one named by ``only`` is imported (none for score/app): ``sigreg score`` skips their imports.
+    """
     import importlib
 
     out = {}
     for name, (module, add, run) in EXTRA_COMMANDS.items():
+        if only in ("score", "app") or (only in EXTRA_COMMANDS and name != only):
+            continue
         try:
             mod = importlib.import_module(module)
             out[name] = (getattr(mod, add), getattr(mod, run))
@@ -195,17 +202,26 @@ def _modes_text(modes) -> str:
 
 
 def _table(rows: list) -> str:
-    headers = ["file", "rows", "dim", "SIGReg", "null mean", "p-value", "verdict", "modes"]
+    from sigreg_core.util.text import visible
+
+    headers = ["file", "rows", "dim", "SIGReg", "x null", "p-value", "collapsing?", "distance", "verdict", "modes",
+               "conventions"]
     body = []
     for r in rows:
-        label = r["file"] + (f"[{r['key']}]" if r.get("key") else "")
+        label = visible(r["file"]) + (f"[{visible(r['key'])}]" if r.get("key") else "")  # one row stays one line
         if r.get("num_views", 1) > 1:
             label += f" ({r['num_views']} views)"
         if r.get("view") is not None:
             label += f" (view {r['view']})"
+        ans = r.get("answers") or {}
+        dist = ans.get("distance") or {}
+        rho = dist.get("relative_distance")
         body.append([
-            label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("null_mean")),
-            _fmt(r.get("p_value"), 3), str(r.get("verdict")), _modes_text(r.get("modes")),
+            label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("sigreg_over_null")),
+            _fmt(r.get("p_value"), 3), str((ans.get("collapse") or {}).get("answer", "-")),
+            f"{dist.get('level', '-')}" + (f" ({_fmt(rho, 2)})" if isinstance(rho, (int, float)) else ""),
+            str(r.get("verdict")), _modes_text(r.get("modes")),
+            ", ".join(str(c.get("name")) for c in ans.get("conventions") or []) or "-",
         ])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
     right = {1, 2, 3, 4, 5}
@@ -219,12 +235,13 @@ def _table(rows: list) -> str:
         lines.append("")
         lines.append(
             f"preset {first.get('preset')}, {first.get('family')} slices x {first.get('num_slices')}, "
-            f"seed {first.get('seed')}, device {first.get('device')}; verdict p-value: Cauchy combination of "
-            f"exact per-slice p-values (healthy: p >= 1e-3 and no collapse mode)"
+            f"seed {first.get('seed')}, device {first.get('device')}; collapsing? no / dimensional / full "
+            f"(scale-free); distance: healthy < mild < marked < severe by the relative distance in brackets "
+            f"(0 = N(0, I), 1 = collapse onto 0), gated by the calibrated p-value < 1e-3; docs/calibration.md"
         )
     for r in rows:
         for n in r.get("notices", []):
-            lines.append(f"note: {r['file']}: {n}")
+            lines.append(f"note: {visible(r['file'])}: {visible(n)}")
     return "\n".join(lines)
 
 
@@ -283,6 +300,8 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
     if args.view is not None:
         row["view"] = args.view
     row["notices"] = list(notices)
+    if (result.config or {}).get("work_budget"):
+        row["notices"].append(result.config["work_budget"])
     for k, val in result.to_dict().items():
         if k not in row:
             row[k] = val
@@ -475,7 +494,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore")  # stderr carries only the progress bar and errors
-            parser = build_parser()
+            parser = build_parser(only=next((a for a in argv if not a.startswith("-")), None))
             args = parser.parse_args(argv)
             if args.command is None:
                 raise UsageError(f"{PROG}: choose a command: {', '.join(['score', 'app', *EXTRA_COMMANDS])} (see {PROG} --help)")
@@ -510,6 +529,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # --help / --version
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    except RuntimeError as exc:  # torch's allocator reports exhaustion as RuntimeError, not MemoryError
+        if debug:
+            raise
+        if "allocate" in str(exc).lower() or "out of memory" in str(exc).lower():
+            _err(f"{PROG}: error: out of memory ({' '.join(str(exc).split())[:160]}); score fewer rows with --max-rows, "
+                 f"fewer --slices, or lower LATENT_HEALTH_MAX_DIM")
+            return EXIT_USAGE
+        _err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
+        return EXIT_INTERNAL
     except Exception as exc:
         if debug:
             raise
@@ -518,7 +546,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(" ".join(line.split()) + "\n")
+    from sigreg_core.util.text import visible
+
+    sys.stderr.write(" ".join(visible(line).split()) + "\n")  # file names are data: no raw control bytes
     sys.stderr.flush()
 
 

@@ -149,7 +149,7 @@ def test_run_being_written_appears_and_grows(shell, tmp_path, monkeypatch):
     assert list(_table(at)["step"]) == [0, 1, 2]
     # the writer goes on (a collapse begins), the page is rerun (as live refresh does): the new steps show
     for s in range(3, 6):
-        w.log(s, torch.from_numpy(rng.standard_normal((256, 8)).astype(np.float32) * 1e-3), loss=0.01)
+        w.log(s, torch.from_numpy(rng.standard_normal((256, 8)).astype(np.float32) * 1e-3 + 1.0), loss=0.01)
     at.toggle(key="mon_live").set_value(True)
     at.run()
     _ok(at)
@@ -216,7 +216,7 @@ def test_folder_of_foreign_snapshots_is_scored_with_the_sidebar_settings(shell, 
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
     np.save(folder / "step_000100.npy", rng.standard_normal((200, 6)).astype(np.float32))
-    np.save(folder / "step_000200.npy", (rng.standard_normal((200, 6)) * 1e-3).astype(np.float32))
+    np.save(folder / "step_000200.npy", (rng.standard_normal((200, 6)) * 1e-3 + 1.0).astype(np.float32))
     monkeypatch.setenv("LATENT_HEALTH_ALLOWED_ROOTS", str(roots))
     at = AppTest.from_file(str(shell), default_timeout=240)
     at.session_state["mon_runs"] = [str(folder.resolve())]

@@ -24,7 +24,7 @@ def test_method_page_shows_formula_presets_and_references():
     at = _page("pages/method.py")
     assert at.title[0].value == "Method"
     assert len(at.get("latex")) >= 1
-    table = at.dataframe[0].value
+    table = at.table[0].value  # a static table (wraps, fits at 1000 px), not a sideways-scrolling grid
     assert list(table["preset"]) == list(PRESETS)
     lejepa = table.set_index("preset").loc["lejepa"]
     assert lejepa["null mean (one slice)"] == f"{PRESETS['lejepa'].null_mean():.6f}" == "1.052464"

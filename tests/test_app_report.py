@@ -121,3 +121,98 @@ def test_report_cache_keys_on_digest_and_settings(monkeypatch):
     assert len(cache) == 2  # bounded: "d1", s1 was evicted (least recently used)
     cache.get_or_build("d1", s1, z)
     assert cache.computations == 4
+
+
+# ------------------------------------------------------------ reading the numbers (issue 12)
+def test_format_p_marks_the_floor_and_non_finite_values():
+    assert R.format_p(1e-300) == "< 1e-300"
+    assert R.format_p(0.0) == "< 1e-300"
+    assert R.format_p(1.2e-300) == "1.2e-300"
+    assert R.format_p(0.001234) == "0.00123"
+    assert R.format_p(float("nan")) == "n/a" and R.format_p(None) == "n/a"
+
+
+@pytest.mark.parametrize("verdict,tone", [("healthy", "good"), ("Healthy (L2-normalised rows)", "good"),
+                                          ("mild", "info"), ("too few rows", "info"), ("marked", "warn"),
+                                          ("severe", "warn"), ("suspicious", "warn"), ("inconclusive", "warn"),
+                                          ("collapsed", "bad"), ("dimensional collapse", "bad"),
+                                          ("unhealthy", "bad")])
+def test_verdict_tone_is_the_one_mapping(verdict, tone):
+    assert R.verdict_tone(verdict) == tone
+    assert R.TONE_COLOURS[tone].startswith("#")
+
+
+def test_min_p_note_matches_the_minimum_of_uniforms():
+    """The note's numbers against a Monte Carlo oracle: the smallest of M uniform p-values."""
+    m = 1024
+    mins = np.random.default_rng(0).uniform(size=(4000, m)).min(1)
+    median_mc, q05_mc = np.median(mins), np.quantile(mins, 0.05)
+
+    class Fake:
+        p_values = np.linspace(0.01, 1.0, m)
+
+    rep = Fake()
+    rep.p_values = rep.p_values.copy()
+    rep.p_values[5] = 1.1e-3  # a healthy set's worst slice
+    note = R.min_p_note(rep, 5)
+    nums = [float(x) for x in re.findall(r"about ([0-9.e-]+) by chance alone \(95 % of the time above ([0-9.e-]+)\)",
+                                         note)[0]]
+    assert abs(nums[0] - median_mc) / median_mc < 0.06 and abs(nums[1] - q05_mc) / q05_mc < 0.15
+    assert "not evidence" in note
+    assert R.min_p_note(rep, 6) is None  # not the smallest: no note
+    rep.p_values[5] = 1e-9  # far below what chance gives: said so
+    assert "evidence against N(0, 1)" in R.min_p_note(rep, 5)
+
+
+@pytest.mark.parametrize("n,d", [(3000, 48), (200, 64), (40, 96)])
+def test_healthy_references_match_the_metrics_of_gaussian_sets(n, d):
+    """Oracle: companion_metrics of real N(0, I) sets of the same shape (Monte Carlo over 30 sets).
+
+    The reference is one draw from the metrics' exact laws, so it must fall inside the
+    spread of the simulated sets (N < D included: the nonzero spectrum swaps roles).
+    """
+    from sigreg_core.assessment.metrics import companion_metrics
+
+    rng = np.random.default_rng(1)
+    sims = [companion_metrics(rng.standard_normal((n, d)).astype(np.float32)) for _ in range(30)]
+    ref = R.healthy_references(n, d, seed=5)
+    keys = ["rankme", "rankme_fraction", "top_eigen_fraction", "normalized_std", "vicreg_variance",
+            "vicreg_covariance", "mean_norm", "rms_std"]
+    if n > d:  # N <= D: the measured slope fits float32 round-off in the zero eigenvalues, not a law
+        keys.append("spectrum_slope")
+    for key in keys:
+        vals = np.array([s[key] for s in sims])
+        lo, hi = vals.min(), vals.max()
+        pad = 4 * vals.std() + 1e-9
+        assert lo - pad <= ref[key] <= hi + pad, (key, ref[key], lo, hi)
+        assert abs(ref[key] - vals.mean()) <= 6 * vals.std() + 0.02 * abs(vals.mean()) + 1e-9, (key, ref[key])
+    assert abs(ref["normalized_std_isotropic"] - d ** -0.5) < 1e-15
+    assert abs(ref["vicreg_covariance"] - (d - 1) / (n - 1)) < 1e-15  # its exact mean
+
+
+def test_healthy_references_need_no_set_of_that_size():
+    ref = R.healthy_references(10**7, 512, seed=3)  # a 10^7 x 512 float32 set would be 20 GB
+    assert 0.99 < ref["rankme_fraction"] < 1.001 and abs(ref["rms_std"] - 1) < 1e-3
+    assert abs(ref["mean_norm"] - (512 / 10**7) ** 0.5) < 1e-3
+
+
+def test_html_report_reads_like_the_page(shifted):
+    z, rep = shifted
+    view = R.slice_view(z, rep, int(np.argmax(rep.statistic)))
+    src = {"kind": "upload", "name": "<b>evil</b>.npy", "sha256": "ab" * 32, "original_shape": [2048, 64],
+           "bytes": 524416}
+    page = R.html_report(rep, view, title="t", source=src, reference=R.healthy_references(2048, 64))
+    from sigreg_core.present.verdict_card import verdict_colour
+
+    tone = R.verdict_tone(rep.summary["verdict"])
+    assert f'class="verdict tone-{tone}"' in page and verdict_colour(rep.summary["verdict"]) in page  # coloured
+    for label in ("SIGReg", "× null mean", "overall p-value", "RankMe / min(N, D)", "N(0, I) of the same shape"):
+        assert label in page, label
+    assert "rankme_fraction" not in page.split("<section")[0]  # labels, not raw keys, above the figures
+    # evidence as sentences, not a JSON dump
+    assert "<pre>" not in page and "{&quot;" not in page
+    for e in rep.summary["mode_evidence"].values():
+        assert R.html_report.__module__ and __import__("html").escape(e["evidence"]) in page
+    # the source as a small table, file-derived text escaped
+    assert "&lt;b&gt;evil&lt;/b&gt;.npy" in page and "<b>evil</b>" not in page
+    assert "2,048 × 64" in page and "524,416" in page

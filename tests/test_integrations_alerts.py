@@ -36,14 +36,14 @@ def _feed(sink, verdicts):
 
 def test_once_per_transition(server):
     sink = AlertSink(server.url, run_name="vit-s", min_interval=0)
-    _feed(sink, ["healthy", "suspicious", "suspicious", "collapsed", "collapsed", "healthy", "suspicious", "collapsed"])
+    _feed(sink, ["healthy", "marked", "marked", "collapsed", "collapsed", "healthy", "marked", "collapsed"])
     assert sink.flush(10)
     msgs = server.json()
-    assert [m["latent_health"]["level"] for m in msgs] == ["suspicious", "collapsed"]
+    assert [m["latent_health"]["level"] for m in msgs] == ["marked", "collapsed"]
     assert [m["latent_health"]["step"] for m in msgs] == [1, 3]
-    assert [m["latent_health"]["previous"] for m in msgs] == ["healthy", "suspicious"]
-    assert msgs[0]["text"].startswith("latent-health: vit-s turned suspicious at step 1")
-    assert msgs[0]["content"].startswith("latent-health: vit\\-s turned suspicious at step 1")
+    assert [m["latent_health"]["previous"] for m in msgs] == ["healthy", "marked"]
+    assert msgs[0]["text"].startswith("latent-health: vit-s turned marked at step 1")
+    assert msgs[0]["content"].startswith("latent-health: vit\\-s turned marked at step 1")
     assert "dimensional_collapse" in msgs[1]["text"] and msgs[1]["username"] == "latent-health"
     assert server.requests[0]["headers"]["Content-Type"] == "application/json"
     assert (sink.sent, sink.failed) == (2, 0)
@@ -52,12 +52,12 @@ def test_once_per_transition(server):
 
 def test_repeat_rearms_after_healthy_and_only_watched_levels_alert(server):
     sink = AlertSink(server.url, min_interval=0, repeat=True)
-    _feed(sink, ["suspicious", "healthy", "suspicious", "collapsed", "suspicious", "collapsed"])
+    _feed(sink, ["marked", "healthy", "marked", "collapsed", "marked", "collapsed"])
     sink.flush(10)
     assert [(m["latent_health"]["step"], m["latent_health"]["level"]) for m in server.json()] == [
-        (0, "suspicious"), (2, "suspicious"), (3, "collapsed")]  # collapsed again at 5: not re-armed (no healthy)
+        (0, "marked"), (2, "marked"), (3, "collapsed")]  # collapsed again at 5: not re-armed (no healthy)
     only = AlertSink(server.url, min_interval=0, levels=["collapsed"])
-    _feed(only, ["suspicious", "collapsed"])
+    _feed(only, ["marked", "collapsed"])
     only.flush(10)
     assert server.json()[-1]["latent_health"]["step"] == 1 and len(server.json()) == 4
     for s in (sink, only):
@@ -66,15 +66,15 @@ def test_repeat_rearms_after_healthy_and_only_watched_levels_alert(server):
 
 def test_rate_limit_merges_and_delays(server):
     sink = AlertSink(server.url, min_interval=0.6, repeat=True)
-    _feed(sink, ["suspicious", "healthy", "suspicious", "collapsed"])  # 3 events within the window
+    _feed(sink, ["marked", "healthy", "marked", "collapsed"])  # 3 events within the window
     assert sink.flush(10)
     msgs = server.json()
     assert len(msgs) == 2
-    assert msgs[0]["latent_health"]["level"] == "suspicious" and msgs[0]["latent_health"]["merged"] == 0
+    assert msgs[0]["latent_health"]["level"] == "marked" and msgs[0]["latent_health"]["merged"] == 0
     assert msgs[1]["latent_health"]["level"] == "collapsed" and msgs[1]["latent_health"]["step"] == 3
     assert msgs[1]["latent_health"]["merged"] == 1 and "merged by the rate limit" in msgs[1]["text"]
     assert msgs[0]["latent_health"]["previous"] is None  # the first logged step: nothing to turn from
-    assert msgs[0]["text"].startswith("latent-health: runs/x was already suspicious at step 0")
+    assert msgs[0]["text"].startswith("latent-health: runs/x was already marked at step 0")
     gap = server.requests[1]["time"] - server.requests[0]["time"]
     assert gap >= 0.55
     sink.close()
@@ -82,11 +82,11 @@ def test_rate_limit_merges_and_delays(server):
 
 def test_close_sends_pending_without_waiting_for_the_window(server):
     sink = AlertSink(server.url, min_interval=3600, repeat=True)
-    _feed(sink, ["suspicious", "collapsed"])
+    _feed(sink, ["marked", "collapsed"])
     t0 = time.monotonic()
     sink.close()
     assert time.monotonic() - t0 < 10
-    assert [m["latent_health"]["level"] for m in server.json()] == ["suspicious", "collapsed"]
+    assert [m["latent_health"]["level"] for m in server.json()] == ["marked", "collapsed"]
 
 
 def test_failing_endpoints_and_commands_are_logged_never_raised(server, caplog, tmp_path):
@@ -134,12 +134,12 @@ def test_command_gets_the_event_on_stdin_and_in_its_environment(tmp_path):
               f"json.dump({{'ev': ev, 'env': {{k: v for k, v in os.environ.items() if k.startswith('LATENT_HEALTH_')}}}}, "
               f"open({str(out)!r}, 'w'))")
     sink = AlertSink(command=[sys.executable, "-c", script], run_name="r1", min_interval=0)
-    _feed(sink, ["healthy", "suspicious"])
+    _feed(sink, ["healthy", "marked"])
     assert sink.flush(20) and sink.sent == 1
     got = json.loads(out.read_text())
-    assert got["ev"]["level"] == "suspicious" and got["ev"]["step"] == 1 and got["ev"]["run"] == "r1"
-    assert got["env"]["LATENT_HEALTH_LEVEL"] == "suspicious" and got["env"]["LATENT_HEALTH_STEP"] == "1"
-    assert got["env"]["LATENT_HEALTH_RUN"] == "r1" and "turned suspicious" in got["env"]["LATENT_HEALTH_MESSAGE"]
+    assert got["ev"]["level"] == "marked" and got["ev"]["step"] == 1 and got["ev"]["run"] == "r1"
+    assert got["env"]["LATENT_HEALTH_LEVEL"] == "marked" and got["env"]["LATENT_HEALTH_STEP"] == "1"
+    assert got["env"]["LATENT_HEALTH_RUN"] == "r1" and "turned marked" in got["env"]["LATENT_HEALTH_MESSAGE"]
     sink.close()
 
 
@@ -207,3 +207,20 @@ def test_levels_follow_the_shared_verdict_ranking(server):
     sink.close()
     with pytest.raises(ValueError, match="levels must be among"):
         AlertSink(server.url, levels=["degraded"])  # explicit levels must be the assessment's own
+
+
+def test_every_graded_level_alerts_once_on_the_way_up_unless_filtered(server):
+    from sigreg_core.assessment.severity import verdict_levels
+
+    ladder = list(verdict_levels())  # healthy, then each graded level, collapsed last
+    assert ladder[0] == "healthy" and ladder[-1] == "collapsed"
+    sink = AlertSink(server.url, min_interval=0)
+    _feed(sink, ladder + ladder[::-1] + ladder)  # up, down, up again: each level once
+    sink.flush(10)
+    assert [m["latent_health"]["level"] for m in server.json()] == ladder[1:]
+    sink.close()
+    few = AlertSink(server.url, min_interval=0, levels=ladder[-2:])
+    _feed(few, ladder)
+    few.flush(10)
+    assert [m["latent_health"]["level"] for m in server.json()[len(ladder) - 1:]] == ladder[-2:]
+    few.close()

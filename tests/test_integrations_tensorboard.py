@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from integration_helpers import ep_oracle
-from sigreg_core.assessment.severity import severity
+from sigreg_core.assessment.severity import severity, verdict_levels
 from sigreg_core.integrations.base import HEADLINE_KEYS, StepRecord, headline
 from sigreg_core.integrations.tensorboard import TensorBoardSink
 from sigreg_core.runs import RunReader, RunWriter
@@ -48,7 +48,8 @@ def test_scalars_and_histogram_read_back_match_the_index_and_an_independent_orac
     for k in ("sigreg", "sigreg_over_null", "log10_p", "rankme"):
         assert read[k] == pytest.approx(ts[k].to_dict(), rel=1e-6)  # TB stores float32
     assert read["severity"] == {s: severity(v) for s, v in ts["verdict"].items()}
-    assert read["severity"][0] == 0 and read["severity"][20] == 2  # healthy, then collapsed
+    levels = verdict_levels()  # healthy first, collapsed last
+    assert read["severity"][0] == 0 and read["severity"][20] == levels.index("collapsed") == len(levels) - 1
 
     for (step, z), ev in zip(_batches(), ea.Histograms("latent_health/slice_statistic")):
         oracle = ep_oracle(z.numpy(), M)
@@ -69,7 +70,7 @@ def test_users_own_writer_and_prefix(tmp_path):
 
     own = SummaryWriter(log_dir=str(tmp_path / "own"))
     sink = TensorBoardSink(own, prefix="health/", histogram=False)
-    rec = StepRecord(5, {"sigreg": 2.0, "sigreg_over_null": 1.9, "log10_p": float("-inf"), "verdict": "suspicious",
+    rec = StepRecord(5, {"sigreg": 2.0, "sigreg_over_null": 1.9, "log10_p": float("-inf"), "verdict": "mild",
                          "rankme": 7.5, "normalized_std": 0.3}, per_slice=np.ones(4))
     sink.log_step(rec)
     sink.close()  # flushes, does not close the user's writer
@@ -79,7 +80,7 @@ def test_users_own_writer_and_prefix(tmp_path):
     assert set(ea.Tags()["scalars"]) == {"health/sigreg", "health/sigreg_over_null", "health/severity",
                                          "health/rankme", "health/normalized_std", "user/loss"}
     assert ea.Tags()["histograms"] == []                      # histogram=False
-    assert ea.Scalars("health/severity")[0].value == 1.0
+    assert ea.Scalars("health/severity")[0].value == verdict_levels().index("mild") == 1
     assert "log10_p" not in headline(rec)                     # -inf is a gap, not a spike
     with pytest.raises(ValueError):
         TensorBoardSink(prefix="/")
@@ -134,7 +135,7 @@ def test_a_lightning_tensorboard_logger_is_used_through_its_experiment(tmp_path)
     sink.close()  # the logger's writer is flushed, not closed (it belongs to the Trainer)
     assert sink.writer is logger.experiment
     ea = _accumulator(logger.log_dir)
-    assert [(e.step, e.value) for e in ea.Scalars("latent_health/severity")] == [(4, 2.0)]
+    assert [(e.step, e.value) for e in ea.Scalars("latent_health/severity")] == [(4, len(verdict_levels()) - 1)]
     h = ea.Histograms("latent_health/slice_statistic")[0].histogram_value
     assert (h.num, h.min, h.max, h.sum) == (3, 1.0, 6.0, 9.0)
     logger.finalize("success")

@@ -22,18 +22,20 @@ def _script():
 
 
 def test_script_reproduces_shipped_files_byte_for_byte(tmp_path):
-    written = _script().make_all(tmp_path)
-    assert {p.name for p in written} == {p.name for p in SAMPLE_DIR.iterdir() if p.suffix in (".safetensors", ".json")}
+    # the real-encoder set is checked (up to float rounding) in tests/test_verdicts_real.py
+    written = _script().make_all(tmp_path, encoder=False)
+    shipped = {p.name for p in SAMPLE_DIR.iterdir() if p.suffix in (".safetensors", ".json")}
+    assert {p.name for p in written} == shipped - {"minilm-sentences.safetensors"}
     for p in written:
         assert p.read_bytes() == (SAMPLE_DIR / p.name).read_bytes(), f"{p.name} differs from the shipped file"
 
 
-def test_index_lists_seven_sets_healthy_first_with_descriptions():
+def test_index_lists_eight_sets_healthy_first_with_descriptions():
     samples = list_samples()
     names = [s.name for s in samples]
     assert names[0] == DEFAULT_SAMPLE == "healthy"
     assert set(names) == {"healthy", "full-collapse", "dimensional-collapse", "shifted", "anisotropic",
-                          "heavy-tailed", "bimodal"}
+                          "heavy-tailed", "bimodal", "minilm-sentences"}
     total = 0
     for s in samples:
         assert s.path.is_file()
@@ -57,8 +59,13 @@ def _excess_kurtosis(x):
 
 def test_each_sample_is_what_its_description_says():
     z = {s.name: load_sample(s.name).astype(np.float64) for s in list_samples()}
-    for a in z.values():
-        assert a.shape == (2048, 64) and np.isfinite(a).all()
+    for name, a in z.items():
+        assert a.shape == ((384, 384) if name == "minilm-sentences" else (2048, 64)) and np.isfinite(a).all()
+
+    e = z["minilm-sentences"]  # real sentence embeddings, rows L2-normalised as the model ships them
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    u = e @ e.T
+    assert 0.02 < (u.sum() - 384) / (384 * 383) < 0.5  # a cone (anisotropic), not one direction
 
     h = z["healthy"]
     assert abs(h.mean()) < 0.01 and abs(h.std() - 1) < 0.01
@@ -94,4 +101,4 @@ def test_index_json_matches_files():
     idx = json.loads((SAMPLE_DIR / "samples.json").read_text())
     for e in idx["samples"]:
         assert (SAMPLE_DIR / e["file"]).is_file()
-        assert e["rows"] == 2048 and e["dim"] == 64
+        assert (e["rows"], e["dim"]) == ((384, 384) if e["name"] == "minilm-sentences" else (2048, 64))

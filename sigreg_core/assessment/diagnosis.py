@@ -9,11 +9,16 @@ noise of a healthy batch of the same (N, D), so a N(0, I) batch triggers none:
 =======================  ====================================================================
 mode                     triggered when
 =======================  ====================================================================
-``full_collapse``        RMS per-dimension std < 0.05 (target 1): every row (nearly) the same
+``full_collapse``        relative spread sqrt(tr Cov) / sqrt(mean ||z||^2) < 0.25: the rows
+                         point one way (scale-invariant; 1 for a centred cloud)
 ``dimensional_collapse`` centred RankMe (entropy rank of the singular values of Z - mean)
-                         < 0.5 min(N - 1, D), or some covariance eigenvalues < 1e-4 x their
-                         mean (among the first min(N - 1, D))
-``shift``                ||mean vector|| > max(0.25, 3 sqrt(D / N))  (healthy: about sqrt(D/N))
+                         < 0.2 min(N - 1, D), or >= 5 % of the first min(N - 1, D) covariance
+                         eigenvalues < 1e-4 x their mean (< 1e-9 below N = 2D); on the covariance without
+                         the outlier rows when the set has outliers
+``outliers``             1 to 10 % of the rows far from the rest (robust distance, see
+                         :mod:`sigreg_core.assessment.rows`); which rows is exported
+``shift``                ||mean vector|| / RMS std > max(0.25, 3 sqrt(D / N))  (healthy: about
+                         sqrt(D/N)); relative to the spread, so it does not change with the scale
 ``scale``                RMS per-dimension std outside [0.75, 1.33], or some dimension's std
                          outside [0.5, 2]
 ``anisotropy``           lambda_max / mean(lambda) > 1.5 (1 + sqrt(D/N))^2, or (N > 2D)
@@ -25,7 +30,7 @@ mode                     triggered when
                          over those slices > 0.75 (Gaussian 1/3, uniform 5/9, +-1 coin 1)
 =======================  ====================================================================
 
-``full_collapse`` supersedes ``dimensional_collapse``, ``scale`` and ``anisotropy``
+``full_collapse`` supersedes ``dimensional_collapse``, ``shift``, ``scale`` and ``anisotropy``
 (they follow from it).  The shape modes (``heavy_tails``, ``multimodal``) are
 reported only when the batch departs significantly (verdict p-value < 1e-3):
 sample kurtosis and skewness of small healthy batches have long tails.
@@ -38,12 +43,14 @@ from typing import Iterable
 import numpy as np
 
 from sigreg_core.assessment.metrics import rankme
+from sigreg_core.assessment.verdict import DEAD_EIGEN, DEAD_FRACTION, FULL_SPREAD, RANK_FRACTION
 
-__all__ = ["MODES", "diagnose", "centred_rankme"]
+__all__ = ["MODES", "diagnose", "centred_rankme", "relative_spread", "rank_loss"]
 
 MODES = (
     "full_collapse",
     "dimensional_collapse",
+    "outliers",
     "shift",
     "scale",
     "anisotropy",
@@ -51,9 +58,6 @@ MODES = (
     "multimodal",
 )
 
-FULL_COLLAPSE_STD = 0.05
-RANK_FRACTION = 0.5
-DEAD_EIGEN = 1e-4
 SHIFT_MIN = 0.25
 SCALE_RMS = (0.75, 1.33)
 SCALE_DIM = (0.5, 2.0)
@@ -74,8 +78,29 @@ def _ev(mode: str, evidence: str, value: float, threshold) -> dict:
     return {"mode": mode, "evidence": evidence, "value": float(value), "threshold": threshold}
 
 
+def relative_spread(metrics: dict) -> float:
+    """sqrt(tr Cov) / sqrt(mean ||z_n||^2) (population moments): 0 when all rows coincide, 1 when centred."""
+    dim_std = np.asarray(metrics["dim_std"], dtype=np.float64)
+    tr = float(np.sum(dim_std**2))
+    msq = tr + float(metrics.get("mean_norm", 0.0)) ** 2
+    return math.sqrt(tr / msq) if msq > 0 else 0.0
+
+
+def rank_loss(eigenvalues, n: int, dim: int) -> tuple[float, int, int]:
+    """(centred RankMe / k, dead eigenvalues, k = min(N - 1, D)) of a covariance spectrum."""
+    ev = np.sort(np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None))[::-1]
+    k = max(1, min(int(n) - 1, int(dim)))
+    top = ev[:k]
+    mean_ev = float(top.mean()) if top.size else 0.0
+    # below N = 2D the Marchenko–Pastur lower edge (1 - sqrt(D/N))^2 reaches 0 for healthy data:
+    # only numerically zero eigenvalues count as dead there
+    thr = DEAD_EIGEN if int(n) >= 2 * int(dim) else 1e-9
+    dead = int(np.sum(top < thr * mean_ev)) if mean_ev > 0 else 0
+    return centred_rankme(ev, n) / k, dead, k
+
+
 def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.ndarray]] = (),
-             significant: bool = True) -> list[dict]:
+             significant: bool = True, *, robust_eigenvalues=None, outliers: "dict | None" = None) -> list[dict]:
     """Detected modes, most severe first, each ``{"mode", "evidence", "value", "threshold"}``.
 
     ``metrics``: from :func:`sigreg_core.assessment.metrics.metrics_from_sums` (needs n, dim,
@@ -95,34 +120,41 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
     ratio = math.sqrt(dim / n)
     found: list[dict] = []
 
-    full = rms < FULL_COLLAPSE_STD
+    spread = relative_spread(metrics)
+    full = spread < FULL_SPREAD
     if full:
-        found.append(_ev("full_collapse", f"RMS per-dimension std = {rms:.3g} (threshold {FULL_COLLAPSE_STD})",
-                         rms, FULL_COLLAPSE_STD))
+        found.append(_ev("full_collapse",
+                         f"relative spread sqrt(tr Cov) / RMS row norm = {spread:.3g} (threshold {FULL_SPREAD}): "
+                         f"the rows point one way", spread, FULL_SPREAD))
 
     if not full:
-        k = max(1, min(n - 1, dim))
-        top = ev[:k]
-        crm = centred_rankme(ev, n)
+        rob = ev if robust_eigenvalues is None else robust_eigenvalues
+        frac, dead, k = rank_loss(rob, n, dim)  # robust eigenvalues come with metrics of the same rows
+        crm = frac * k
         lim = RANK_FRACTION * k
-        mean_ev = float(top.mean()) if top.size else 0.0
-        dead = int(np.sum(top < DEAD_EIGEN * mean_ev)) if mean_ev > 0 else 0
+        note = " (outlier rows set aside)" if robust_eigenvalues is not None else ""
         if crm < lim:
             found.append(_ev("dimensional_collapse",
-                             f"centred RankMe = {crm:.2f} of {k} (threshold {lim:.1f}); {dead} near-zero eigenvalues",
-                             crm, lim))
-        elif dead > 0:
+                             f"centred RankMe = {crm:.2f} of {k} (threshold {lim:.1f}); {dead} near-zero "
+                             f"eigenvalues{note}", crm, lim))
+        elif dead >= max(1.0, DEAD_FRACTION * k):
             found.append(_ev("dimensional_collapse",
                              f"{dead} of {k} covariance eigenvalues below {DEAD_EIGEN:g} x their mean "
-                             f"(centred RankMe {crm:.2f})", dead, 0))
+                             f"(centred RankMe {crm:.2f}){note}", dead, 0))
+
+    if outliers and outliers.get("is_mode"):
+        found.append(_ev("outliers", f"{outliers['count']} rows ({100 * outliers['fraction']:.2g} %) far from the "
+                                     f"rest (robust distance > {outliers['threshold']:.3g} x the median)",
+                         outliers["count"], outliers["threshold"]))
 
     mn = float(metrics.get("mean_norm", np.linalg.norm(dim_mean)))
+    rel = mn / rms if rms > 0 else (0.0 if mn == 0 else float("inf"))
     thr = max(SHIFT_MIN, 3 * ratio)
-    if mn > thr:
+    if rel > thr and not full:
         j = int(np.argmax(np.abs(dim_mean)))
         found.append(_ev("shift",
-                         f"|mean vector| = {mn:.3g} (threshold {thr:.3g}); max |dim mean| = {abs(dim_mean[j]):.3g} "
-                         f"(dim {j})", mn, thr))
+                         f"|mean vector| = {mn:.3g} = {rel:.3g} x the RMS std (threshold {thr:.3g}); "
+                         f"max |dim mean| = {abs(dim_mean[j]):.3g} (dim {j})", rel, thr))
 
     if not full:
         lo, hi = SCALE_RMS

@@ -34,6 +34,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from sigreg_core.assessment.budget import check_dense_dim
+
 __all__ = ["MomentSums", "companion_metrics", "metrics_from_sums", "rankme", "RANKME_EPS"]
 
 RANKME_EPS = 1e-7
@@ -68,6 +70,8 @@ class MomentSums:
 
     def __post_init__(self) -> None:
         d = int(self.dim)
+        if self.s2 is None:
+            check_dense_dim(d)  # the (D, D) sums below: refuse before allocating (assessment/budget.py)
         f64 = dict(dtype=torch.float64)
         if self.s1 is None:
             self.s1 = torch.zeros(d, **f64)
@@ -117,6 +121,19 @@ class MomentSums:
         self.s1, self.s2, self.u1, self.u2, n = _dist.all_reduce_sum(self.s1, self.s2, self.u1, self.u2, n)
         self.n = int(round(float(n)))
         return self
+
+    def minus(self, other: "MomentSums") -> "MomentSums":
+        """The sums of the rows of ``self`` that are not in ``other`` (same shift required)."""
+        if other.shift is not None and self.shift is not None and not torch.equal(other.shift, self.shift):
+            raise ValueError("MomentSums.minus needs both sums taken with the same shift")
+        return MomentSums(self.dim, n=self.n - other.n, shift=self.shift, s1=self.s1 - other.s1,
+                          s2=self.s2 - other.s2, u1=self.u1 - other.u1, u2=self.u2 - other.u2)
+
+    def scaled(self, c: float) -> "MomentSums":
+        """The sums of the rows multiplied by ``c`` > 0 (the normalised-row sums do not change)."""
+        c = float(c)
+        return MomentSums(self.dim, n=self.n, shift=None if self.shift is None else self.shift * c,
+                          s1=self.s1 * c, s2=self.s2 * (c * c), u1=self.u1.clone(), u2=self.u2.clone())
 
     # ------------------------------------------------------------ derived
     @property

@@ -241,7 +241,8 @@ def score_slices(
         if reduce:
             s1, s2, cnt = _dist.all_reduce_sum(s1, s2, cnt)
         mu = s1 / cnt
-        sd = torch.sqrt(torch.clamp(s2 / cnt - mu * mu, min=0.0)).clamp_min(1e-12)
+        var = torch.clamp(s2 / cnt - mu * mu, min=0.0) * cnt / (cnt - p.std_ddof).clamp_min(1.0)
+        sd = torch.sqrt(var).clamp_min(1e-12)
         mu, sd = mu.to(dev, work_dtype), sd.to(dev, work_dtype)
 
     # the coordinate axes need no projection: the slices are the columns themselves

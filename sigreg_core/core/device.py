@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device", "device_report", "cuda_available"]
+__all__ = ["resolve_device", "device_report", "cuda_available", "openmp_spin_note"]
 
 
 def cuda_available() -> bool:
@@ -32,9 +32,24 @@ def resolve_device(device: "str | torch.device | None" = "auto") -> torch.device
     return dev
 
 
+def openmp_spin_note() -> str:
+    """A note when OpenMP threads spin-wait (torch was imported before sigreg_core, no OMP_WAIT_POLICY).
+
+    Empty when the passive policy is in effect or the user chose a policy.
+    """
+    import sigreg_core
+
+    if getattr(sigreg_core, "_OMP_POLICY_LATE", False):
+        return ("OpenMP threads spin-wait (torch was imported before sigreg_core): set OMP_WAIT_POLICY=PASSIVE "
+                "in the environment, or import sigreg_core first, when the CPU is shared")
+    return ""
+
+
 def device_report() -> str:
     """One line saying what was detected (shown in the app's sidebar and the CLI)."""
     if cuda_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return f"CUDA: {', '.join(names)} (torch {torch.__version__})"
-    return f"CPU only: {torch.get_num_threads()} threads, no CUDA GPU detected (torch {torch.__version__})"
+    line = f"CPU only: {torch.get_num_threads()} threads, no CUDA GPU detected (torch {torch.__version__})"
+    note = openmp_spin_note()
+    return f"{line}; {note}" if note else line

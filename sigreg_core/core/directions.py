@@ -8,9 +8,12 @@ every device, so a value computed here can be held against a training log.
 """
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 import torch
 
-__all__ = ["sample_directions", "check_directions"]
+__all__ = ["sample_directions", "sample_directions_serial", "check_directions", "DrawCache"]
 
 
 def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
@@ -26,7 +29,35 @@ def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"sample_directions: num_slices must be >= 1, got {num_slices}")
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
-    return a / a.norm(p=2, dim=0, keepdim=True)
+    return a.div_(a.norm(p=2, dim=0, keepdim=True))
+
+
+#: largest D for which :func:`sample_directions_serial` keeps every op below torch's
+#: parallel grain (32768 elements), so a background thread never starts an OpenMP team
+SERIAL_MAX_DIM = 16384
+
+
+def sample_directions_serial(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
+    """:func:`sample_directions`, bit for bit, in single-threaded pieces (for a background thread).
+
+    ``torch.randn`` with a generator is serial; the column norms and the division
+    are taken on blocks of columns small enough (D x block <= 16384 elements) that
+    torch runs them on the calling thread.  A column's norm is the same reduction
+    over the same D values either way (tests/test_statistic.py checks equality
+    across shapes).  For D > ``SERIAL_MAX_DIM`` it falls back to the plain draw.
+    """
+    dim, num_slices, seed = int(dim), int(num_slices), int(seed)
+    if dim > SERIAL_MAX_DIM:
+        return sample_directions(dim, num_slices, seed)
+    if dim < 1 or num_slices < 1:
+        return sample_directions(dim, num_slices, seed)  # raises the clear error
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
+    block = max(1, SERIAL_MAX_DIM // dim)
+    for j in range(0, num_slices, block):
+        part = a[:, j : j + block]
+        part.div_(part.norm(p=2, dim=0, keepdim=True))
+    return a
 
 
 def check_directions(directions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -53,3 +84,57 @@ def check_directions(directions: torch.Tensor, dim: int) -> torch.Tensor:
     if bad.numel():
         raise ValueError(f"direction {int(bad[0])} has zero norm; every slice needs a non-zero direction")
     return directions
+
+
+class DrawCache:
+    """A training loop's seeded draws: the last one, and the next one drawn ahead in a thread.
+
+    Every entry is ``sample_directions(dim, m, seed)`` exactly (LeJEPA's draw, on the
+    CPU), moved to the device the embeddings live on; it is keyed by
+    (dim, m, seed, device), so a changed step counter or dimension simply draws anew.
+    """
+
+    _POOL = None
+    _POOL_PID = 0
+
+    def __init__(self) -> None:
+        self._last: Optional[tuple] = None
+        self._ahead: Optional[tuple] = None
+
+    @classmethod
+    def _pool(cls):
+        if cls._POOL is None or cls._POOL_PID != os.getpid():  # a forked child has no worker thread
+            from concurrent.futures import ThreadPoolExecutor
+
+            cls._POOL_PID = os.getpid()
+
+            # one worker whose torch ops stay below the parallel grain: no second OpenMP team
+            cls._POOL = ThreadPoolExecutor(1, thread_name_prefix="sigreg-directions")
+        return cls._POOL
+
+    @staticmethod
+    def _draw(dim: int, m: int, seed: int, device, serial: bool = False) -> torch.Tensor:
+        a = (sample_directions_serial if serial else sample_directions)(dim, m, seed)
+        if device is not None and torch.device(device).type != "cpu":
+            a = a.to(device, non_blocking=False)
+        return a
+
+    def get(self, dim: int, m: int, seed: int, device=None) -> torch.Tensor:
+        key = (dim, m, seed, "cpu" if device is None else str(device))
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        a = None
+        if self._ahead is not None and self._ahead[0] == key and self._ahead[2] == os.getpid():
+            a = self._ahead[1].result()
+        self._ahead = None
+        if a is None:
+            a = self._draw(dim, m, seed, device)
+        self._last = (key, a)
+        return a
+
+    def prefetch(self, dim: int, m: int, seed: int, device=None) -> None:
+        key = (dim, m, seed, "cpu" if device is None else str(device))
+        if dim > SERIAL_MAX_DIM:
+            return  # the serial draw would not be serial: draw on the caller's thread instead
+        if self._ahead is None or self._ahead[0] != key:
+            self._ahead = (key, self._pool().submit(self._draw, dim, m, seed, device, True), os.getpid())

@@ -39,7 +39,9 @@ the squared modulus of the ECF with that of N(0, 1):
 
     MOD(x) = (1/K) sum_k ( Cbar_k^2 + Sbar_k^2 - exp(-t_k^2) )^2.
 
-It ignores the phase of the ECF, so it cannot see a shift.  Its node range is not
+It ignores the phase of the ECF, so it cannot see a shift.  As in the blog's code,
+each dimension is standardised with ``torch.std`` (ddof 1) and batches of fewer than
+4 rows score 0 (``std_ddof=1``, ``min_rows=4``).  Its node range is not
 published; we use 20 equispaced nodes on [0.25, 3] (t = 0 is excluded because
 there the difference is identically zero; 3 is the range of the lejepa grid).
 It is offered as the named custom configuration ``modulus`` only, never as a default.
@@ -77,6 +79,10 @@ class Preset:
     bandwidth: window ``exp(-t^2 / (2 b^2))``; ``None`` for no window.
     scale_by_n: multiply by the number of rows N (lejepa) or not.
     standardize: standardise each input dimension (zero mean, unit variance) first.
+    std_ddof: delta degrees of freedom of that standardisation (0: population std;
+        1: ``torch.std``'s default, what the blog-post modulus code uses).
+    min_rows: below this many rows the statistic is defined as 0 (the blog-post
+        modulus code returns 0 for batches of fewer than 4 rows); 2 otherwise.
     form: ``"ecf"`` (the Epps–Pulley integrand) or ``"modulus"``.
     description, source: shown in the app and the Method page.
     """
@@ -90,6 +96,8 @@ class Preset:
     scale_by_n: bool = True
     standardize: bool = False
     form: Form = "ecf"
+    std_ddof: int = 0
+    min_rows: int = 2
     description: str = ""
     source: str = ""
 
@@ -104,6 +112,8 @@ class Preset:
             raise ValueError(f"preset {self.name!r}: unknown quadrature {self.quadrature!r}")
         if self.form not in ("ecf", "modulus"):
             raise ValueError(f"preset {self.name!r}: unknown form {self.form!r}")
+        if self.std_ddof not in (0, 1) or self.min_rows < 2:
+            raise ValueError(f"preset {self.name!r}: std_ddof must be 0 or 1 and min_rows >= 2")
         if self.bandwidth is not None and not self.bandwidth > 0:
             raise ValueError(f"preset {self.name!r}: bandwidth must be > 0 or None")
 
@@ -197,6 +207,8 @@ class Preset:
         standardize: bool = False,
         form: Form = "ecf",
         name: str = "custom",
+        std_ddof: int = 0,
+        min_rows: int = 2,
     ) -> "Preset":
         """A hand-built configuration; defaults reproduce ``lejepa``."""
         return cls(
@@ -209,6 +221,8 @@ class Preset:
             scale_by_n=bool(scale_by_n),
             standardize=bool(standardize),
             form=form,
+            std_ddof=int(std_ddof),
+            min_rows=int(min_rows),
             description="custom configuration",
             source="user",
         )
@@ -269,7 +283,9 @@ PRESETS: dict[str, Preset] = {
         scale_by_n=False,
         standardize=True,
         form="modulus",
-        description="custom: standardise dims, mean over 20 nodes on [0.25, 3] of (|ECF|² - exp(-t²))²; blind to shifts",
+        std_ddof=1,
+        min_rows=4,
+        description="custom: standardise dims (torch.std, ddof 1), 0 below 4 rows, mean over 20 nodes on [0.25, 3] of (|ECF|² - exp(-t²))²; blind to shifts",
         source="blog-post form (node range not published; ours documented above)",
     ),
 }

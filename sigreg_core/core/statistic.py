@@ -23,20 +23,26 @@ How it is computed
 
   which for the ECF form is 2 sum_k c_k t_k [Sbar cos - (Cbar - phi) sin] x s(N)/N
   (SIGREG.md §3).  A second pass over the chunks evaluates it with the same
-  fused kernel and returns dZ = G A^T; the projection is recomputed rather
-  than stored.  Under distributed training each rank's rows get exactly the
-  gradient they have in the single-process computation on the global batch.
+  fused kernel (node-count specialised, like the sums) and returns dZ = G A^T.
+  The projection Z A is kept from the forward pass when it fits
+  ``KEEP_PROJECTION_BYTES`` (all views together; two GEMMs per step, not three) and recomputed
+  chunk by chunk otherwise.  Under distributed training each rank's rows get
+  exactly the gradient they have in the single-process computation on the
+  global batch.
+* A training step pays only for the arithmetic: directions the ``SIGReg``
+  module drew itself are not re-validated, the grid constants are built once
+  per preset and device, and the module's next seeded draw is prepared while
+  the current step runs (it stays LeJEPA's draw, bit for bit).
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 import torch
 
 from sigreg_core.core import distributed as _dist
-from sigreg_core.core.directions import check_directions, sample_directions
+from sigreg_core.core.directions import DrawCache, check_directions, sample_directions
 from sigreg_core.core.ecf import ecf_sums, ecf_weighted_sum
 from sigreg_core.core.presets import Preset, get_preset
 
@@ -53,6 +59,22 @@ __all__ = [
 
 #: elements of one (rows x M) projected chunk (64 MiB in float32)
 CHUNK_ELEMENTS = 1 << 24
+#: the forward keeps the projection Z A for the backward up to this size (else recomputes it)
+KEEP_PROJECTION_BYTES = 1 << 28
+
+_CONSTANTS: dict = {}
+
+
+def _grid_constants(preset: Preset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(nodes t_k, weights c_k) as float64 tensors on ``device``, built once per preset and device."""
+    key = (preset, device)
+    got = _CONSTANTS.get(key)
+    if got is None:
+        got = _CONSTANTS[key] = (
+            torch.as_tensor(preset.nodes, dtype=torch.float64, device=device),
+            torch.as_tensor(preset.weights, dtype=torch.float64, device=device),
+        )
+    return got
 
 
 def default_chunk_rows(num_slices: int) -> int:
@@ -118,8 +140,7 @@ def statistic_from_sums(
     derivatives of the statistic with respect to Cbar and Sbar (for the gradient).
     """
     dev = sum_cos.device
-    nodes = torch.as_tensor(preset.nodes, dtype=torch.float64, device=dev)
-    c = torch.as_tensor(preset.weights, dtype=torch.float64, device=dev)
+    nodes, c = _grid_constants(preset, dev)
     n = torch.as_tensor(n, dtype=torch.float64, device=dev)
     cbar = sum_cos / n
     sbar = sum_sin / n
@@ -142,19 +163,25 @@ class _SlicedEppsPulley(torch.autograd.Function):
     """Per-slice statistic of z @ A (or of z itself when A is None), streamed over rows."""
 
     @staticmethod
-    def forward(ctx, z, directions, preset, chunk_rows, reduce):  # type: ignore[override]
+    def forward(ctx, z, directions, preset, chunk_rows, reduce, keep_bytes=0):  # type: ignore[override]
         n_local = z.shape[0]
         m = z.shape[1] if directions is None else directions.shape[1]
-        k = preset.num_nodes
-        sum_c = torch.zeros(m, k, dtype=torch.float64, device=z.device)
-        sum_s = torch.zeros(m, k, dtype=torch.float64, device=z.device)
+        # keep Z A for the backward when a gradient is wanted and it fits the budget
+        keep = directions is not None and ctx.needs_input_grad[0] and n_local * m * z.element_size() <= keep_bytes
+        kept = []
+        sum_c = sum_s = None
         for r0 in range(0, n_local, chunk_rows):
             x = z[r0 : r0 + chunk_rows]
             if directions is not None:
                 x = x @ directions
+                if keep:
+                    kept.append(x)
             cs, ss = ecf_sums(x, preset.nodes)
-            sum_c += cs.to(z.device)
-            sum_s += ss.to(z.device)
+            if sum_c is None:
+                sum_c, sum_s = cs.to(z.device), ss.to(z.device)
+            else:
+                sum_c += cs.to(z.device)
+                sum_s += ss.to(z.device)
         n = torch.tensor(float(n_local), dtype=torch.float64, device=z.device)
         if reduce:
             sum_c, sum_s, n = _dist.all_reduce_sum(sum_c, sum_s, n)
@@ -163,6 +190,7 @@ class _SlicedEppsPulley(torch.autograd.Function):
         ctx.has_dirs = directions is not None
         ctx.preset = preset
         ctx.chunk_rows = chunk_rows
+        ctx.kept = kept
         ctx.g = (g_c, g_s, n)
         return stat.to(z.dtype)
 
@@ -170,30 +198,38 @@ class _SlicedEppsPulley(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         z, directions = ctx.saved_tensors
         directions = directions if ctx.has_dirs else None
+        kept, ctx.kept = ctx.kept, None
         g_c, g_s, n = ctx.g
         preset = ctx.preset
-        nodes = torch.as_tensor(preset.nodes, dtype=torch.float64, device=g_c.device)
+        nodes, _ = _grid_constants(preset, g_c.device)
         w = grad_out.to(torch.float64)[:, None] * nodes / n
         coef_cos = w * g_s  # multiplies cos(t_k x)
         coef_sin = -w * g_c  # multiplies sin(t_k x)
+        rows = ctx.chunk_rows
+        if z.shape[0] <= rows:  # one chunk: no copy into a preallocated gradient
+            x = kept[0] if kept else (z @ directions if directions is not None else z)
+            g = ecf_weighted_sum(x, preset.nodes, coef_cos, coef_sin).to(device=z.device, dtype=z.dtype)
+            return (g @ directions.T if directions is not None else g), None, None, None, None, None
         grad_z = torch.empty_like(z)
-        for r0 in range(0, z.shape[0], ctx.chunk_rows):
-            zc = z[r0 : r0 + ctx.chunk_rows]
-            x = zc @ directions if directions is not None else zc
-            g = ecf_weighted_sum(x, preset.nodes, coef_cos, coef_sin).to(z.dtype)
-            grad_z[r0 : r0 + ctx.chunk_rows] = g @ directions.T if directions is not None else g
-        grad_dirs = None
-        return grad_z, grad_dirs, None, None, None
+        for i, r0 in enumerate(range(0, z.shape[0], rows)):
+            zc = z[r0 : r0 + rows]
+            x = kept[i] if kept else (zc @ directions if directions is not None else zc)
+            g = ecf_weighted_sum(x, preset.nodes, coef_cos, coef_sin).to(device=z.device, dtype=z.dtype)
+            if directions is not None:
+                torch.matmul(g, directions.T, out=grad_z[r0 : r0 + rows])
+            else:
+                grad_z[r0 : r0 + rows] = g
+        return grad_z, None, None, None, None, None
 
 
-def _standardize(z: torch.Tensor, reduce: bool) -> torch.Tensor:
+def _standardize(z: torch.Tensor, reduce: bool, ddof: int = 0) -> torch.Tensor:
     if reduce:
         raise ValueError(
             "per-dimension standardisation (this preset) is not supported under torch.distributed; "
             "use a preset without standardize, or score on one process"
         )
     mean = z.mean(-2, keepdim=True)
-    std = z.std(-2, unbiased=False, keepdim=True)
+    std = z.std(-2, correction=int(ddof), keepdim=True)
     return (z - mean) / std.clamp_min(torch.finfo(z.dtype).tiny ** 0.5)
 
 
@@ -237,11 +273,13 @@ def epps_pulley(
     reduce = _dist.resolve_distributed(distributed)
     xc = _compute_dtype(x)
     if p.standardize:
-        xc = _standardize(xc, reduce)
+        xc = _standardize(xc, reduce, p.std_ddof)
+    if xc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
+        return (xc.sum(-2) * 0.0).to(x.dtype if x.dtype == torch.float64 else torch.float32)
     lead = xc.shape[:-2]
     flat = xc.reshape(-1, xc.shape[-2], xc.shape[-1])
     rows = chunk_rows or default_chunk_rows(flat.shape[-1])
-    out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce) for v in flat])
+    out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce, 0) for v in flat])
     _ensure_finite(out, x, "x")
     return out.reshape(*lead, flat.shape[-1]).to(x.dtype if x.dtype == torch.float64 else torch.float32)
 
@@ -269,24 +307,35 @@ def sigreg(
     p = get_preset(preset)
     z = as_float_tensor(z, "z")
     check_shape(z, "z")
-    reduce = _dist.resolve_distributed(distributed)
-    zc = _compute_dtype(z)
-    d = zc.shape[-1]
+    d = z.shape[-1]
     if directions is None:
         a = sample_directions(d, num_slices, seed)
     else:
         a = check_directions(directions, d)
+    return _sigreg(z, a, p, _dist.resolve_distributed(distributed), chunk_rows, return_slices)
+
+
+def _sigreg(z: torch.Tensor, a: torch.Tensor, p: Preset, reduce: bool, chunk_rows, return_slices: bool):
+    """The statistic of a checked ``z`` on directions ``a`` that are known to be valid."""
+    zc = _compute_dtype(z)
+    d = zc.shape[-1]
     a = a.to(device=zc.device, dtype=zc.dtype)
     if p.standardize:
-        zc = _standardize(zc, reduce)
-    lead = zc.shape[:-2]
-    flat = zc.reshape(-1, zc.shape[-2], d)
+        zc = _standardize(zc, reduce, p.std_ddof)
+    if zc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
+        zero = zc.sum() * 0.0
+        return (zero, torch.zeros(*zc.shape[:-2], a.shape[1], dtype=zc.dtype)) if return_slices else zero
     rows = chunk_rows or default_chunk_rows(a.shape[1])
-    per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce) for v in flat])
+    if zc.ndim == 2:
+        per = _SlicedEppsPulley.apply(zc, a, p, rows, reduce, KEEP_PROJECTION_BYTES)[None]
+    else:
+        flat = zc.reshape(-1, zc.shape[-2], d)
+        keep = KEEP_PROJECTION_BYTES // flat.shape[0]  # the budget holds for all views together
+        per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce, keep) for v in flat])
     _ensure_finite(per, z, "z")
     value = per.mean()
     if return_slices:
-        return value, per.reshape(*lead, a.shape[1])
+        return value, per.reshape(*zc.shape[:-2], a.shape[1])
     return value
 
 
@@ -300,6 +349,12 @@ class SIGReg(torch.nn.Module):
     synchronised to the maximum over ranks so all ranks use the same directions.
     With ``fixed_directions=True`` (or explicit ``directions``) the same
     directions are used on every call.
+
+    The draw of the next step (seed + step + 1) is prepared in a background
+    thread while the current step computes (``prefetch=True``, the default); it
+    is the same seeded draw, bit for bit, and is used only if the next call asks
+    for exactly that seed and dimension.  Directions the module drew (or that
+    were checked once at construction) are not re-validated on every call.
 
     Example::
 
@@ -315,28 +370,30 @@ class SIGReg(torch.nn.Module):
         seed: int = 0,
         fixed_directions: bool = False,
         directions: Optional[torch.Tensor] = None,
+        prefetch: bool = True,
     ) -> None:
         super().__init__()
         self.preset = get_preset(preset)
         self.num_slices = int(num_slices)
+        if self.num_slices < 1:
+            raise ValueError(f"SIGReg: num_slices must be >= 1, got {num_slices}")
         self.seed = int(seed)
         self.fixed_directions = bool(fixed_directions or directions is not None)
+        self.prefetch = bool(prefetch)
+        if directions is not None:
+            directions = torch.as_tensor(directions, dtype=torch.float32)
+            directions = check_directions(directions, directions.shape[0] if directions.ndim == 2 else -1)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self.register_buffer(
-            "directions",
-            None if directions is None else torch.as_tensor(directions, dtype=torch.float32),
-            persistent=directions is not None,
-        )
+        self.register_buffer("directions", directions, persistent=directions is not None)
+        self._drawn = DrawCache()
 
     def extra_repr(self) -> str:
         mode = "fixed" if self.fixed_directions else "fresh per step"
         return f"preset={self.preset.name}, num_slices={self.num_slices}, directions={mode}"
 
-    def current_directions(self, dim: int) -> torch.Tensor:
-        if self.directions is not None:
-            return self.directions
+    def _next_seed(self) -> int:
         if self.fixed_directions:
-            return sample_directions(dim, self.num_slices, self.seed)
+            return self.seed
         step = self.step.detach().clone()
         if _dist.group_active():
             import torch.distributed as dist
@@ -344,12 +401,41 @@ class SIGReg(torch.nn.Module):
             if dist.get_backend() == "nccl":
                 step = step.to(torch.device("cuda", torch.cuda.current_device()))
             dist.all_reduce(step, op=dist.ReduceOp.MAX)
-        return sample_directions(dim, self.num_slices, self.seed + int(step))
+        return self.seed + int(step)
+
+    def current_directions(self, dim: int) -> torch.Tensor:
+        """The directions of the next call (D, M), float32 on the CPU (or the given buffer)."""
+        if self.directions is not None:
+            return self.directions
+        return self._drawn.get(int(dim), self.num_slices, self._next_seed())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        a = self.current_directions(z.shape[-1])
-        value = sigreg(z, preset=self.preset, directions=a)
+        z = as_float_tensor(z, "z")
+        check_shape(z, "z")
+        d = z.shape[-1]
+        if self.directions is not None:
+            if self.directions.shape[0] != d:
+                raise ValueError(
+                    f"directions have {self.directions.shape[0]} rows but the embeddings have D = {d} dimensions"
+                )
+            a = self.directions
+        else:
+            seed = self._next_seed()
+            a = self._drawn.get(d, self.num_slices, seed, device=z.device)
+            if self.prefetch and not self.fixed_directions:
+                self._drawn.prefetch(d, self.num_slices, seed + 1, device=z.device)
+        value = _sigreg(z, a, self.preset, _dist.group_active(), None, False)
         with torch.no_grad():
             self.step.add_(1)
         return value
 
+    # the background draw is not state: drop it from pickles and deep copies
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_drawn"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._drawn = DrawCache()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -200,18 +199,28 @@ def _raw_probe(path: Path, key: Optional[str], max_bytes) -> Any:
     if isinstance(obj, torch.Tensor):
         if key is not None:
             raise CheckpointError(f"{path.name}: holds one tensor, no key {key!r}")
-        return obj
+        return _real_tensor(obj, path.name)
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if key is None:
             if len(tensors) != 1:
                 raise CheckpointError(f"{path.name}: holds {len(tensors)} tensors ({', '.join(list(tensors)[:8])}); "
                                       "pick one with key (CLI --key)")
-            return next(iter(tensors.values()))
+            return _real_tensor(next(iter(tensors.values())), path.name)
         if key not in tensors:
             raise CheckpointError(f"{path.name}: no tensor {key!r}; it holds {', '.join(list(tensors)[:8])}")
-        return tensors[key]
+        return _real_tensor(tensors[key], path.name)
     raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a tensor or a dict of tensors")
+
+
+def _real_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse zero-stride / overlapping views: 4 stored bytes must not become a 1 GiB probe batch."""
+    from sigreg_core.inputs.formats.pt import _view_problem
+
+    problem = _view_problem(t) if t.layout == torch.strided else None
+    if problem:
+        raise CheckpointError(f"{name}: the probe tensor {problem}")
+    return t
 
 
 def load_probe(
@@ -396,259 +405,18 @@ def embed_checkpoint(
     return EmbedResult(array=z, notices=notices, meta=meta)
 
 
-# ----------------------------------------------------------------------------- state_dict route
-def import_factory(spec: str) -> Callable:
-    """``package.module:factory`` → the callable (the current directory is importable, as with ``python -m``)."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise CheckpointError(f"model spec {spec!r} must look like package.module:factory")
-    mod_name, attr = spec.split(":")
-    if not mod_name or not attr:
-        raise CheckpointError(f"model spec {spec!r} must look like package.module:factory")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        mod = importlib.import_module(mod_name)
-    except Exception as exc:
-        raise CheckpointError(f"cannot import {mod_name!r} for --model {spec} ({type(exc).__name__}: "
-                              f"{_first_line(exc)}); run from the directory that holds your model code") from None
-    obj: Any = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise CheckpointError(f"module {mod_name!r} has no {attr!r} (from --model {spec})")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise CheckpointError(f"{spec} is not callable; point --model at a function or class that builds the model")
-    return obj
+_MOVED = {
+    "import_factory": "sigreg_core.inputs.statedict",
+    "load_state_dict_file": "sigreg_core.inputs.statedict",
+    "save_embeddings": "sigreg_core.inputs.statedict",
+    "embed_state_dict": "sigreg_core.inputs.statedict",
+    "add_embed_parser": "sigreg_core.inputs.embed_cli",
+    "run_embed": "sigreg_core.inputs.embed_cli",
+}
 
 
-def load_state_dict_file(path: Union[str, os.PathLike], state_key: Optional[str] = None) -> tuple[dict, list]:
-    """A state_dict from ``path`` (``torch.load(weights_only=True)`` or safetensors), and notices.
-
-    A training checkpoint that nests the weights (``{"state_dict": ..., "optimizer": ...}``)
-    is unwrapped with ``state_key`` or, failing that, the one of the usual keys
-    (state_dict, model_state_dict, model, module, encoder, net, backbone) present; a
-    common ``module.`` prefix (DistributedDataParallel) is removed.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint not found")
-    notices = []
-    if p.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            obj = load_file(str(p))
-        except Exception as exc:
-            raise CheckpointError(f"{p.name}: cannot read as safetensors ({_first_line(exc)})") from None
-    else:
-        try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(
-                f"{p.name}: torch.load(weights_only=True) refused it ({type(exc).__name__}: {_first_line(exc)}); "
-                "save the weights with torch.save(model.state_dict(), path) — pickled objects are never loaded") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{p.name}: holds a {type(obj).__name__}, not a state_dict (a dict of tensors)")
-    if state_key is not None:
-        if state_key not in obj or not isinstance(obj[state_key], dict):
-            raise CheckpointError(f"{p.name}: no dict under {state_key!r}; top-level keys: "
-                                  f"{', '.join(map(str, list(obj)[:10]))}")
-        obj = obj[state_key]
-        notices.append(f"weights taken from {state_key!r}")
-    elif not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        for k in _STATE_KEYS:
-            if isinstance(obj.get(k), dict):
-                obj = obj[k]
-                notices.append(f"weights taken from {k!r} (pass --state-key to choose another)")
-                break
-        else:
-            raise CheckpointError(f"{p.name}: no tensors at the top level and none of {', '.join(_STATE_KEYS)}; "
-                                  "pass --state-key")
-    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not sd:
-        raise CheckpointError(f"{p.name}: the state_dict holds no tensors")
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-        notices.append("removed the 'module.' prefix (DistributedDataParallel)")
-    return sd, notices
-
-
-def save_embeddings(z: np.ndarray, out: Union[str, os.PathLike], metadata: Optional[dict] = None) -> Path:
-    """Write (N, D) float32 embeddings to ``out`` as safetensors (key ``embeddings``), atomically."""
-    from safetensors.numpy import save
-
-    out = Path(out)
-    if out.suffix.lower() != ".safetensors":
-        raise CheckpointError(f"{out}: the output must end in .safetensors")
-    if out.parent and not out.parent.exists():
-        raise CheckpointError(f"{out.parent}: the output directory does not exist")
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    data = save({"embeddings": np.ascontiguousarray(z, dtype=np.float32)}, metadata=meta)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise CheckpointError(f"{out}: cannot write ({exc.strerror})") from None
-    return out
-
-
-def embed_state_dict(
-    model_spec: str,
-    checkpoint: Union[str, os.PathLike],
-    probe: Union[str, os.PathLike],
-    out: Optional[Union[str, os.PathLike]] = None,
-    *,
-    key: Optional[str] = None,
-    state_key: Optional[str] = None,
-    strict: bool = True,
-    batch_size: int = 256,
-    device="auto",
-    max_rows: Optional[int] = None,
-    output_key=None,
-    pool: Optional[str] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
-) -> EmbedResult:
-    """Build the user's model from ``model_spec``, load ``checkpoint``'s weights, embed ``probe``, save to ``out``."""
-    from sigreg_core.core.device import resolve_device
-
-    t0 = time.perf_counter()
-    factory = import_factory(model_spec)
-    sd, notices = load_state_dict_file(checkpoint, state_key)
-    probe_arr, probe_notes = load_probe(probe, key=key, max_rows=max_rows)
-    notices += probe_notes
-    try:
-        model = factory()
-    except Exception as exc:
-        raise CheckpointError(f"{model_spec}() failed ({type(exc).__name__}: {_first_line(exc)})") from None
-    if not isinstance(model, torch.nn.Module):
-        raise CheckpointError(f"{model_spec}() returned a {type(model).__name__}, not a torch.nn.Module")
-    try:
-        res = model.load_state_dict(sd, strict=bool(strict))
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise CheckpointError(
-            f"{Path(checkpoint).name} does not fit {model_spec}: {detail[:300]}"
-            " (pass --no-strict to load the matching keys only, or --state-key)"
-        ) from None
-    if not strict:
-        if res.missing_keys:
-            notices.append(f"{len(res.missing_keys)} parameter(s) not in the checkpoint kept their initial values "
-                           f"(e.g. {res.missing_keys[0]})")
-        if res.unexpected_keys:
-            notices.append(f"{len(res.unexpected_keys)} checkpoint key(s) unused (e.g. {res.unexpected_keys[0]})")
-    dev = resolve_device(device)
-    model.eval().to(dev)
-    z = embed(model, probe_arr, batch_size=batch_size, device=dev, output_key=output_key, pool=pool,
-              progress=progress, name=f"{model_spec}")
-    meta = {"model": model_spec, "checkpoint": str(checkpoint), "probe": str(probe), "probe_shape": list(probe_arr.shape),
-            "rows": int(z.shape[0]), "dim": int(z.shape[1]), "device": str(dev),
-            "seconds": time.perf_counter() - t0}
-    path = None
-    if out is not None:
-        path = save_embeddings(z, out, {"tool": "latent-health sigreg embed", "model": model_spec,
-                                        "checkpoint": Path(checkpoint).name, "probe": Path(probe).name})
-    return EmbedResult(array=z, notices=notices, meta=meta, out=path)
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_embed_parser(subparsers):
-    """Add ``embed`` to an argparse subparsers object; returns the new parser."""
-    e = subparsers.add_parser(
-        "embed",
-        help="compute embeddings of a probe batch from a checkpoint (state_dict + your model code, or a "
-             "TorchScript / torch.export encoder) and save them as safetensors",
-        description="Embed a probe batch with a checkpoint, on the GPU when present. Either --model "
-                    "package.module:factory --checkpoint CKPT (your model code is imported locally; the weights are "
-                    "read with torch.load(weights_only=True)), or --encoder FILE (TorchScript or torch.export). "
-                    "Exit 0 on success, 2 on bad input.",
-    )
-    src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", metavar="PACKAGE.MODULE:FACTORY",
-                     help="callable building the model (imported from the current directory)")
-    src.add_argument("--encoder", metavar="FILE", help="TorchScript (torch.jit.save) or torch.export (.pt2) encoder")
-    e.add_argument("--checkpoint", metavar="CKPT", help="state_dict file (.pt/.pth via weights_only, or .safetensors); with --model")
-    e.add_argument("--probe", required=True, metavar="FILE", help="probe batch: .safetensors .npy .pt (any shape, axis 0 = rows) or any embeddings format (2-D)")
-    e.add_argument("--out", required=True, metavar="OUT.safetensors", help="where to write the embeddings (key 'embeddings')")
-    e.add_argument("--key", default=None, help="tensor inside the probe file")
-    e.add_argument("--state-key", default=None, help="dict inside the checkpoint holding the weights (e.g. state_dict)")
-    e.add_argument("--no-strict", action="store_true", help="load only the matching parameters (reported)")
-    e.add_argument("--batch-size", type=int, default=256, help="probe rows per forward pass (default 256)")
-    e.add_argument("--max-rows", type=int, default=None, help="embed a random subset of at most R probe rows")
-    e.add_argument("--output-key", default=None, help="which output when the model returns a tuple (index) or dict (key)")
-    e.add_argument("--pool", choices=POOLS, default=None, help="pool outputs (B, T, D) to (B, D): mean over T, or the first token")
-    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default auto)")
-    e.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    return e
-
-
-def _err(line: str) -> None:
-    sys.stderr.write(" ".join(str(line).split()) + "\n")
-    sys.stderr.flush()
-
-
-def run_embed(args) -> int:
-    """Run ``sigreg embed``; 0 on success, 2 with one line on stderr for bad input."""
-    from sigreg_core.inputs.loading import EmbeddingLoadError
-
-    bar = None
-    try:
-        if args.batch_size < 1:
-            raise CheckpointError(f"--batch-size must be at least 1, got {args.batch_size}")
-        if args.max_rows is not None and args.max_rows < 2:
-            raise CheckpointError(f"--max-rows must be at least 2, got {args.max_rows}")
-
-        def progress(done, total):
-            nonlocal bar
-            if args.quiet or not sys.stderr.isatty():
-                return
-            if bar is None:
-                from tqdm import tqdm
-
-                bar = tqdm(total=total, desc="embedding", unit="rows", leave=False, file=sys.stderr)
-            bar.n = done
-            bar.refresh()
-
-        if args.model is not None:
-            if not args.checkpoint:
-                raise CheckpointError("sigreg embed: --model needs --checkpoint CKPT")
-            res = embed_state_dict(args.model, args.checkpoint, args.probe, args.out, key=args.key,
-                                   state_key=args.state_key, strict=not args.no_strict, batch_size=args.batch_size,
-                                   device=args.device, max_rows=args.max_rows, output_key=args.output_key,
-                                   pool=args.pool, progress=progress)
-            what = f"{args.model} with {Path(args.checkpoint).name}"
-        else:
-            if args.checkpoint or args.state_key or args.no_strict:
-                raise CheckpointError("sigreg embed: --checkpoint/--state-key/--no-strict go with --model, not --encoder")
-            res = embed_checkpoint(args.encoder, args.probe, key=args.key, batch_size=args.batch_size,
-                                   device=args.device, max_rows=args.max_rows, output_key=args.output_key,
-                                   pool=args.pool, confine=False, progress=progress)
-            res.out = save_embeddings(res.array, args.out, {"tool": "latent-health sigreg embed",
-                                                            "encoder": Path(args.encoder).name,
-                                                            "encoder_kind": res.meta["encoder_kind"],
-                                                            "probe": Path(args.probe).name})
-            what = f"{Path(args.encoder).name} ({res.meta['encoder_kind']})"
-    except (CheckpointError, EmbeddingLoadError, ValueError) as exc:
-        _err(f"sigreg embed: error: {exc}")
-        return 2
-    except MemoryError:
-        _err("sigreg embed: error: out of memory; lower --batch-size or --max-rows")
-        return 2
-    finally:
-        if bar is not None:
-            bar.close()
-    n, d = res.array.shape
-    sys.stdout.write(f"wrote {res.out}: {n:,} x {d} embeddings from {what} on {res.meta.get('device', args.device)} "
-                     f"in {res.meta['seconds']:.2f} s\n")
-    for note in res.notices:
-        sys.stdout.write(f"note: {note}\n")
-    sys.stdout.flush()
-    return 0
+def __getattr__(name: str):
+    """Lazy re-exports of the state_dict route and the ``embed`` command (they import this module)."""
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ and handed, as a :class:`~sigreg_core.integrations.base.StepRecord`, to the writ
 *sinks*: :class:`~.tensorboard.TensorBoardSink` (scalars + a histogram of the per-slice
 statistics), :class:`~.wandb.WandbSink` (the same through ``wandb.log``),
 :class:`~.alerts.AlertSink` (a webhook message and/or a command when a run turns
-suspicious or collapsed, from a background thread) and, inside Lightning, the Trainer's
+unhealthy (each graded level) or collapsed, from a background thread) and, inside Lightning, the Trainer's
 own loggers (:mod:`.lightning`).  Each module imports its third-party package lazily,
 so ``import sigreg_core`` and the loss never pull in Lightning, TensorBoard or W&B.
 """

@@ -1,12 +1,13 @@
-"""Alerts: a webhook message and/or a command when a run turns suspicious or collapsed.
+"""Alerts: a webhook message and/or a command when a run turns unhealthy or collapsed.
 
-The verdict of each logged step (healthy / suspicious / collapsed: the overall p-value of
+The verdict of each logged step (healthy / mild / marked / severe / collapsed: the graded
+level of :mod:`sigreg_core.assessment.verdict`, built on the overall p-value of
 SIGReg — the mean over M slices of the Epps–Pulley statistic
 ``EP(x) = N sum_k c_k [(mean cos(t_k x) - exp(-t_k^2/2))^2 + (mean sin(t_k x))^2]``,
 LeJEPA arXiv 2511.08544 — and the collapse modes, :mod:`sigreg_core.assessment.diagnosis`)
 is watched by :class:`AlertSink`.  When the level (ranked by
 :mod:`sigreg_core.assessment.severity`) rises into a watched level (by default every level
-above healthy: ``suspicious`` and ``collapsed``), it sends one message:
+above healthy: ``mild``, ``marked``, ``severe``, ``collapsed``), it sends one message:
 
 * a JSON POST to ``webhook_url``: ``{"text": ...}`` for Slack incoming webhooks,
   ``{"content": ..., "username": ...}`` for Discord webhooks (chosen from the URL), and for
@@ -109,7 +110,7 @@ def build_payload(event: dict, flavour: str = "generic") -> dict:
 
 
 class AlertSink:
-    """Send a message when a run first turns suspicious or collapsed (see the module docstring).
+    """Send a message when a run first reaches each unhealthy level (see the module docstring).
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ LeJEPA arXiv 2511.08544 — with its multiple of the exact null mean
 al., ICML 2023) and the std of L2-normalised rows (Chen & He 2021)), the M per-slice
 statistics and the user's scalars.  :func:`headline` turns it into the flat dict of
 numbers that TensorBoard, W&B and Lightning loggers plot, with the verdict as its
-severity rank (0 healthy, 1 suspicious, 2 collapsed: the one ranking of
+severity rank (0 healthy, 1 mild, 2 marked, 3 severe, 4 collapsed: the one ranking of
 :mod:`sigreg_core.assessment.severity` that every page uses) so it can be charted and
 thresholded.  :func:`dispatch` hands a record to each sink and keeps a failing sink
 from ever raising into the training loop.
@@ -45,7 +45,7 @@ class StepRecord:
 
 
 def severity(verdict: Optional[str]) -> Optional[float]:
-    """The verdict's rank (0 healthy, 1 suspicious, 2 collapsed); None when there is no verdict.
+    """The verdict's rank (0 healthy ... 4 collapsed); None when there is no verdict.
 
     :func:`sigreg_core.assessment.severity.severity`, so a level the assessment adds is ranked
     here as on the pages.

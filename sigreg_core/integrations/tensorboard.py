@@ -5,7 +5,7 @@ At each logged step :class:`TensorBoardSink` writes, under one tag prefix (defau
 as scalars — ``sigreg`` (SIGReg: the mean over M slices of the Epps–Pulley statistic
 ``EP(x) = N sum_k c_k [(mean cos(t_k x) - exp(-t_k^2/2))^2 + (mean sin(t_k x))^2]``,
 LeJEPA arXiv 2511.08544), ``sigreg_over_null`` (≈ 1 when healthy), ``log10_p``,
-``severity`` (0 healthy, 1 suspicious, 2 collapsed), ``rankme``, ``normalized_std`` — and
+``severity`` (0 healthy, 1 mild, 2 marked, 3 severe, 4 collapsed), ``rankme``, ``normalized_std`` — and
 the M per-slice statistics as one histogram (``<prefix>/slice_statistic``): a healthy
 run's histogram sits around the null mean (≈ 1.05 for the default preset), a partial
 collapse grows a tail to the right.

@@ -5,7 +5,7 @@ At each logged step :class:`WandbSink` logs, on the user's run, the headline num
 ``latent_health``): ``sigreg`` (SIGReg: the mean over M slices of the Epps–Pulley statistic
 ``EP(x) = N sum_k c_k [(mean cos(t_k x) - exp(-t_k^2/2))^2 + (mean sin(t_k x))^2]``,
 LeJEPA arXiv 2511.08544), ``sigreg_over_null``, ``log10_p``, ``severity`` (0 healthy,
-1 suspicious, 2 collapsed), ``rankme``, ``normalized_std``, the verdict as text
+1 mild, 2 marked, 3 severe, 4 collapsed), ``rankme``, ``normalized_std``, the verdict as text
 (``<prefix>/verdict``), the training step (``<prefix>/step``) and the M per-slice
 statistics as a ``wandb.Histogram`` (``<prefix>/slice_statistic``).
 

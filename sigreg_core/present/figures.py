@@ -73,24 +73,30 @@ def plotly_config(filename: str) -> dict:
     return cfg
 
 
-_LEGENDS = {
-    "bottom": {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
-    "tr": {"orientation": "v", "yanchor": "top", "y": 0.99, "xanchor": "right", "x": 0.99,
-           "bgcolor": "rgba(255,255,255,0.75)"},
-    "tl": {"orientation": "v", "yanchor": "top", "y": 0.99, "xanchor": "left", "x": 0.01,
-           "bgcolor": "rgba(255,255,255,0.75)"},
-}
+#: Legends sit outside the plotting area, below the x-axis title (``yref="container"``: plotly grows
+#: the bottom margin to fit them), so no legend covers a curve at any width.
+_LEGEND = {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "xanchor": "left", "x": 0.0,
+           "font": {"size": 11}, "itemwidth": 30}
 
 
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 400,
-            legend: str = "tr") -> go.Figure:
+            legend: str = "bottom", subtitle: str = "") -> go.Figure:
+    """Common layout: short title (a second, smaller line for details), legend below the axes.
+
+    Titles are kept short (they must fit a half-width column at a 1000 px window); details go
+    on the second line.  ``legend`` is kept for callers; every legend now sits below the axes.
+    """
+    head = {"text": title, "x": 0.01, "xanchor": "left", "xref": "container", "font": {"size": 14},
+            "yref": "container", "y": 0.985, "yanchor": "top"}
+    if subtitle:
+        head["subtitle"] = {"text": subtitle, "font": {"size": 11, "color": "#555"}}
     fig.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 15}},
+        title=head,
         xaxis_title=xtitle,
         yaxis_title=ytitle,
         height=height,
-        margin={"l": 60, "r": 20, "t": 45, "b": 40},
-        legend={**_LEGENDS[legend], "font": {"size": 11}},
+        margin={"l": 60, "r": 16, "t": 66 if subtitle else 40, "b": 40, "autoexpand": True},
+        legend=dict(_LEGEND),
     )
     return fig
 
@@ -168,8 +174,13 @@ def slice_statistics_figure(
     selected: Optional[int] = None,
     units: str = "",
     log_y: Optional[bool] = None,
+    band_per_rank: Optional[dict] = None,
 ) -> go.Figure:
     """Per-slice statistics sorted from worst to best, over the null band.
+
+    ``band_per_rank`` (``{"0.95": (M,), "0.999": (M,)}``, data-dependent families:
+    principal, worst) draws the null band rank by rank, from the null's own sorted
+    statistics, instead of the one-slice law's flat band.
 
     Each point carries its slice index in ``customdata[0]`` (what a click
     selection returns).  The shaded band runs from 0 to the 95 % quantile, the
@@ -202,6 +213,19 @@ def slice_statistics_figure(
         customdata=custom,
         hovertemplate="slice %{customdata[0]:.0f}<br>statistic %{y:.4g}<br>p-value %{customdata[1]:.3g}<extra></extra>",
     ))
+    per_rank = None
+    if band_per_rank:
+        lo_r = np.asarray(band_per_rank.get("0.95", []), dtype=np.float64)
+        hi_r = np.asarray(band_per_rank.get("0.999", []), dtype=np.float64)
+        if lo_r.size == m and hi_r.size == m:
+            per_rank = (lo_r, hi_r)
+    if per_rank is not None:  # the rank-wise band replaces the flat one
+        fig.layout.shapes = ()
+        for y, name, color in ((per_rank[1], "99.9% null quantile per rank", RED),
+                               (per_rank[0], "95% null quantile per rank", GREEN)):
+            fig.add_trace(go.Scatter(x=rank, y=y, mode="lines", name=name, hoverinfo="skip",
+                                     line={"dash": "dash", "color": color, "width": 1.5}))
+        q95 = q999 = float("nan")  # no flat quantile lines
     for y, name, dash, color in ((null_mean, f"null mean {null_mean:.4g}", "dot", GREEN),
                                  (q95, f"95% null quantile {q95:.4g}", "dash", GREEN),
                                  (q999, f"99.9% null quantile {q999:.4g}", "dash", RED)):
@@ -218,8 +242,9 @@ def slice_statistics_figure(
             customdata=[[s, pv[s]]],
             hovertemplate="slice %{customdata[0]:.0f} (selected)<br>statistic %{y:.4g}<extra></extra>",
         ))
-    _layout(fig, f"Per-slice statistic, {m} slices sorted (worst first)", "rank (1 = worst slice)",
-            f"Epps–Pulley statistic{(' (' + units + ')') if units else ''}", height=420, legend="bottom")
+    _layout(fig, f"Per-slice statistic, {m} slices sorted", "rank (1 = worst slice)",
+            f"Epps–Pulley statistic{(' (' + units + ')') if units else ''}", height=440,
+            subtitle="worst first; click a point to select its slice")
     if log_y:
         fig.update_yaxes(type="log")
     fig.update_layout(clickmode="event+select", dragmode="zoom")
@@ -235,9 +260,8 @@ def pvalue_figure(p_values: np.ndarray, bins: int = 20) -> go.Figure:
                                histnorm="probability density", marker_color=BLUE, name="slices"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[1, 1], mode="lines", name="uniform (healthy)",
                              line={"dash": "dot", "color": GREEN}))
-    _layout(fig, "Per-slice p-values (flat at the dotted line when healthy)", "p-value", "density",
-            height=300, legend="tr")
-    fig.update_layout(showlegend=False)
+    _layout(fig, "p-values of the slices", "p-value", "density", height=320,
+            subtitle="flat at the dotted line when healthy")
     fig.update_xaxes(range=[0, 1])
     return fig
 
@@ -269,8 +293,12 @@ def histogram_figure(values: np.ndarray, *, slice_index: Optional[int] = None, b
     return fig
 
 
-def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 2000) -> go.Figure:
-    """Q-Q plot of one slice against N(0, 1); on the diagonal when the slice is N(0, 1)."""
+def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 600) -> go.Figure:
+    """Q-Q plot of one slice against N(0, 1); on the diagonal when the slice is N(0, 1).
+
+    At most ``max_points`` evenly spaced order statistics (always the minimum and maximum): about one
+    per pixel of a half-width chart, and a light SVG for the browser to redraw on every slice change.
+    """
     theo, samp = qq_points(values, max_points=max_points)
     lo = float(min(theo.min(), samp.min()))
     hi = float(max(theo.max(), samp.max()))
@@ -280,7 +308,7 @@ def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_poin
     fig.add_trace(go.Scatter(x=theo, y=samp, mode="markers", name="sample quantiles",
                              marker={"size": 4, "color": BLUE}))
     label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Q-Q plot against N(0, 1), {label}", "N(0, 1) quantile", "sample quantile", legend="tl")
+    _layout(fig, f"Q-Q plot, {label}", "N(0, 1) quantile", "sample quantile", subtitle="against N(0, 1)")
     return fig
 
 
@@ -314,7 +342,8 @@ def cf_figure(
     fig.add_trace(go.Scatter(x=nodes, y=ecf_imag_nodes, mode="markers", name="Im at quadrature nodes",
                              marker={"color": ORANGE, "size": 8, "symbol": "diamond-open", "line": {"width": 2}}))
     label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Characteristic function, {label}", "t", "ECF(t)", height=460)
+    _layout(fig, f"Characteristic function, {label}", "t", "ECF(t)", height=500,
+            subtitle="Re follows exp(-t²/2), Im stays at 0")
     return fig
 
 
@@ -327,28 +356,43 @@ def weighted_error_figure(nodes: np.ndarray, weighted_error: np.ndarray, *, slic
     fig = go.Figure(go.Bar(x=nodes, y=err, width=width, marker_color=PURPLE, name="weighted error",
                            hovertemplate="t = %{x:.3g}<br>term %{y:.4g}<extra></extra>"))
     label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Weighted error per node, {label} (sum = {err.sum():.4g})", "node t_k",
-            f"term of the statistic{(' (' + units + ')') if units else ''}", height=320)
+    _layout(fig, f"Weighted error, {label}", "node t_k",
+            f"term of the statistic{(' (' + units + ')') if units else ''}", height=340,
+            subtitle=f"the bars sum to the statistic: {err.sum():.4g}")
+    fig.update_layout(showlegend=False)
     return fig
 
 
 def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarray) -> go.Figure:
-    """Spread of the ECF over all slices at every node (min–max and 5–95 % bands, median)."""
+    """Spread of the ECF over all slices at every node (min–max and 5–95 % bands, median).
+
+    Real and imaginary parts are drawn in two panels side by side (overlaid, their
+    bands blend into an unreadable colour), each against its target: exp(-t²/2) and 0.
+    """
+    from plotly.subplots import make_subplots
+
     nodes = np.asarray(nodes, dtype=np.float64)
-    fig = go.Figure()
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, horizontal_spacing=0.1,
+                        subplot_titles=("Re ECF (mean cos tx)", "Im ECF (mean sin tx)"))
     t_fine = np.linspace(min(0.0, float(nodes.min())), float(nodes.max()), 200)
-    for arr, name, color, rgba in ((np.asarray(ecf_real), "Re", BLUE, "0,114,178"),
-                                   (np.asarray(ecf_imag), "Im", ORANGE, "230,159,0")):
+    for col, (arr, name, color, rgba, target) in enumerate(
+            ((np.asarray(ecf_real), "Re", BLUE, "0,114,178", np.exp(-t_fine**2 / 2)),
+             (np.asarray(ecf_imag), "Im", ORANGE, "230,159,0", np.zeros_like(t_fine))), start=1):
         q = np.quantile(arr, [0.0, 0.05, 0.5, 0.95, 1.0], axis=0)
-        for lo, hi, alpha, label in ((q[0], q[4], 0.15, "min–max"), (q[1], q[3], 0.35, "5–95%")):
+        for lo, hi, alpha, label in ((q[0], q[4], 0.18, "min–max"), (q[1], q[3], 0.4, "5–95%")):
             fig.add_trace(go.Scatter(x=np.concatenate([nodes, nodes[::-1]]), y=np.concatenate([hi, lo[::-1]]),
                                      fill="toself", fillcolor=f"rgba({rgba},{alpha})", line={"width": 0},
-                                     name=f"{name} ECF over slices, {label}", hoverinfo="skip"))
+                                     name=f"{name} ECF over slices, {label}", hoverinfo="skip"), row=1, col=col)
         fig.add_trace(go.Scatter(x=nodes, y=q[2], mode="lines+markers", name=f"{name} ECF median",
-                                 line={"color": color}, marker={"size": 5}))
-    fig.add_trace(go.Scatter(x=t_fine, y=np.exp(-t_fine**2 / 2), mode="lines", name="target exp(-t²/2)",
-                             line={"color": RED, "dash": "dash"}))
-    _layout(fig, f"ECF of all {np.asarray(ecf_real).shape[0]} slices at the nodes", "node t_k", "ECF", height=460)
+                                 line={"color": color}, marker={"size": 5}), row=1, col=col)
+        fig.add_trace(go.Scatter(x=t_fine, y=target, mode="lines", showlegend=col == 1,
+                                 name="target (exp(-t²/2) and 0)", legendgroup="target",
+                                 line={"color": RED, "dash": "dash"}), row=1, col=col)
+        fig.update_xaxes(title_text="node t_k", row=1, col=col)
+    _layout(fig, f"ECF of all {np.asarray(ecf_real).shape[0]} slices at the nodes", "node t_k", "ECF", height=480)
+    fig.update_layout(margin={"t": 72})  # room for the panel titles under the figure title
+    fig.update_xaxes(title_text="node t_k")
+    fig.update_yaxes(title_text="ECF", row=1, col=1)
     return fig
 
 
@@ -364,7 +408,7 @@ def spectrum_figure(eigenvalues: np.ndarray, *, title: str = "Covariance eigen-s
                                hovertemplate="#%{x}<br>eigenvalue %{y:.3g}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[1, max(ev.size, 1)], y=[1, 1], mode="lines", name="N(0, I): all 1",
                              line={"dash": "dot", "color": GREEN}))
-    _layout(fig, title, "index (largest first)", "eigenvalue (log)", height=320)
+    _layout(fig, title, "index (largest first)", "eigenvalue (log)", height=360)
     fig.update_yaxes(type="log")
     return fig
 
@@ -379,7 +423,7 @@ def per_dim_figure(mean: np.ndarray, std: np.ndarray) -> go.Figure:
     fig.add_trace(go.Scatter(x=d, y=std, mode="markers", name="std", marker={"color": ORANGE, "size": 5}))
     fig.add_trace(go.Scatter(x=[0, max(mean.size - 1, 0)], y=[1, 1], mode="lines", name="std of N(0, 1)",
                              line={"dash": "dot", "color": GREEN}, hoverinfo="skip"))
-    _layout(fig, "Per-dimension mean and std", "dimension", "value", height=340, legend="bottom")
+    _layout(fig, "Per-dimension mean and std", "dimension", "value", height=360)
     return fig
 
 

@@ -21,11 +21,13 @@ selection without recomputing the statistic.
 * :func:`per_slice_csv`, :func:`assessment_json`, :func:`html_report` — exports; the
   HTML report is standalone (plotly.js inlined once), so it opens offline.
 * :class:`ReportCache` — a bounded LRU keyed on (sha256 of the data, settings).
+* :func:`selected_slice_figures` — one slice's view and figures, cached on the report.
+* Re-exported from :mod:`sigreg_core.present.reading`: :func:`verdict_tone`, :func:`format_p`,
+  :func:`healthy_references`, :func:`metrics_table`, :func:`min_p_note`.
 """
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 import threading
@@ -36,9 +38,18 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from sigreg_core.present import figures as F
+from sigreg_core.present.reading import (  # noqa: F401 - re-exported: the page and the exports read them here
+    METRIC_LABELS,
+    METRIC_NOTES,
+    TONE_COLOURS,
+    format_p,
+    healthy_references,
+    metrics_table,
+    min_p_note,
+    verdict_tone,
+)
 from sigreg_core.util.jsonsafe import to_jsonable
 from sigreg_core.core.presets import get_preset
 
@@ -59,21 +70,15 @@ __all__ = [
     "assessment_json",
     "html_report",
     "ReportCache",
+    "TONE_COLOURS",
+    "METRIC_NOTES",
+    "verdict_tone",
+    "format_p",
+    "healthy_references",
+    "metrics_table",
+    "min_p_note",
+    "selected_slice_figures",
 ]
-
-#: Display names of the companion metrics (keys of ``Assessment.metrics``).
-METRIC_LABELS = {
-    "rankme": "RankMe",
-    "rankme_fraction": "RankMe / min(N, D)",
-    "normalized_std": "std of L2-normalised rows",
-    "normalized_std_isotropic": "same, isotropic (1/√D)",
-    "vicreg_variance": "VICReg variance term",
-    "vicreg_covariance": "VICReg covariance term",
-    "spectrum_slope": "spectrum slope",
-    "top_eigen_fraction": "top eigenvalue share",
-    "mean_norm": "norm of the mean",
-    "rms_std": "RMS std per dim",
-}
 
 #: Monte Carlo null draws run by ``auto`` where no exact law exists (cached on disk by ``assess``).
 AUTO_NULL_DRAWS = 100
@@ -158,6 +163,7 @@ class Report:
     timings: dict = field(default_factory=dict)
     view_rows: list = field(default_factory=list)  # (V, N, D) input: one summary dict per view
     _figures: dict = field(default_factory=dict, repr=False)  # selection-independent figures, built once
+    _slices: "OrderedDict" = field(default_factory=OrderedDict, repr=False)  # slice -> (view, figures), LRU
 
     @property
     def num_slices(self) -> int:
@@ -219,6 +225,11 @@ def build_report(
     if z.ndim not in (2, 3):
         raise ValueError(f"expected an array of shape (N, D) or (V, N, D), got shape {tuple(z.shape)}")
     t0 = time.perf_counter()
+    draws, budget_note = settings.resolved_null_draws(), None
+    if settings.null_draws is None and draws > 0:  # "auto" is fitted to the work budget (assessment/budget.py)
+        from sigreg_core.assessment.budget import fit_null_draws
+
+        draws, budget_note = fit_null_draws(int(z.shape[-1]), None, draws, int(z.shape[0]) if z.ndim == 3 else 1)
     a = assess(
         z,
         num_slices=settings.num_slices,
@@ -227,7 +238,7 @@ def build_report(
         family=settings.family,
         device=settings.device,
         progress=progress,
-        null_draws=settings.resolved_null_draws(),
+        null_draws=draws,
     )
     t_assess = time.perf_counter() - t0
     preset = get_preset(settings.preset)
@@ -247,6 +258,8 @@ def build_report(
         "sigreg_over_null": float(a.sigreg_over_null),
         "p_value": float(a.p_value),
         "verdict": str(a.verdict),
+        "answers": _jsonable(dict(getattr(a, "answers", {}) or {})),
+        "outliers": _jsonable(dict(getattr(a, "outliers", {}) or {})),
         "modes": list(a.modes),
         "mode_evidence": _jsonable(dict(a.mode_evidence)),
         "n": n,
@@ -256,8 +269,10 @@ def build_report(
         "preset": preset.name,
         "seed": int(settings.seed),
         "family": settings.family,
-        "null_draws": settings.resolved_null_draws(),
+        "null_draws": draws,
+        "work_budget": budget_note or (a.config or {}).get("work_budget"),
         "null_quantiles_source": str(nq.get("source", "")),
+        "null_band_per_rank": _jsonable(nq.get("per_rank")) if nq.get("per_rank") else None,
         "device": str(getattr(a, "device", settings.device)),
         "seconds": t_assess,
     }
@@ -381,6 +396,7 @@ def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
     return {
         "slice_statistics": F.slice_statistics_figure(
             report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
+            band_per_rank=report.summary.get("null_band_per_rank"),
             p_values=report.p_values, selected=selected, units=_units(report)),
         **fixed,
     }
@@ -396,6 +412,32 @@ def slice_figures(report: Report, view: SliceView) -> dict:
         "weighted_error": F.weighted_error_figure(view.nodes, view.weighted_error, slice_index=view.index,
                                                   units=_units(report)),
     }
+
+
+def selected_slice_figures(report: Report, z: np.ndarray, index: int, *, keep: int = 16) -> tuple:
+    """(SliceView, figures of that slice + the sorted chart highlighting it), cached on the report.
+
+    ``z`` must be the array the report was built from.  Going back to a slice seen
+    before (worst ↔ median, a click back) costs a dictionary lookup; the last
+    ``keep`` slices are kept.
+    """
+    j = int(index)
+    with _SLICE_LOCK:
+        hit = report._slices.get(j)
+        if hit is not None:
+            report._slices.move_to_end(j)
+            return hit
+    view = slice_view(z, report, j)
+    figs = {"slice_statistics": overview_figures(report, selected=j)["slice_statistics"],
+            **slice_figures(report, view)}
+    with _SLICE_LOCK:
+        report._slices[j] = (view, figs)
+        while len(report._slices) > keep:
+            report._slices.popitem(last=False)
+    return view, figs
+
+
+_SLICE_LOCK = threading.Lock()
 
 
 def report_figures(report: Report, view: SliceView) -> dict:
@@ -430,55 +472,16 @@ def assessment_json(report: Report, source: Optional[dict] = None) -> bytes:
 
 
 def html_report(report: Report, view: SliceView, *, title: str = "latent-health report",
-                source: Optional[dict] = None) -> str:
-    """A standalone HTML page: verdict, settings, metrics and every figure (plotly.js inlined once)."""
-    figs = report_figures(report, view)
-    s = report.summary
-    parts = []
-    first = True
-    for name, fig in figs.items():
-        fig = go.Figure(fig).update_layout(template="plotly_white")  # a copy: cached figures stay as they are
-        parts.append(f'<section id="{html.escape(name)}">' + fig.to_html(
-            full_html=False, include_plotlyjs=True if first else False,
-            config=F.plotly_config(name), default_width="100%") + "</section>")
-        first = False
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-        for k, v in [("SIGReg", s["sigreg"]), ("null mean", s["null_mean"]),
-                     ("SIGReg / null mean", s["sigreg_over_null"]), ("overall p-value", s["p_value"]),
-                     ("verdict", s["verdict"]), ("modes", ", ".join(s["modes"]) or "none"),
-                     ("N × D", f'{s["n"]} × {s["d"]}'), ("slices M", s["m"]), ("preset", s["preset"]),
-                     ("seed", s["seed"]), ("slice family", s["family"]), ("device", s["device"]),
-                     ("compute time (s)", s["seconds"])]
-    )
-    metric_rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in report.metrics.items()
-    )
-    evidence = html.escape(json.dumps(s.get("mode_evidence", {}), indent=1))
-    src = html.escape(json.dumps(_jsonable(source or {})))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ddd;padding:4px 10px;text-align:left}}
-th{{background:#f5f5f5}}.verdict{{font-size:1.4em;font-weight:600}}pre{{background:#f7f7f7;padding:8px}}</style>
-</head><body>
-<h1>{html.escape(title)}</h1>
-<p class="verdict">Verdict: {html.escape(s["verdict"])}</p>
-<p>Source: <code>{src}</code></p>
-<h2>Summary</h2><table>{rows}</table>
-<h2>Companion metrics</h2><table>{metric_rows}</table>
-<h2>Evidence for each mode</h2><pre>{evidence}</pre>
-<h2>Figures (selected slice: {view.index})</h2>
-{''.join(parts)}
-<p>SIGReg: sliced Epps–Pulley statistic (LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312).
-Generated by latent-health; this page needs no network.</p>
-</body></html>
-"""
+                source: Optional[dict] = None, reference: Optional[dict] = None) -> str:
+    """A standalone HTML page that reads like the Inspect page; see :mod:`sigreg_core.present.html_report`."""
+    from sigreg_core.present.html_report import html_report as _html
+
+    return _html(report, view, title=title, source=source, reference=reference)
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return f"{v:.6g}" if math.isfinite(v) else "n/a"
     return str(v)
 
 

@@ -47,10 +47,13 @@ def _snapshot_files(folder: Path) -> dict:
     files = {}
     try:
         entries = sorted(folder.iterdir())
-    except OSError:
+        inside = folder.resolve()
+    except (OSError, RuntimeError):
         return {}
     for p in entries:
         if p.name.startswith(".") or not p.is_file():
+            continue
+        if p.is_symlink() and not _within(p, [inside]):  # a folder run never follows a link out of itself
             continue
         ext = "".join(p.suffixes[-1:]).lower()
         if ext not in SUPPORTED_EXTENSIONS:
@@ -62,15 +65,37 @@ def _snapshot_files(folder: Path) -> dict:
     return files
 
 
+def _within(p: Path, roots: list) -> bool:
+    """``p`` with every symlink resolved lies at or below one of the (resolved) ``roots``."""
+    try:
+        rp = p.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return any(rp == r or rp.is_relative_to(r) for r in roots)
+
+
 def find_runs(roots: Iterable[Union[str, os.PathLike]], max_depth: int = 3) -> list[Path]:
-    """Run directories (and folders of step-numbered snapshot files) below ``roots``."""
+    """Run directories (and folders of step-numbered snapshot files) below ``roots``.
+
+    Symlinks are resolved and checked: a link inside an allowed root that points outside
+    every root is skipped, so discovery never lists (and the Monitor page never scores) a
+    run outside the allowed directories.
+    """
     out: list[Path] = []
     seen = set()
+    resolved_roots = []
+    for r in roots:
+        try:
+            resolved_roots.append(Path(r).resolve())
+        except (OSError, RuntimeError):
+            continue
 
     def visit(p: Path, depth: int) -> None:
         try:
             rp = p.resolve()
-        except OSError:
+        except (OSError, RuntimeError):
+            return
+        if not any(rp == r or rp.is_relative_to(r) for r in resolved_roots):
             return
         if rp in seen or not rp.is_dir():
             return
@@ -315,7 +340,24 @@ class RunReader:
             con.close()
         if row is None or row[0] is None:
             return None
-        p = self.path / row[0]
+        return self._confined(str(row[0]), step)
+
+    def _confined(self, name: str, step: int) -> Optional[Path]:
+        """The index's snapshot entry as a path inside this run; absolute, ``..`` or escaping paths refused."""
+        from sigreg_core.inputs.loading import EmbeddingLoadError
+        from sigreg_core.util.text import visible
+
+        rel = Path(name)
+        if not name or "\x00" in name or rel.is_absolute() or rel.drive or any(part == ".." for part in rel.parts):
+            raise EmbeddingLoadError(f"{self.name}: the index gives step {step} the snapshot path {visible(name)[:120]!r}, "
+                                     f"which is absolute or leaves the run directory; refused (the index was edited or crafted)")
+        p = self.path / rel
+        try:  # not strict: retention may remove the file meanwhile (then None below)
+            inside = p.resolve().is_relative_to(self.path.resolve())
+        except (OSError, RuntimeError):
+            return None
+        if not inside:
+            raise EmbeddingLoadError(f"{self.name}: the snapshot of step {step} links outside the run directory; refused")
         return p if p.is_file() else None
 
     def snapshot(self, step: int) -> np.ndarray:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -66,6 +67,7 @@ SNAPSHOT_KEY = "embeddings"
 FORMAT_VERSION = 1
 CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.util.cache)
 _TMP_MARK = ".tmp-"
+_SNAPSHOT_RE = re.compile(r"step_-?\d+\.safetensors")  # the names _snapshot_name produces
 
 #: real columns of the index, in order (the time series; ``summary`` and ``scalars`` are JSON)
 SERIES_COLUMNS = (
@@ -267,6 +269,7 @@ class RunWriter:
             with con:
                 con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (json.dumps(time.time()),))
                 con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('config', ?)", (json.dumps(meta),))
+            _remove_orphans(self.run_dir, con)
             self._con = con
             return True
         except (OSError, sqlite3.Error) as exc:
@@ -402,6 +405,33 @@ class RunWriter:
                 (self.run_dir / snap).unlink()
             except FileNotFoundError:
                 pass
+
+
+def _remove_orphans(run_dir: Path, con: sqlite3.Connection) -> int:
+    """Delete snapshot files the index does not reference; returns how many.
+
+    A writer killed between forgetting a snapshot in the index and unlinking it (retention),
+    or between writing a snapshot and indexing it, leaves files no step points to; under
+    ``keep_last=3`` repeated kills left 8 files for 3 references.  Only names this writer
+    produces (``step_<digits>.safetensors``) are touched.
+    """
+    try:
+        referenced = {Path(s).name for (s,) in con.execute("SELECT snapshot FROM steps WHERE snapshot IS NOT NULL")}
+    except sqlite3.Error:
+        return 0
+    removed = 0
+    try:
+        entries = list((run_dir / SNAPSHOT_DIR).iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        if _SNAPSHOT_RE.fullmatch(p.name) and p.name not in referenced and not p.is_symlink():
+            try:
+                p.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def _scalars(scalars: dict) -> dict:

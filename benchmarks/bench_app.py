@@ -1,0 +1,249 @@
+"""What a user waits for in the dashboard: settled times in real headless Chromium (issue 12).
+
+Starts ``streamlit run app.py`` on a free port, drives it with Playwright's Chromium
+(/usr/bin/chromium, headless, no GPU, no background networking) and prints the time
+from the user's action until the page has *settled*: the expected content is on the
+page, Streamlit's "running" status widget is gone, no element of the previous run is
+left stale, every chart is drawn — and that holds for 150 ms (subtracted).
+
+Timed interactions (each the median of ``--repeat`` tries, except the first report):
+
+- first report on a fresh server: open the app on a freshly started server process
+  until the default sample's verdict and every chart are shown (the kernel cache on
+  disk is used as a user's second session would; ``--cold-cache`` points the server
+  at an empty cache directory to include kernel compilation);
+- slice change: pick "median" / "worst" in the slice selector;
+- seed change: type another seed in the sidebar (recomputes the statistic);
+- sample change: pick another shipped sample set;
+- upload to verdict: upload a 65536 x 512 float32 ``.npy`` (128 MiB) and wait for its verdict.
+
+Not a test: nothing is asserted.  Numbers depend on the machine's load; run it on a
+quiet machine for numbers to quote.
+
+Usage:  python benchmarks/bench_app.py [--repeat 3] [--rows 65536] [--dim 512] [--cold-cache]
+                                       [--against OTHER_CHECKOUT]
+
+``--against`` drives a second checkout (say, main before a change) turn by turn with
+this one, so both see the same machine load; the table then has one column per app.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+
+# Settled = no script run in progress (status widget), no stale element left from the previous run,
+# no placeholder, every chart drawn, and the condition holds, for 150 ms in a row.
+SETTLED_JS = """([cond]) => {
+    const idle = !document.querySelector('[data-testid="stStatusWidget"]')
+        && !document.querySelector('[data-testid="stElementContainer"][data-stale="true"]')
+        && !document.querySelector('[data-testid="stSkeleton"]')
+        && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'));
+    const ok = idle && (new Function('return (' + cond + ')'))();
+    const now = performance.now();
+    if (!ok) { window.__lh_since = null; return false; }
+    if (window.__lh_since == null) { window.__lh_since = now; return false; }
+    return now - window.__lh_since >= 150;
+}"""
+
+SLICE_JS = """(() => { const m = document.body.innerText.match(/Slice (\\d+): statistic/); return m ? m[1] : null; })()"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` on a free port, stopped (its process group) on exit."""
+
+    def __init__(self, cache_dir: str | None, root: Path = ROOT):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
+        if cache_dir:
+            env["LATENT_HEALTH_CACHE"] = cache_dir
+        self.log = tempfile.NamedTemporaryFile(prefix="bench_app_", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=root, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"streamlit exited: {Path(self.log.name).read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("streamlit did not answer")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def settle(page, cond: str = "true", timeout: float = 300_000) -> None:
+    page.evaluate("() => { window.__lh_since = null; }")
+    page.wait_for_function(SETTLED_JS, arg=[cond], timeout=timeout, polling=50)
+
+
+def timed(page, action, cond: str) -> float:
+    t0 = time.perf_counter()
+    action()
+    page.wait_for_timeout(60)  # let the click reach the server before polling for "idle"
+    settle(page, cond)
+    return time.perf_counter() - t0 - 0.15  # minus the stability window
+
+
+def _first_report(page, server: "Server") -> float:
+    t0 = time.perf_counter()
+    server.wait_healthy()
+    page.goto(server.url)
+    page.wait_for_selector(CHART)
+    settle(page, "document.body.innerText.includes('Verdict') && "
+                 "document.querySelectorAll('[data-testid=\"stPlotlyChart\"]').length >= 6")
+    return time.perf_counter() - t0 - 0.15
+
+
+def _slice_change(page, how: str) -> float:
+    before = page.evaluate(SLICE_JS)
+    return timed(page, lambda: page.get_by_text(how, exact=True).first.click(),
+                 f"({SLICE_JS}) !== null && ({SLICE_JS}) !== {before!r}")
+
+
+def _seed_change(page, seed: int) -> float:
+    box = page.get_by_role("spinbutton", name="Seed")
+
+    def act():
+        box.fill(str(seed))
+        box.press("Enter")
+    return timed(page, act, f"document.body.innerText.includes('seed {seed} ')")
+
+
+def _sample_change(page, name: str) -> float:
+    def act():
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Sample set").click()
+        page.get_by_role("option", name=name, exact=True).click()
+    return timed(page, act, "document.body.innerText.includes('Verdict')"
+                            f" && document.body.innerText.includes('from {name}.safetensors')")
+
+
+def _upload(page, path: Path, rows: int, dim: int) -> float:
+    page.get_by_text("Sample", exact=True).first.click()
+    settle(page, "document.body.innerText.includes('Verdict')")
+    page.get_by_text("Upload", exact=True).first.click()
+    settle(page, "!!document.querySelector('input[type=\"file\"]')")
+    shape = f"{rows:,} x {dim}"
+    t = timed(page, lambda: page.locator('input[type="file"]').set_input_files(str(path)),
+              f"document.body.innerText.includes({shape!r}) && document.body.innerText.includes('Verdict')")
+    page.evaluate("() => document.querySelectorAll('[data-testid=\"stFileUploaderDeleteBtn\"] button')"
+                  ".forEach(b => b.click())")
+    page.wait_for_timeout(500)
+    return t
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=65536)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--cold-cache", action="store_true", help="start the server with an empty kernel cache")
+    ap.add_argument("--against", metavar="CHECKOUT",
+                    help="another checkout of this repository (e.g. a worktree of main): both apps are driven "
+                         "turn by turn, so a busy machine slows both alike; prints one column each")
+    args = ap.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_app_"))
+    tries = max(1, args.repeat - 1)
+    roots = {"this": ROOT} if not args.against else {"this": ROOT, "against": Path(args.against).resolve()}
+    uploads = {}  # a different file per try and app: the report cache must not answer a second time
+    for label in roots:
+        for k in range(tries):
+            f = tmp / f"{label}{k}_{args.rows}x{args.dim}.npy"
+            seed = 1000 * len(uploads) + k
+            np.save(f, np.random.default_rng(seed).standard_normal((args.rows, args.dim), dtype=np.float32))
+            uploads[(label, k)] = f
+    cache = str(tmp / "cache") if args.cold_cache else None
+    results: dict[str, dict[str, list[float]]] = {label: {} for label in roots}
+    servers = {}
+    try:
+        with sync_playwright() as p:
+            pages, browsers = {}, []
+            for label, root in roots.items():  # one server at a time, each with its own fresh browser
+                browsers.append(p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True))
+                servers[label] = Server(cache if label == "this" else (cache and cache + "_against"), root=root)
+                page = browsers[-1].new_context(viewport={"width": 1440, "height": 1000}).new_page()
+                page.set_default_timeout(300_000)
+                results[label]["first report, fresh server (from process start)"] = [
+                    _first_report(page, servers[label])]
+                pages[label] = page
+
+            def each(name: str, fn) -> None:
+                for label, page in pages.items():
+                    results[label].setdefault(name, []).append(fn(label, page))
+
+            for k in range(args.repeat):
+                for how in ("median", "worst"):
+                    each("slice change (median <-> worst)", lambda _, pg, how=how: _slice_change(pg, how))
+            for k in range(args.repeat):
+                each("seed change (recomputes the statistic)", lambda _, pg, k=k: _seed_change(pg, 100 + k))
+            for k in range(args.repeat):
+                for name in ("shifted", "healthy"):
+                    each("sample change (shifted <-> healthy)", lambda _, pg, name=name: _sample_change(pg, name))
+            for k in range(tries):
+                each(f"upload {args.rows} x {args.dim} float32 .npy to verdict",
+                     lambda label, pg, k=k: _upload(pg, uploads[(label, k)], args.rows, args.dim))
+            for browser in browsers:
+                browser.close()
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    load = os.getloadavg()
+    print(f"\nbench_app: settled times in headless Chromium, {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+          + (", cold kernel cache" if args.cold_cache else ""))
+    for label, root in roots.items():
+        print(f"{label}: {root}")
+    width = 26
+    head = "".join(f" | {label + ' s: median (min-max)':<{width}}" for label in roots)
+    print(f"{'interaction':<50}{head} | n")
+    for name in results["this"]:
+        cells = "".join(f" | {f'{statistics.median(ts):.2f} ({min(ts):.2f}-{max(ts):.2f})':<{width}}"
+                        for ts in (results[label][name] for label in roots))
+        print(f"{name:<50}{cells} | {len(results['this'][name])}")
+
+if __name__ == "__main__":
+    main()

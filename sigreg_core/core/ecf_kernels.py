@@ -1,0 +1,420 @@
+"""The compiled CPU kernels of the ECF sums (numba), imported only at first CPU use.
+
+Kept apart from :mod:`sigreg_core.core.ecf` so that ``from sigreg_core import SIGReg``
+does not pay for numba (and the SciPy it imports) until a float32 CPU statistic is
+first computed.  What they compute, on the equispaced grid t_k = t_0 + k h:
+
+    C_k = sum_n cos(t_k x_n),  S_k = sum_n sin(t_k x_n)                    (sums),
+    G_n = sum_k a_k cos(t_k x_n) + b_k sin(t_k x_n)                        (gradient),
+
+with one sincos of ``h x`` (and of ``t_0 x`` when t_0 != 0) per value and the
+angle-addition recurrence e^{i t_{k+1} x} = e^{i t_k x} e^{i h x} in float32, block
+sums flushed into float64 (LeJEPA, arXiv 2511.08544, gives the statistic; the
+recurrence and blocking are ours).  Node-count-specialised versions (the node loop
+unrolled with constant indices) are generated once into the cache directory and
+compiled with numba's on-disk cache (llvmlite ships LLVM: no compiler at run time).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from sigreg_core.core.ecf import BLOCK_ROWS, TILE
+
+__all__ = ["ecf_sums_generic", "ecf_weighted_generic", "moment_sums_kernel", "specialised_kernel",
+           "specialised_weighted_kernel", "kernel_cache_dir", "match_torch_threads"]
+
+_F = np.float32
+
+@njit(inline="always", fastmath=True, cache=True)
+def _sincos32(a):  # pragma: no cover - compiled
+    """sin and cos of a float32 argument, branch-free so that loops vectorise.
+
+    Cody–Waite reduction by pi/2 in three float32 parts, Taylor polynomials on
+    [-pi/4, pi/4], quadrant fixed by arithmetic blends instead of selects.
+    Max abs error 1.4e-7 on |a| <= 100 (tests/test_statistic.py checks it).
+    """
+    kf = np.floor(a * _F(0.63661975) + _F(0.5))
+    r = a - kf * _F(1.5703125)
+    r = r - kf * _F(4.8351287841796875e-04)
+    r = r - kf * _F(3.1385570764541626e-07)
+    r2 = r * r
+    sp = r + r * r2 * (
+        _F(-1.6666667e-01) + r2 * (_F(8.3333338e-03) + r2 * (_F(-1.9841270e-04) + r2 * _F(2.7557319e-06)))
+    )
+    cp = _F(1.0) + r2 * (
+        _F(-0.5)
+        + r2 * (_F(4.1666668e-02) + r2 * (_F(-1.3888889e-03) + r2 * (_F(2.4801587e-05) + r2 * _F(-2.7557319e-07))))
+    )
+    q = np.int32(kf)
+    swap = _F(q & 1)
+    sign_s = _F(1 - 2 * ((q >> 1) & 1))
+    sign_c = _F(1 - 2 * (((q + 1) >> 1) & 1))
+    return sign_s * (sp + swap * (cp - sp)), sign_c * (cp + swap * (sp - cp))
+
+@njit(inline="always", fastmath=True, cache=True)
+def _start(xr, h, t0, c, s, ch, sh):  # pragma: no cover - compiled
+    for j in range(TILE):
+        s1, c1 = _sincos32(h * xr[j])
+        ch[j] = c1
+        sh[j] = s1
+    if t0 == 0.0:
+        for j in range(TILE):
+            c[j] = _F(1.0)
+            s[j] = _F(0.0)
+    else:
+        for j in range(TILE):
+            s0, c0 = _sincos32(t0 * xr[j])
+            c[j] = c0
+            s[j] = s0
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _ecf_sums_nb(x, t0, h, num_nodes, out_c, out_s):  # pragma: no cover - compiled
+    # x: (N, Mp) float32 with Mp a multiple of TILE; out_c/out_s: (Mp, K) float64 (+=)
+    n_rows, m_cols = x.shape
+    hh = _F(h)
+    tt = _F(t0)
+    k4 = num_nodes - num_nodes % 4
+    for tile in prange(m_cols // TILE):
+        m0 = tile * TILE
+        acc_c = np.zeros((num_nodes, TILE), np.float32)
+        acc_s = np.zeros((num_nodes, TILE), np.float32)
+        c = np.empty(TILE, np.float32)
+        s = np.empty(TILE, np.float32)
+        ch = np.empty(TILE, np.float32)
+        sh = np.empty(TILE, np.float32)
+        for r0 in range(0, n_rows, BLOCK_ROWS):
+            r1 = min(n_rows, r0 + BLOCK_ROWS)
+            acc_c[:] = 0.0
+            acc_s[:] = 0.0
+            for n in range(r0, r1):
+                _start(x[n, m0 : m0 + TILE], hh, tt, c, s, ch, sh)
+                # four steps of the recurrence per pass keep c, s in registers
+                for k in range(0, k4, 4):
+                    for j in range(TILE):
+                        cj = c[j]
+                        sj = s[j]
+                        chj = ch[j]
+                        shj = sh[j]
+                        acc_c[k, j] += cj
+                        acc_s[k, j] += sj
+                        cj, sj = cj * chj - sj * shj, sj * chj + cj * shj
+                        acc_c[k + 1, j] += cj
+                        acc_s[k + 1, j] += sj
+                        cj, sj = cj * chj - sj * shj, sj * chj + cj * shj
+                        acc_c[k + 2, j] += cj
+                        acc_s[k + 2, j] += sj
+                        cj, sj = cj * chj - sj * shj, sj * chj + cj * shj
+                        acc_c[k + 3, j] += cj
+                        acc_s[k + 3, j] += sj
+                        c[j] = cj * chj - sj * shj
+                        s[j] = sj * chj + cj * shj
+                for k in range(k4, num_nodes):
+                    ack = acc_c[k]
+                    ask = acc_s[k]
+                    for j in range(TILE):
+                        cj = c[j]
+                        sj = s[j]
+                        ack[j] += cj
+                        ask[j] += sj
+                        c[j] = cj * ch[j] - sj * sh[j]
+                        s[j] = sj * ch[j] + cj * sh[j]
+            for j in range(TILE):
+                for k in range(num_nodes):
+                    out_c[m0 + j, k] += acc_c[k, j]
+                    out_s[m0 + j, k] += acc_s[k, j]
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _ecf_weighted_nb(x, t0, h, coef_c, coef_s, out):  # pragma: no cover - compiled
+    # out[n, m] = sum_k coef_c[k, m] cos(t_k x[n, m]) + coef_s[k, m] sin(t_k x[n, m])
+    n_rows, m_cols = x.shape
+    num_nodes = coef_c.shape[0]
+    hh = _F(h)
+    tt = _F(t0)
+    for tile in prange(m_cols // TILE):
+        m0 = tile * TILE
+        a_c = np.empty((num_nodes, TILE), np.float32)
+        a_s = np.empty((num_nodes, TILE), np.float32)
+        for k in range(num_nodes):
+            for j in range(TILE):
+                a_c[k, j] = coef_c[k, m0 + j]
+                a_s[k, j] = coef_s[k, m0 + j]
+        c = np.empty(TILE, np.float32)
+        s = np.empty(TILE, np.float32)
+        ch = np.empty(TILE, np.float32)
+        sh = np.empty(TILE, np.float32)
+        g = np.empty(TILE, np.float32)
+        for n in range(n_rows):
+            _start(x[n, m0 : m0 + TILE], hh, tt, c, s, ch, sh)
+            for j in range(TILE):
+                g[j] = 0.0
+            for k in range(num_nodes):
+                ak = a_c[k]
+                bk = a_s[k]
+                for j in range(TILE):
+                    cj = c[j]
+                    sj = s[j]
+                    g[j] += ak[j] * cj + bk[j] * sj
+                    c[j] = cj * ch[j] - sj * sh[j]
+                    s[j] = sj * ch[j] + cj * sh[j]
+            for j in range(TILE):
+                out[n, m0 + j] = g[j]
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _moment_sums_nb(x, shift, out):  # pragma: no cover - compiled
+    # out[m] += [sum d, sum d^2, sum d^3, sum d^4] with d = x - shift[m], in float64
+    n_rows, m_cols = x.shape
+    for tile in prange(m_cols // TILE):
+        m0 = tile * TILE
+        acc = np.zeros((4, TILE), np.float64)
+        for n in range(n_rows):
+            for j in range(TILE):
+                d = np.float64(x[n, m0 + j]) - shift[m0 + j]
+                d2 = d * d
+                acc[0, j] += d
+                acc[1, j] += d2
+                acc[2, j] += d2 * d
+                acc[3, j] += d2 * d2
+        for j in range(TILE):
+            for p in range(4):
+                out[m0 + j, p] += acc[p, j]
+
+
+
+
+# --------------------------------------------------------------------------- K-specialised kernels
+#: version of the generated kernel source (bump when the templates change)
+_GEN_VERSION = 3
+_GENERATED: dict = {}
+
+
+def _sum_source(k: int, zero_start: bool, moments: bool) -> list[str]:
+    """Sum kernel with the node loop unrolled for this K (+ power sums of x - shift with ``moments``).
+
+    With K a literal, c and s stay in registers across the whole grid walk and every
+    accumulator index is a constant: measured 2.5x faster per core than the generic
+    kernel.  The power sums (p = 1..4) are accumulated in float32 per block of rows
+    and float64 across blocks, for the per-slice moments.
+    """
+    sig = "x, t0, h, out_c, out_s, shift, out_m" if moments else "x, t0, h, out_c, out_s"
+    lines = [
+        "@njit(parallel=True, fastmath=True, cache=True, nogil=True)",
+        f"def kernel({sig}):",
+        "    n_rows, m_cols = x.shape",
+        "    hh = _F(h)",
+        "    tt = _F(t0)",
+        "    for tile in prange(m_cols // TILE):",
+        "        m0 = tile * TILE",
+        f"        acc_c = np.zeros(({k}, TILE), np.float32)",
+        f"        acc_s = np.zeros(({k}, TILE), np.float32)",
+        "        c = np.empty(TILE, np.float32)",
+        "        s = np.empty(TILE, np.float32)",
+        "        ch = np.empty(TILE, np.float32)",
+        "        sh = np.empty(TILE, np.float32)",
+    ]
+    if moments:
+        lines += [
+            "        acc_m = np.zeros((4, TILE), np.float32)",
+            "        sft = np.empty(TILE, np.float32)",
+            "        for j in range(TILE):",
+            "            sft[j] = shift[m0 + j]",
+        ]
+    lines += [
+        "        for r0 in range(0, n_rows, BLOCK_ROWS):",
+        "            r1 = min(n_rows, r0 + BLOCK_ROWS)",
+        "            acc_c[:] = 0.0",
+        "            acc_s[:] = 0.0",
+    ]
+    if moments:
+        lines.append("            acc_m[:] = 0.0")
+    lines += ["            for n in range(r0, r1):", "                xr = x[n, m0 : m0 + TILE]"]
+    lines += _start_lines("                ", zero_start)
+    if moments:
+        lines += [
+            "                for j in range(TILE):",
+            "                    d = xr[j] - sft[j]",
+            "                    d2 = d * d",
+            "                    acc_m[0, j] += d",
+            "                    acc_m[1, j] += d2",
+            "                    acc_m[2, j] += d2 * d",
+            "                    acc_m[3, j] += d2 * d2",
+        ]
+    for k0 in range(0, k, 4):
+        k1 = min(k, k0 + 4)
+        lines += [
+            "                for j in range(TILE):",
+            "                    cj = c[j]",
+            "                    sj = s[j]",
+            "                    chj = ch[j]",
+            "                    shj = sh[j]",
+        ]
+        for kk in range(k0, k1):
+            lines += [f"                    acc_c[{kk}, j] += cj", f"                    acc_s[{kk}, j] += sj"]
+            if kk < k1 - 1:
+                lines.append("                    cj, sj = cj * chj - sj * shj, sj * chj + cj * shj")
+        if k1 < k:
+            lines += ["                    c[j] = cj * chj - sj * shj", "                    s[j] = sj * chj + cj * shj"]
+    lines += [
+        "            for j in range(TILE):",
+        f"                for kk in range({k}):",
+        "                    out_c[m0 + j, kk] += acc_c[kk, j]",
+        "                    out_s[m0 + j, kk] += acc_s[kk, j]",
+    ]
+    if moments:
+        lines += ["                for p in range(4):", "                    out_m[m0 + j, p] += acc_m[p, j]"]
+    return lines
+
+
+def _start_lines(ind: str, zero_start: bool) -> list[str]:
+    """e^{i h x} and the starting value e^{i t_0 x} for one row of a tile."""
+    lines = [
+        f"{ind}for j in range(TILE):",
+        f"{ind}    xv = xr[j]",
+        f"{ind}    s1, c1 = _sincos32(hh * xv)",
+        f"{ind}    ch[j] = c1",
+        f"{ind}    sh[j] = s1",
+    ]
+    if zero_start:
+        return lines + [f"{ind}    c[j] = _F(1.0)", f"{ind}    s[j] = _F(0.0)"]
+    return lines + [f"{ind}    s0, c0 = _sincos32(tt * xv)", f"{ind}    c[j] = c0", f"{ind}    s[j] = s0"]
+
+
+def _weighted_source(k: int, zero_start: bool) -> list[str]:
+    """Gradient kernel G[n, m] = sum_k a[k, m] cos(t_k x) + b[k, m] sin(t_k x), node loop unrolled.
+
+    The per-slice coefficients of a tile (2 x K x TILE float32) are loaded once and stay
+    in L1; c, s and the running G stay in registers across the grid walk.
+    """
+    lines = [
+        "@njit(parallel=True, fastmath=True, cache=True, nogil=True)",
+        "def kernel(x, t0, h, coef_c, coef_s, out):",
+        "    n_rows, m_cols = x.shape",
+        "    hh = _F(h)",
+        "    tt = _F(t0)",
+        "    for tile in prange(m_cols // TILE):",
+        "        m0 = tile * TILE",
+        f"        a_c = np.empty(({k}, TILE), np.float32)",
+        f"        a_s = np.empty(({k}, TILE), np.float32)",
+        f"        for kk in range({k}):",
+        "            for j in range(TILE):",
+        "                a_c[kk, j] = coef_c[kk, m0 + j]",
+        "                a_s[kk, j] = coef_s[kk, m0 + j]",
+        "        c = np.empty(TILE, np.float32)",
+        "        s = np.empty(TILE, np.float32)",
+        "        ch = np.empty(TILE, np.float32)",
+        "        sh = np.empty(TILE, np.float32)",
+        "        for n in range(n_rows):",
+        "            xr = x[n, m0 : m0 + TILE]",
+    ]
+    lines += _start_lines("            ", zero_start)
+    lines += [
+        "            for j in range(TILE):",
+        "                cj = c[j]",
+        "                sj = s[j]",
+        "                chj = ch[j]",
+        "                shj = sh[j]",
+        "                g = _F(0.0)",
+    ]
+    for kk in range(k):
+        lines.append(f"                g += a_c[{kk}, j] * cj + a_s[{kk}, j] * sj")
+        if kk < k - 1:
+            lines.append("                cj, sj = cj * chj - sj * shj, sj * chj + cj * shj")
+    lines.append("                out[n, m0 + j] = g")
+    return lines
+
+
+def _generated_source(num_nodes: int, zero_start: bool, what: str) -> str:
+    k = int(num_nodes)
+    head = [
+        f"# generated by sigreg_core.core.ecf_kernels: {what} kernel for K = {k} nodes (do not edit)",
+        "import numpy as np",
+        "from numba import njit, prange",
+        "from sigreg_core.core.ecf_kernels import _sincos32, TILE, BLOCK_ROWS",
+        "_F = np.float32",
+        "",
+    ]
+    if what == "weighted":
+        body = _weighted_source(k, zero_start)
+    else:
+        body = _sum_source(k, zero_start, moments=what == "moments")
+    return "\n".join(head + body + [""])
+
+
+def kernel_cache_dir() -> "os.PathLike":
+    from sigreg_core.util.cache import cache_root
+
+    return cache_root() / "kernels"
+
+
+def _build(num_nodes: int, zero_start: bool, what: str):
+    """Write (once) and import the generated kernel; None when that is impossible."""
+    key = (int(num_nodes), bool(zero_start), what)
+    if key in _GENERATED:
+        return _GENERATED[key]
+    kern = None
+    if 2 <= num_nodes <= 256:
+        try:
+            import hashlib
+            import importlib.util
+            import tempfile
+
+            src = _generated_source(*key)
+            tag = hashlib.sha256(f"{_GEN_VERSION}:{numba.__version__}:{src}".encode()).hexdigest()[:16]
+            name = f"ecf_k{key[0]}_{'z' if key[1] else 'o'}_{what}_{tag}"
+            try:
+                folder = kernel_cache_dir()
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                from pathlib import Path
+
+                folder = Path(tempfile.gettempdir()) / "latent-health-kernels"
+                folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{name}.py"
+            if not path.exists():
+                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+                with os.fdopen(fd, "w") as f:
+                    f.write(src)
+                os.replace(tmp, path)
+            spec = importlib.util.spec_from_file_location(f"_latent_health_{name}", path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = mod  # numba's cache re-imports the module by name
+            spec.loader.exec_module(mod)
+            kern = mod.kernel
+        except Exception:  # pragma: no cover - read-only home and tmp, odd filesystems
+            kern = None
+    _GENERATED[key] = kern
+    return kern
+
+
+def specialised_kernel(num_nodes: int, zero_start: bool, moments: bool = False):
+    """The K-specialised sum kernel, or None (then the generic one runs)."""
+    return _build(num_nodes, zero_start, "moments" if moments else "sums")
+
+
+def specialised_weighted_kernel(num_nodes: int, zero_start: bool):
+    """The K-specialised gradient kernel, or None (then the generic one runs)."""
+    return _build(num_nodes, zero_start, "weighted")
+
+
+def match_torch_threads() -> None:
+    """Run the kernels on as many threads as torch's intra-op pool (``torch.set_num_threads``).
+
+    Both pools then share the same cores: ``torch.set_num_threads(1)`` (a DataLoader
+    worker, a job packed with others) also keeps the kernel on one core, instead of
+    numba's default of every core.  numba's setting is per calling thread, so it is
+    checked on every call (two cheap function calls).
+    """
+    import torch
+
+    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != want:
+        numba.set_num_threads(want)
+
+
+ecf_sums_generic = _ecf_sums_nb
+ecf_weighted_generic = _ecf_weighted_nb
+moment_sums_kernel = _moment_sums_nb

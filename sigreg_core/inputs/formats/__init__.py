@@ -1,0 +1,1 @@
+"""One module per file format the loader reads; entry points in :mod:`sigreg_core.inputs.loading`."""

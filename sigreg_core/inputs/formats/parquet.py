@@ -1,0 +1,205 @@
+"""``.parquet``: numeric columns, or one list / fixed-size-list column of vectors."""
+from __future__ import annotations
+
+
+import math
+
+import numpy as np
+
+from sigreg_core.inputs.context import _META_COLUMNS, _Ctx, _finish, _note_set_aside
+from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line, _human
+from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_COLUMNS_ENV, max_columns
+from sigreg_core.inputs.sniff import _sniff
+
+
+def _parquet_file(ctx: _Ctx):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = ctx.src
+    if src.size == 0:
+        ctx.fail("is empty (0 bytes); re-save the table")
+    try:
+        source = pa.BufferReader(src.data) if src.data is not None else str(src.path)
+        pf = pq.ParquetFile(source, memory_map=src.path is not None)
+        schema = pf.schema_arrow
+        meta = pf.metadata
+    except Exception as exc:
+        kind = _sniff(src.head(16))
+        ctx.fail(f"is not a readable parquet file ({_first_line(exc)}){' — it looks like ' + kind if kind else ''}; re-save it")
+    return pf, schema, meta
+
+
+def _parquet_kinds(schema):
+    import pyarrow as pa
+
+    vec, num, other = [], [], []
+    for f in schema:
+        t = f.type
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            vt = t.value_type
+            if pa.types.is_floating(vt) or pa.types.is_integer(vt):
+                vec.append(f.name)
+            else:
+                other.append(f.name)
+        elif (pa.types.is_floating(t) or pa.types.is_integer(t)) and not pa.types.is_boolean(t):
+            num.append(f.name)
+        else:
+            other.append(f.name)
+    return vec, num, other
+
+
+def _parquet_entries(ctx: _Ctx) -> list:
+    pf, schema, meta = _parquet_file(ctx)
+    vec, num, _other = _parquet_kinds(schema)
+    n = meta.num_rows
+    entries = []
+    for name in vec:
+        t = schema.field(name).type
+        d = t.list_size if hasattr(t, "list_size") else -1
+        entries.append(ArrayEntry(name, (n, d) if d >= 0 else (n,), f"list<{t.value_type}>", True))
+    num = [c for c in num if not (c.strip().lower() in _META_COLUMNS or c.startswith("Unnamed:") or c == "__index_level_0__")]
+    if num:
+        entries.append(ArrayEntry(None, (n, len(num)), "numeric columns", True))
+    return entries
+
+
+def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
+    import pyarrow as pa
+
+    pf, schema, meta = _parquet_file(ctx)
+    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    ctx.check_bytes(int(total), "the parquet table (uncompressed)")
+    limit = max_columns()
+    if meta.num_columns > limit:
+        ctx.fail(f"has {meta.num_columns:,} columns, over the column limit of {limit:,}; store the vectors in one "
+                 f"list column or as .npy/.safetensors, or raise {MAX_COLUMNS_ENV}")
+    vec, num, other = _parquet_kinds(schema)
+    names = list(schema.names)
+    if ctx.key is not None:
+        if ctx.key not in vec:
+            if ctx.key in names:
+                ctx.fail(f"column {ctx.key!r} is not a list column of numbers; pick a vector column ({', '.join(vec) or 'none'}) or leave key unset")
+            ctx.fail(f"has no column {ctx.key!r} (columns: {', '.join(names[:10])}); pick one of those")
+        vec_col = ctx.key
+    elif len(vec) == 1:
+        vec_col = vec[0]
+    elif len(vec) > 1:
+        ctx.fail(f"has several vector columns ({', '.join(vec[:8])}); choose one with key='{vec[0]}' (CLI: --key {vec[0]})")
+    else:
+        vec_col = None
+    try:
+        if vec_col is not None:
+            aside = [c for c in names if c != vec_col]
+            if aside:
+                ctx.notices.append(f"set aside columns {', '.join(aside[:10])}{' …' if len(aside) > 10 else ''} (used vector column {vec_col!r})")
+            _check_vector_column(ctx, pf, schema, meta, vec_col)  # decoded size from metadata, before decoding
+            col = pf.read(columns=[vec_col]).column(0).combine_chunks()
+            return _vectors_to_embeddings(ctx, col, vec_col)
+        meta_cols = [c for c in num if c.strip().lower() in _META_COLUMNS or c.startswith("Unnamed:") or c == "__index_level_0__"]
+        use = [c for c in num if c not in meta_cols]
+        _note_set_aside(ctx, meta_cols, other)
+        if not use:
+            ctx.fail(f"has no numeric columns (columns: {', '.join(names[:10])}); write one numeric column per dimension or one list column of vectors")
+        shape = (meta.num_rows, len(use))
+        shape, _v, idx, out_shape = ctx.plan(shape)
+        decoded = sum(meta.num_rows * max(_width(schema.field(c).type), 1) for c in use)
+        ctx.check_bytes(decoded + 4 * math.prod(out_shape) + 8 * meta.num_rows,
+                        f"decoding {len(use):,} numeric columns of {meta.num_rows:,} rows")
+        table = pf.read(columns=use)
+        out = np.empty(out_shape, dtype=np.float32)
+        dtypes = set()
+        for j, c in enumerate(use):
+            arr = table.column(j).combine_chunks()
+            dtypes.add(str(arr.type))
+            values = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            out[:, j] = values if idx is None else values[idx]
+        orig = _arrow_name(dtypes)
+        return _finish(ctx, out, "parquet", None, shape, orig, idx)
+    except EmbeddingLoadError:
+        raise
+    except Exception as exc:
+        ctx.fail(f"cannot be read as parquet ({_first_line(exc)}); the file is corrupt, re-save it")
+
+
+def _width(arrow_type) -> int:
+    """Bytes per value of a fixed-width arrow type (8 when unknown)."""
+    try:
+        return max(int(arrow_type.bit_width) // 8, 1)
+    except (ValueError, AttributeError):
+        return 8
+
+
+def _leaf_values(meta, column: str) -> int:
+    """Values stored in the leaf column of ``column`` over all row groups, from the footer alone."""
+    total = 0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        for j in range(rg.num_columns):
+            cc = rg.column(j)
+            if cc.path_in_schema == column or cc.path_in_schema.startswith(column + "."):
+                total += int(cc.num_values)
+    return total
+
+
+def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str) -> None:
+    """Refuse a list / fixed-size-list column whose decoded size is over the limit, before decoding it.
+
+    Compressed pages of zeros (zstd, RLE, dictionary) are tiny, so neither the file size nor the row
+    groups' encoded ``total_byte_size`` bounds the decoded column: a 3.5 KB file can hold 1.75 GB.
+    A fixed-size list holds rows x list_size values; a variable list holds the leaf column's
+    ``num_values`` from the footer.  Decoding keeps the arrow values, a float64 copy and the float32
+    result: (itemsize + 8 + 4) bytes per value.
+    """
+    import pyarrow as pa
+
+    t = schema.field(name).type
+    n = int(meta.num_rows)
+    if pa.types.is_fixed_size_list(t):
+        values = n * int(t.list_size)
+    else:
+        values = _leaf_values(meta, name)
+    per_value = _width(t.value_type) + 8 + 4
+    need = values * per_value
+    if need > ctx.max_bytes:  # the whole column is decoded whatever max_rows says
+        ctx.fail(f"vector column {name!r} decodes to {values:,} values needing {_human(need)}, over the limit of "
+                 f"{_human(ctx.max_bytes)} (checked from the footer before decoding); raise max_bytes / {MAX_BYTES_ENV} "
+                 f"or save fewer rows")
+
+
+def _arrow_name(types: set) -> str:
+    names = {"double": "float64", "float": "float32", "halffloat": "float16"}
+    conv = {names.get(t, t) for t in types}
+    return conv.pop() if len(conv) == 1 else "mixed numeric"
+
+
+def _vectors_to_embeddings(ctx: _Ctx, col, name: str) -> LoadedEmbeddings:
+    import pyarrow as pa
+
+    n = len(col)
+    if col.null_count:
+        nulls = np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))
+        ctx.fail(f"vector column {name!r} has {len(nulls)} empty (null) rows, first at row {int(nulls[0])}; fill or drop them")
+    if pa.types.is_fixed_size_list(col.type):
+        d = col.type.list_size
+        values = col.flatten()
+    else:
+        offsets = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        lengths = np.diff(offsets)
+        if n == 0:
+            d = 0
+        else:
+            d = int(lengths[0])
+            bad = np.flatnonzero(lengths != d)
+            if bad.size:
+                r = int(bad[0])
+                ctx.fail(f"vector column {name!r} is ragged: row 0 has {d} values but row {r} has {int(lengths[r])}; all embeddings need the same length")
+        values = col.flatten()
+    shape = (n, d)
+    shape, _v, idx, out_shape = ctx.plan(shape)
+    orig = _arrow_name({str(col.type.value_type)})
+    flat = values.cast(pa.float64()).to_numpy(zero_copy_only=False).reshape(n, d)
+    out = np.empty(out_shape, dtype=np.float32)
+    out[...] = flat if idx is None else flat[idx]
+    return _finish(ctx, out, "parquet", name, shape, orig, idx)
+

@@ -1,0 +1,97 @@
+"""The loader's work budget: bytes, table columns and object-graph nodes, all checked from headers.
+
+* ``LATENT_HEALTH_MAX_BYTES`` (default 8 GiB): what may be allocated or decompressed.
+* ``LATENT_HEALTH_MAX_COLUMNS`` (default 16384): columns of a CSV/TSV table (counted on
+  its first line before parsing: a 12 MB CSV of 10^6 columns would otherwise cost minutes
+  of per-column work) and of a parquet table (from its schema).
+* ``LATENT_HEALTH_MAX_NODES`` (default 100 000): containers and tensors visited in the
+  object graph of a ``.pt`` file, counting every path to a shared object (a 1.7 KB pickle of
+  ``c = [c] * 10`` nested 12 times has 10^12 paths).
+* Compression ratio of any zip member at most ``MAX_COMPRESSION_RATIO`` (1100:1): deflate
+  cannot do better than ~1032:1, and real embeddings compress by less than 10:1, so a
+  bzip2/lzma member of zeros declaring gigabytes is refused before it is decompressed.
+
+Each refusal is one line naming the limit and how to raise it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Union
+
+import numpy as np
+
+from sigreg_core.inputs.errors import EmbeddingLoadError
+
+MAX_BYTES_ENV = "LATENT_HEALTH_MAX_BYTES"
+DEFAULT_MAX_BYTES = 8 * 1024**3
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_byte_size(text: Union[str, int]) -> int:
+    """``"8GiB"``, ``"512M"``, ``"1e9"``, ``1000`` → bytes (K/M/G/T are powers of 1024)."""
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        if int(text) <= 0:
+            raise EmbeddingLoadError(f"byte limit must be positive, got {text}")
+        return int(text)
+    s = str(text).strip()
+    m = _SIZE_RE.match(s)
+    try:
+        if m:
+            value = float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2).lower() or "_")
+        else:
+            value = float(s)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise EmbeddingLoadError(
+            f"cannot read byte limit {text!r}; write it like 8GiB, 512MiB or 1000000000"
+        )
+    return int(value)
+
+
+def default_max_bytes() -> int:
+    """The byte limit: ``$LATENT_HEALTH_MAX_BYTES`` if set, else 8 GiB."""
+    env = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not env:
+        return DEFAULT_MAX_BYTES
+    try:
+        return parse_byte_size(env)
+    except EmbeddingLoadError:
+        raise EmbeddingLoadError(
+            f"environment variable {MAX_BYTES_ENV}={env!r} is not a byte size; write it like 8GiB or 2000000000"
+        ) from None
+
+
+
+MAX_COLUMNS_ENV = "LATENT_HEALTH_MAX_COLUMNS"
+DEFAULT_MAX_COLUMNS = 16384
+MAX_NODES_ENV = "LATENT_HEALTH_MAX_NODES"
+DEFAULT_MAX_NODES = 100_000
+#: no zip member may claim more than this ratio of uncompressed to compressed bytes
+MAX_COMPRESSION_RATIO = 1100
+
+
+def _env_count(name: str, default: int) -> int:
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return default
+    try:
+        value = int(float(env.replace("_", "").replace(",", "")))
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1:
+        raise EmbeddingLoadError(f"environment variable {name}={env[:40]!r} is not a positive whole number; write it like {default}")
+    return value
+
+
+def max_columns() -> int:
+    """Table column limit: ``$LATENT_HEALTH_MAX_COLUMNS`` if set, else 16384."""
+    return _env_count(MAX_COLUMNS_ENV, DEFAULT_MAX_COLUMNS)
+
+
+def max_nodes() -> int:
+    """Object-graph node limit of ``.pt`` files: ``$LATENT_HEALTH_MAX_NODES`` if set, else 100 000."""
+    return _env_count(MAX_NODES_ENV, DEFAULT_MAX_NODES)
