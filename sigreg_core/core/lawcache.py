@@ -28,8 +28,6 @@ from typing import Optional
 
 import numpy as np
 
-from sigreg_core.util.cache import cache_root
-
 __all__ = ["LAW_CACHE_VERSION", "law_cache_path", "load_law_table", "save_law_table"]
 
 #: Bump whenever the table construction in nulllaw._build_law changes its output.
@@ -50,7 +48,11 @@ def law_cache_path(nodes, weights, standardized: bool, root: Optional[Path] = No
     h.update(t.tobytes())
     h.update(b"|")
     h.update(c.tobytes())
-    base = Path(root) if root is not None else cache_root()
+    if root is None:
+        from sigreg_core.util.cache import cache_root  # the core imports nothing above it at module level
+
+        root = cache_root()
+    base = Path(root)
     return base / "nulllaw" / f"law-{h.hexdigest()[:24]}.npz"
 
 
