@@ -1,7 +1,11 @@
 """The exact per-slice null law and the p-value combinations, against independent oracles."""
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -233,7 +237,7 @@ def test_law_table_from_disk_is_bit_identical_to_a_fresh_build(law_cache, monkey
     for standardized in (False, True):
         fresh = nl._build_law(nl.law_eigenvalues(p.nodes, p.weights, standardized=standardized), standardized)
         built = nl.slice_law_for_grid(p.nodes, p.weights, standardized=standardized)  # builds and writes
-        path = lawcache.law_cache_path(p.nodes, p.weights, standardized)
+        path = lawcache.law_cache_path(p.nodes, p.weights, standardized, recipe=nl.law_recipe())
         assert path.is_file() and path.parent.parent == law_cache
         nl._cached_law.cache_clear()
         with monkeypatch.context() as m:
@@ -256,8 +260,26 @@ def test_law_cache_key_separates_grids_and_standardisation(tmp_path):
     paths = {lawcache.law_cache_path(p.nodes, p.weights, False, tmp_path),
              lawcache.law_cache_path(p.nodes, p.weights, True, tmp_path),
              lawcache.law_cache_path(q.nodes, q.weights, False, tmp_path),
-             lawcache.law_cache_path(p.nodes, p.weights * (1 + 1e-15), False, tmp_path)}
-    assert len(paths) == 4
+             lawcache.law_cache_path(p.nodes, p.weights * (1 + 1e-15), False, tmp_path),
+             lawcache.law_cache_path(p.nodes, p.weights, False, tmp_path, recipe=b"another algorithm")}
+    assert len(paths) == 5
+
+
+def test_law_recipe_is_the_same_in_every_process_and_follows_the_code(monkeypatch):
+    code = "from sigreg_core.core import nulllaw as nl; import hashlib; print(hashlib.sha256(nl.law_recipe()).hexdigest())"
+    root = Path(__file__).resolve().parents[1]
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                           env={**os.environ, "PYTHONPATH": str(root)}).stdout.strip() for _ in range(2)}
+    assert runs == {hashlib.sha256(nl.law_recipe()).hexdigest()}
+    before = nl.law_recipe()
+    monkeypatch.setattr(nl, "_BODY_SF", 1e-8)  # a changed constant of the build ...
+    nl.law_recipe.cache_clear()
+    try:
+        assert nl.law_recipe() != before  # ... is a different cache key
+    finally:
+        monkeypatch.undo()
+        nl.law_recipe.cache_clear()
+    assert nl.law_recipe() == before
 
 
 def _write_corrupt(path: Path, kind: str, p, sentinel: Path) -> None:
@@ -289,15 +311,15 @@ def _write_corrupt(path: Path, kind: str, p, sentinel: Path) -> None:
                                   "shuffled-table"])
 def test_corrupt_or_foreign_law_cache_is_ignored_and_rebuilt(law_cache, kind):
     p = get_preset("lejepa")
-    path = lawcache.law_cache_path(p.nodes, p.weights, False)
+    path = lawcache.law_cache_path(p.nodes, p.weights, False, recipe=nl.law_recipe())
     sentinel = law_cache.parent / "unpickled"
     _write_corrupt(path, kind, p, sentinel)
-    assert lawcache.load_law_table(p.nodes, p.weights, False) is None
+    assert lawcache.load_law_table(p.nodes, p.weights, False, recipe=nl.law_recipe()) is None
     law = nl.slice_law("lejepa")
     assert not sentinel.exists()
     assert abs(float(law.sf(2.9456)) - 0.05) <= 0.002
     # the bad entry was replaced by a good one, bit-identical to what this process built
-    again = lawcache.load_law_table(p.nodes, p.weights, False)
+    again = lawcache.load_law_table(p.nodes, p.weights, False, recipe=nl.law_recipe())
     assert again is not None
     assert all(_same_bits(a, b) for a, b in zip(again, (law.eigenvalues, law.q_table, law.logsf_table)))
     assert [f.name for f in path.parent.iterdir()] == [path.name]  # no temporary file left behind

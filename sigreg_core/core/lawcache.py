@@ -7,7 +7,10 @@ integrals (1961) to build, about a second per grid, and it only depends on the g
 (nodes t_k, weights c_k), on whether slices are standardised, and on the build
 algorithm.  So each process reads the table back from
 
-    cache_root() / "nulllaw" / "law-<sha256 of (version, nodes, weights, standardized)>.npz"
+    cache_root() / "nulllaw" / "law-<sha256 of (version, recipe, nodes, weights, standardized)>.npz"
+
+where the recipe fingerprints the bytecode and constants of the functions that build
+the table, so editing the algorithm invalidates old entries by itself.
 
 instead of rebuilding it.  The file is written atomically (temporary file in the same
 directory, then ``os.replace``) and read with ``np.load(allow_pickle=False)``: nothing
@@ -30,7 +33,7 @@ import numpy as np
 
 __all__ = ["LAW_CACHE_VERSION", "law_cache_path", "load_law_table", "save_law_table"]
 
-#: Bump whenever the table construction in nulllaw._build_law changes its output.
+#: Bump when the file layout changes (changes of the table's code change the recipe by themselves).
 LAW_CACHE_VERSION = 1
 _FIELDS = ("eigenvalues", "q_table", "logsf_table")
 
@@ -40,11 +43,16 @@ def _key_arrays(nodes, weights) -> tuple[np.ndarray, np.ndarray]:
             np.ascontiguousarray(weights, dtype=np.float64).ravel())
 
 
-def law_cache_path(nodes, weights, standardized: bool, root: Optional[Path] = None) -> Path:
-    """Where the table of this grid lives (the name hashes version, nodes, weights, standardized)."""
+def law_cache_path(nodes, weights, standardized: bool, root: Optional[Path] = None, recipe: bytes = b"") -> Path:
+    """Where the table of this grid lives (the name hashes version, recipe, nodes, weights, standardized).
+
+    ``recipe`` fingerprints the code that builds the table (:func:`nulllaw.law_recipe`), so a
+    changed algorithm never reads tables written by the old one, even without a version bump.
+    """
     t, c = _key_arrays(nodes, weights)
     h = hashlib.sha256()
     h.update(f"latent-health null law v{LAW_CACHE_VERSION} standardized={bool(standardized)}|".encode())
+    h.update(hashlib.sha256(recipe).digest())
     h.update(t.tobytes())
     h.update(b"|")
     h.update(c.tobytes())
@@ -65,10 +73,10 @@ def _well_formed(lam: np.ndarray, q: np.ndarray, ls: np.ndarray) -> bool:
                 and ls[0] <= 0.0 and np.all(np.diff(ls) < 0))
 
 
-def load_law_table(nodes, weights, standardized: bool,
-                   root: Optional[Path] = None) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def load_law_table(nodes, weights, standardized: bool, root: Optional[Path] = None,
+                   recipe: bytes = b"") -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(eigenvalues, q_table, logsf_table) from the cache, or None when absent or not trustworthy."""
-    path = law_cache_path(nodes, weights, standardized, root)
+    path = law_cache_path(nodes, weights, standardized, root, recipe)
     if not path.is_file():
         return None
     t, c = _key_arrays(nodes, weights)
@@ -91,9 +99,9 @@ def load_law_table(nodes, weights, standardized: bool,
 
 
 def save_law_table(nodes, weights, standardized: bool, eigenvalues, q_table, logsf_table,
-                   root: Optional[Path] = None) -> Optional[Path]:
+                   root: Optional[Path] = None, recipe: bytes = b"") -> Optional[Path]:
     """Write the table atomically; returns its path, or None if the cache location is not writable."""
-    path = law_cache_path(nodes, weights, standardized, root)
+    path = law_cache_path(nodes, weights, standardized, root, recipe)
     t, c = _key_arrays(nodes, weights)
     tmp = None
     try:

@@ -384,13 +384,29 @@ def _build_law(lam: np.ndarray, standardized: bool) -> SliceLaw:
     return SliceLaw(eigenvalues=lam, q_table=q, logsf_table=ls, standardized=standardized)
 
 
+def _code_parts(code) -> list:
+    out = [code.co_code, repr(code.co_names).encode()]
+    for c in code.co_consts:  # nested functions recursively; no file names or line numbers
+        out += _code_parts(c) if hasattr(c, "co_code") else [repr(c).encode()]
+    return out
+
+
+@lru_cache(maxsize=1)
+def law_recipe() -> bytes:
+    """A fingerprint of the code and constants that build a table: part of the disk-cache key."""
+    fns = (_build_law, _imhof_one, saddlepoint_logsf, _saddle_s, law_eigenvalues, _closed_form_blocks,
+           influence_covariances, _phi)
+    parts = [repr((_BODY_SF, _FAR_LOGSF)).encode()] + [p for f in fns for p in _code_parts(f.__code__)]
+    return b"\0".join(parts)
+
+
 @lru_cache(maxsize=64)
 def _cached_law(nodes: tuple, weights: tuple, standardized: bool) -> SliceLaw:
-    hit = load_law_table(nodes, weights, standardized)  # bit-identical to a fresh build
+    hit = load_law_table(nodes, weights, standardized, recipe=law_recipe())  # bit-identical to a fresh build
     if hit is not None:
         return SliceLaw(eigenvalues=hit[0], q_table=hit[1], logsf_table=hit[2], standardized=standardized)
     law = _build_law(law_eigenvalues(np.array(nodes), np.array(weights), standardized=standardized), standardized)
-    save_law_table(nodes, weights, standardized, law.eigenvalues, law.q_table, law.logsf_table)
+    save_law_table(nodes, weights, standardized, law.eigenvalues, law.q_table, law.logsf_table, recipe=law_recipe())
     return law
 
 
