@@ -44,18 +44,16 @@ from sigreg_core.inputs.loading import (
     resolve_server_path,
 )
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
+from sigreg_core.present.exports import assessment_json, html_report, per_slice_csv
+from sigreg_core.present.report_cache import ReportCache
 from sigreg_core.present.report import (
     DEFAULTS,
-    ReportCache,
     Settings,
-    assessment_json,
     format_p,
     healthy_references,
-    html_report,
     metrics_table,
     min_p_note,
     overview_figures,
-    per_slice_csv,
     pick_slice,
     selected_slice_figures,
     slice_rank,

@@ -11,6 +11,8 @@ import pytest
 from scipy import stats
 
 import sigreg_core.present.report as R
+import sigreg_core.present.exports as E
+import sigreg_core.present.report_cache as RC
 from sigreg_core.core.presets import get_preset
 from sigreg_core.inputs.samples import load_sample
 
@@ -81,18 +83,18 @@ def test_pick_slice(shifted):
 
 def test_exports(shifted):
     z, rep = shifted
-    rows = list(csv.DictReader(io.StringIO(R.per_slice_csv(rep).decode())))
+    rows = list(csv.DictReader(io.StringIO(E.per_slice_csv(rep).decode())))
     assert len(rows) == 96
     np.testing.assert_allclose([float(r["statistic"]) for r in rows], rep.statistic, rtol=1e-9)
 
-    doc = json.loads(R.assessment_json(rep, {"kind": "sample", "name": "shifted"}))
+    doc = json.loads(E.assessment_json(rep, {"kind": "sample", "name": "shifted"}))
     assert doc["summary"]["verdict"] == rep.summary["verdict"]
     assert doc["settings"]["num_slices"] == 96 and doc["settings"]["seed"] == 2
     assert doc["source"]["name"] == "shifted"
     assert len(doc["per_slice"]["statistic"]) == 96
 
     view = R.slice_view(z, rep, 3)
-    page = R.html_report(rep, view, title="t", source={"name": "shifted"})
+    page = E.html_report(rep, view, title="t", source={"name": "shifted"})
     assert page.startswith("<!DOCTYPE html>")
     # offline: plotly.js inlined exactly once, no external script
     assert not re.search(r"<script[^>]+src=", page)
@@ -109,7 +111,7 @@ def test_report_cache_keys_on_digest_and_settings(monkeypatch):
         return object()
 
     monkeypatch.setattr(R, "build_report", fake_build)
-    cache = R.ReportCache(max_entries=2)
+    cache = RC.ReportCache(max_entries=2)
     z = np.zeros((4, 2), np.float32)
     s1, s2 = R.Settings(seed=1), R.Settings(seed=2)
     a = cache.get_or_build("d1", s1, z)
@@ -201,7 +203,7 @@ def test_html_report_reads_like_the_page(shifted):
     view = R.slice_view(z, rep, int(np.argmax(rep.statistic)))
     src = {"kind": "upload", "name": "<b>evil</b>.npy", "sha256": "ab" * 32, "original_shape": [2048, 64],
            "bytes": 524416}
-    page = R.html_report(rep, view, title="t", source=src, reference=R.healthy_references(2048, 64))
+    page = E.html_report(rep, view, title="t", source=src, reference=R.healthy_references(2048, 64))
     from sigreg_core.present.verdict_card import verdict_colour
 
     tone = R.verdict_tone(rep.summary["verdict"])
@@ -212,7 +214,7 @@ def test_html_report_reads_like_the_page(shifted):
     # evidence as sentences, not a JSON dump
     assert "<pre>" not in page and "{&quot;" not in page
     for e in rep.summary["mode_evidence"].values():
-        assert R.html_report.__module__ and __import__("html").escape(e["evidence"]) in page
+        assert E.html_report.__module__ and __import__("html").escape(e["evidence"]) in page
     # the source as a small table, file-derived text escaped
     assert "&lt;b&gt;evil&lt;/b&gt;.npy" in page and "<b>evil</b>" not in page
     assert "2,048 × 64" in page and "524,416" in page

@@ -13,6 +13,7 @@ EP(Zu) = s(N) Σ_k c_k [(mean cos t_k x − e^{−t_k²/2})² + (mean sin t_k x)
 from __future__ import annotations
 
 import html
+import math
 from typing import Optional
 
 import plotly.graph_objects as go
@@ -20,7 +21,13 @@ import plotly.graph_objects as go
 from sigreg_core.present import figures as F
 from sigreg_core.present import verdict_card as VC
 from sigreg_core.present.reading import format_p, metrics_table, min_p_note, verdict_tone
-from sigreg_core.present.report import Report, SliceView, _fmt, _jsonable, report_figures
+from sigreg_core.present.report import Report, SliceView, _jsonable, report_figures
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}" if math.isfinite(v) else "n/a"
+    return str(v)
 
 __all__ = ["html_report"]
 

@@ -18,9 +18,9 @@ selection without recomputing the statistic.
   fine grid and at the nodes, weighted error per node) → :class:`SliceView`.
 * :func:`pick_slice` — worst / median / best / by index.
 * :func:`report_figures` — every figure of the report (from :mod:`sigreg_core.present.figures`).
-* :func:`per_slice_csv`, :func:`assessment_json`, :func:`html_report` — exports; the
+* exports live in :mod:`sigreg_core.present.exports` (CSV, JSON, HTML); the
   HTML report is standalone (plotly.js inlined once), so it opens offline.
-* :class:`ReportCache` — a bounded LRU keyed on (sha256 of the data, settings).
+* the bounded LRU of reports is :class:`sigreg_core.present.report_cache.ReportCache`.
 * :func:`selected_slice_figures` — one slice's view and figures, cached on the report.
 * Re-exported from :mod:`sigreg_core.present.reading`: :func:`verdict_tone`, :func:`format_p`,
   :func:`healthy_references`, :func:`metrics_table`, :func:`min_p_note`.
@@ -28,7 +28,6 @@ selection without recomputing the statistic.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import threading
 import time
@@ -66,10 +65,6 @@ __all__ = [
     "slice_view",
     "pick_slice",
     "report_figures",
-    "per_slice_csv",
-    "assessment_json",
-    "html_report",
-    "ReportCache",
     "TONE_COLOURS",
     "METRIC_NOTES",
     "verdict_tone",
@@ -469,85 +464,3 @@ def report_figures(report: Report, view: SliceView) -> dict:
              "spectrum", "per_dimension"]
     both = {**ov, **sv}
     return {k: both[k] for k in order}
-
-
-# ---------------------------------------------------------------- exports
-def per_slice_csv(report: Report) -> bytes:
-    """The per-slice table as CSV (one row per slice, columns as on the page)."""
-    return report.per_slice.to_csv(index=False, float_format="%.10g").encode("utf-8")
-
-
-def assessment_json(report: Report, source: Optional[dict] = None) -> bytes:
-    """The assessment as JSON: summary, settings, metrics, per-slice table, the assessment's own dict."""
-    doc = {
-        "tool": "latent-health",
-        "source": _jsonable(source or {}),
-        "settings": dataclasses.asdict(report.settings),
-        "summary": _jsonable(report.summary),
-        "null_quantiles": {"0.95": report.q95, "0.999": report.q999},
-        "metrics": _jsonable(report.metrics),
-        "assessment": report.assessment,
-        "per_slice": _jsonable(report.per_slice.to_dict(orient="list")),
-    }
-    return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
-
-
-def html_report(report: Report, view: SliceView, *, title: str = "latent-health report",
-                source: Optional[dict] = None, reference: Optional[dict] = None) -> str:
-    """A standalone HTML page that reads like the Inspect page; see :mod:`sigreg_core.present.html_report`."""
-    from sigreg_core.present.html_report import html_report as _html
-
-    return _html(report, view, title=title, source=source, reference=reference)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}" if math.isfinite(v) else "n/a"
-    return str(v)
-
-
-# ------------------------------------------------------------------ cache
-class ReportCache:
-    """Bounded LRU of reports keyed on (sha256 of the data, settings key).
-
-    ``computations`` counts how many reports were actually computed (misses);
-    selecting another slice or switching pages is a hit and never recomputes.
-    """
-
-    def __init__(self, max_entries: int = 8) -> None:
-        self.max_entries = int(max_entries)
-        self._data: "OrderedDict[tuple, Report]" = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.computations = 0
-
-    def get(self, digest: str, settings: Settings) -> Optional[Report]:
-        key = (digest, settings.key())
-        with self._lock:
-            rep = self._data.get(key)
-            if rep is not None:
-                self._data.move_to_end(key)
-                self.hits += 1
-            return rep
-
-    def get_or_build(self, digest: str, settings: Settings, z: np.ndarray,
-                     progress: Optional[Callable[[float, str], None]] = None) -> Report:
-        rep = self.get(digest, settings)
-        if rep is not None:
-            return rep
-        rep = build_report(z, settings, progress=progress)
-        with self._lock:
-            self.computations += 1
-            self._data[(digest, settings.key())] = rep
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
-        return rep
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self.hits = 0
-            self.computations = 0

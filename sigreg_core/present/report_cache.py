@@ -1,0 +1,64 @@
+"""The bounded LRU of Inspect reports, keyed on (sha256 of the data, settings).
+
+Selecting another slice or switching pages is a hit and never recomputes the
+statistic; only a new digest or a changed setting builds a report
+(:func:`sigreg_core.present.report.build_report`).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable, Optional
+
+import numpy as np
+
+from sigreg_core.present import report as _report  # build_report looked up at call time (tests count its calls)
+from sigreg_core.present.report import Report, Settings
+
+__all__ = ["ReportCache"]
+
+
+class ReportCache:
+    """Bounded LRU of reports keyed on (sha256 of the data, settings key).
+
+    ``computations`` counts how many reports were actually computed (misses);
+    selecting another slice or switching pages is a hit and never recomputes.
+    """
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = int(max_entries)
+        self._data: "OrderedDict[tuple, Report]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.computations = 0
+
+    def get(self, digest: str, settings: Settings) -> Optional[Report]:
+        key = (digest, settings.key())
+        with self._lock:
+            rep = self._data.get(key)
+            if rep is not None:
+                self._data.move_to_end(key)
+                self.hits += 1
+            return rep
+
+    def get_or_build(self, digest: str, settings: Settings, z: np.ndarray,
+                     progress: Optional[Callable[[float, str], None]] = None) -> Report:
+        rep = self.get(digest, settings)
+        if rep is not None:
+            return rep
+        rep = _report.build_report(z, settings, progress=progress)
+        with self._lock:
+            self.computations += 1
+            self._data[(digest, settings.key())] = rep
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+        return rep
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = 0
+            self.computations = 0
