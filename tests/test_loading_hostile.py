@@ -143,12 +143,14 @@ def test_npy_2x8000_is_scored_on_the_gram_route_not_after_minutes(tmp_path):
 
 
 @pytest.mark.slow
-def test_npy_2x60000_is_scored_cheaply_not_an_internal_error(tmp_path):
+def test_npy_2x60000_is_refused_in_seconds_not_an_internal_error(tmp_path):
     """Before: exit 3 "internal error ... tried to allocate 28800000000 bytes" (a D x D float64)."""
     p = tmp_path / "wide60000.npy"
     np.save(p, np.zeros((2, 60000), np.float32))
-    out = _assert_cli_scores_in_seconds(["score", p])
-    assert "internal error" not in out
+    # the spectrum is a 2 x 2 Gram now; the slice directions (60000 x 1024 random + 1024 axes) are not cheap
+    text = _assert_cli_refusal(["score", p], "--slices")
+    assert "over the work budget" in text and "internal error" not in text
+    assert "LATENT_HEALTH_MAX_MEMORY" in text
 
 
 @pytest.mark.slow

@@ -176,3 +176,15 @@ def test_assess_scores_a_wide_set_without_any_d_by_d_matrix(monkeypatch):
     assert a.metrics["dim"] == 3000 and len(a.metrics["eigenvalues"]) == 64
     assert 1.0 <= a.metrics["rankme"] <= 64
     assert a.directions.shape[1] == 63
+
+
+def test_slice_directions_and_coordinate_axes_count_against_the_memory_budget():
+    from sigreg_core.assessment.assess import assess
+
+    with pytest.raises(budget.WorkBudgetError, match="--slices"):
+        budget.check_assessment(2, 60000, slices=2048)  # (60000, 2048) float32 directions and their copies
+    budget.check_assessment(2, 60000, slices=512)
+    budget.check_assessment(64, 8192, slices=2048)  # 8192-d encoder outputs with the default slices: fine
+    z = np.zeros((2, 60000), np.float32)
+    with pytest.raises(budget.WorkBudgetError, match="slice directions of 60,000 dimensions"):
+        assess(z, family="coordinate", cache_dir=False)  # torch.eye(60000) would be 14 GB

@@ -49,7 +49,7 @@ from sigreg_core.assessment.metrics import metrics_from_sums
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
                                                family_pvalues, monte_carlo_null, null_band)
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
-from sigreg_core.assessment.screens import centred_statistic, evaluate, screen_preset
+from sigreg_core.assessment.screens import MAX_AXES, centred_statistic, evaluate, screen_preset
 from sigreg_core.assessment.slices import SliceStats, score_slices
 from sigreg_core.util.jsonsafe import to_jsonable
 
@@ -423,7 +423,10 @@ def assess(
     if zz.ndim in (2, 3):  # work budget before any D x D allocation (assessment/budget.py)
         views = int(zz.shape[0]) if zz.ndim == 3 else 1
         rows = int(zz.shape[-2])
-        check_assessment(rows, int(zz.shape[-1]), views)  # the route's bytes and work, before allocating
+        m = int(zz.shape[-1]) if family == "coordinate" else int(num_slices)
+        # the family's directions stay alive while the largest screen (up to MAX_AXES axes) is scored
+        m += max(m, min(int(zz.shape[-1]), MAX_AXES))
+        check_assessment(rows, int(zz.shape[-1]), views, m)  # the route's bytes and work, before allocating
         if family != "worst":  # no Monte Carlo for the search
             null_draws, budget_note = fit_null_draws(int(zz.shape[-1]), null_draws, DEFAULT_NULL_DRAWS, views, rows=rows)
     kw = dict(num_slices=int(num_slices), seed=int(seed), preset=p, family=family, device=device,

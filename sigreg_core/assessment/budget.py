@@ -60,6 +60,9 @@ GRAM_MIN_DIM = 512
 GRAM_ROWS_BYTES = 256 * 1024**2
 #: principal axes formed at most at once on the Gram route (the principal screen's 1024 + slack)
 GRAM_AXES = 1024
+#: float32 copies of a (D, M) direction matrix at the peak of scoring it (measured: +880 MB for
+#: the 245 MB of 1024 coordinate axes at D = 60 000)
+SLICE_COPIES = 4
 #: a float32 GEMM flop against an eigh flop (measured ~60x under load on 2 cores)
 GEMM_SPEEDUP = 64.0
 
@@ -161,12 +164,23 @@ def check_dense_dim(dim: int, what: str = "the companion metrics and the princip
         )
 
 
-def check_assessment(n: int, dim: int, views: int = 1) -> tuple:
-    """Refuse (one line) a batch whose chosen route exceeds the budget; else its ``(route, bytes, work)``."""
+def check_assessment(n: int, dim: int, views: int = 1, slices: int = 0) -> tuple:
+    """Refuse (one line) a batch whose chosen route exceeds the budget; else its ``(route, bytes, work)``.
+
+    ``slices``: the directions scored at once (num_slices; D for the coordinate family), whose
+    (D, M) float32 matrices and their copies in the scorer (SLICE_COPIES) count against the
+    same memory limit: at D = 60 000 the 1024 axes of the axes screen alone reach ~0.9 GB.
+    """
     views = max(int(views), 1)
     r, nbytes, work = route_cost(n, dim)
     shape = f"{int(n):,} x {int(dim):,}" + (f" ({views:,} views)" if views > 1 else "")
     how = "reduce the dimension (PCA or a random projection) or the rows (CLI --max-rows)"
+    slice_bytes = SLICE_COPIES * 4 * int(dim) * int(slices)
+    if slice_bytes > max_memory():
+        raise WorkBudgetError(
+            f"{shape} is over the work budget: {int(slices):,} slice directions of {int(dim):,} dimensions need "
+            f"about {_human(slice_bytes)} (limit {_human(max_memory())}); score fewer slices (CLI --slices), "
+            f"reduce the dimension, or raise {MAX_MEMORY_ENV}")
     if r == "dense":
         check_dense_dim(dim)
     elif nbytes > max_memory():
