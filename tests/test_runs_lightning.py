@@ -1,7 +1,8 @@
-"""The Lightning callback's logic with a duck-typed trainer and module (Lightning is not installed here)."""
+"""The Lightning callback's logic with a duck-typed trainer and module, through the old import path.
+
+The real ``lightning.Trainer`` is exercised in test_integrations_lightning.py."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
@@ -70,11 +71,16 @@ def test_only_rank_zero_writes_and_missing_embeddings_warn_once(tmp_path):
         LatentHealthLogic(tmp_path, every=0)
 
 
-def test_lightning_imported_only_when_used(tmp_path):
-    assert "lightning" not in sys.modules and "pytorch_lightning" not in sys.modules
-    if importlib.util.find_spec("lightning") is None and importlib.util.find_spec("pytorch_lightning") is None:
-        with pytest.raises(ImportError, match="pip install lightning"):
-            LatentHealthCallback(tmp_path)
-    else:  # pragma: no cover - where Lightning is installed (not in this environment)
-        cb = LatentHealthCallback(tmp_path, every=5)
-        assert isinstance(cb, LatentHealthLogic)
+def test_old_import_path_gives_the_integration_and_the_callback_is_lazy(tmp_path):
+    import subprocess
+
+    import sigreg_core.integrations.lightning as new
+
+    assert LatentHealthCallback is new.LatentHealthCallback and LatentHealthLogic is new.LatentHealthLogic
+    # importing the callback module does not import Lightning; creating the callback does
+    code = ("import sys; from sigreg_core.runs.lightning import LatentHealthCallback; "
+            "assert 'lightning' not in sys.modules; "
+            f"cb = LatentHealthCallback({str(tmp_path)!r}, every=5); "
+            "import lightning.pytorch as pl; assert isinstance(cb, pl.Callback) and 'lightning' in sys.modules")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -3,7 +3,8 @@
 The per-step summary and the Monte Carlo null band of SIGReg (:mod:`.summary`), the
 crash-safe ``RunWriter`` (:mod:`.writer`), discovery and the ``RunReader`` of a run
 folder (:mod:`.reader`), the demo JEPA world model that produces the shipped runs
-(:mod:`.demo`), and the Lightning callback (:mod:`.lightning`).
+(:mod:`.demo`); the Lightning callback lives in :mod:`sigreg_core.integrations.lightning`
+(:mod:`.lightning` re-exports it).
 """
 from sigreg_core.runs.summary import SummaryConfig, sigreg_null_band, sigreg_null_draws, summarize
 from sigreg_core.runs.writer import (

@@ -59,14 +59,17 @@ def _jsonable(x: Any) -> Any:
     return to_jsonable(x, nonfinite=str, max_array=64)
 
 
-def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None) -> dict:
+def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None, per_slice: bool = False) -> dict:
     """The per-step summary of embeddings ``z`` (N, D), computed where ``z`` lives.
 
     Uses :func:`sigreg_core.assessment.assess.assess` with the random (LeJEPA) slice family and the
     run's fixed directions.  Returns a JSON-safe dict with the time-series fields
     (``sigreg``, ``null_mean``, ``sigreg_over_null``, ``p_value``, ``log10_p``, ``verdict``, ``modes``, ``rankme``,
-    ``q50``/``q95``/``qmax`` (per-slice statistic quantiles), ``slice_null_q95``) and
-    the assessment's own dict under ``assessment``.
+    ``q50``/``q95``/``qmax`` (per-slice statistic quantiles), ``slice_null_q95``,
+    ``normalized_std``: the std of L2-normalised rows, about 1/sqrt(D) when healthy) and
+    the assessment's own dict under ``assessment``.  With ``per_slice=True`` the M
+    per-slice statistics are added as a float64 array under ``per_slice_statistic``
+    (not JSON-safe; the integrations draw their histogram from it).
     """
     assess = _assess()
     t0 = time.perf_counter()
@@ -97,6 +100,7 @@ def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None) -> dic
         "verdict": str(a.verdict),
         "modes": [str(m) for m in a.modes],
         "rankme": _float(metrics.get("rankme")),
+        "normalized_std": _float(metrics.get("normalized_std")),
         "q50": float(np.quantile(stat, 0.5)),
         "q95": float(np.quantile(stat, 0.95)),
         "qmax": float(stat.max()),
@@ -104,6 +108,8 @@ def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None) -> dic
         "summary_seconds": time.perf_counter() - t0,
         "assessment": _jsonable(_small_dict(a)),
     }
+    if per_slice:
+        out["per_slice_statistic"] = stat
     return out
 
 

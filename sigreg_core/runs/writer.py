@@ -51,7 +51,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -183,6 +183,11 @@ class RunWriter:
         directions are fixed for the whole run.
     summary: False to store snapshots and scalars only (the reader scores them later).
     metadata: free JSON-safe dict stored with the run (model name, lambda, ...).
+    sinks: objects that receive each summarised step as well (TensorBoard, W&B, alerts,
+        a Lightning logger: :mod:`sigreg_core.integrations`): ``sink.log_step(record)``
+        with a :class:`sigreg_core.integrations.base.StepRecord`, whether or not the
+        snapshot could be written; a sink that raises is warned about once and skipped
+        (training goes on).  ``close()`` closes them (``sink.close()`` when they have one).
 
     ``log`` never raises for I/O or scoring problems: it warns once per kind and
     returns False.  Use as a context manager or call :meth:`close`.
@@ -201,6 +206,7 @@ class RunWriter:
         seed: int = 0,
         summary: bool = True,
         metadata: Optional[dict] = None,
+        sinks: Optional[Sequence] = None,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -220,6 +226,8 @@ class RunWriter:
         self.config = SummaryConfig(preset=str(preset), num_slices=int(num_slices), seed=int(seed))
         self.summary = bool(summary)
         self.metadata = dict(metadata or {})
+        self.sinks = list(sinks or [])
+        self._sinks_closed = False
         self._con: Optional[sqlite3.Connection] = None
         self._warned: set = set()
         self._lock = threading.Lock()
@@ -272,6 +280,11 @@ class RunWriter:
     def close(self) -> None:
         """Checkpoint the WAL and switch the index to a single self-contained file."""
         with self._lock:
+            if self.sinks and not self._sinks_closed:
+                from sigreg_core.integrations.base import close_sinks
+
+                self._sinks_closed = True
+                close_sinks(self.sinks)
             con, self._con = self._con, None
             if con is None:
                 return
@@ -325,10 +338,15 @@ class RunWriter:
         error = None
         if self.summary:
             try:
-                summ = summarize(z, self.config)
+                summ = summarize(z, self.config, per_slice=bool(self.sinks))
             except Exception as exc:  # a bad batch (NaN, 1 row) must not stop training
                 error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                 self._warn("summary", f"could not summarise step {step} ({error})")
+        per_slice = summ.pop("per_slice_statistic", None)
+        if self.sinks and summ:
+            from sigreg_core.integrations.base import StepRecord, dispatch
+
+            dispatch(self.sinks, StepRecord(step, summ, per_slice, _scalars(scalars), str(self.run_dir)), self._warn)
         if not self._open():
             return False
         try:
