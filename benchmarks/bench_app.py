@@ -21,7 +21,7 @@ Not a test: nothing is asserted.  Numbers depend on the machine's load; run it o
 quiet machine for numbers to quote.
 
 Usage:  python benchmarks/bench_app.py [--repeat 3] [--rows 65536] [--dim 512] [--cold-cache]
-                                       [--against OTHER_CHECKOUT]
+                                       [--against OTHER_CHECKOUT] [--only slice,seed,sample,upload]
 
 ``--against`` drives a second checkout (say, main before a change) turn by turn with
 this one, so both see the same machine load; the table then has one column per app.
@@ -176,11 +176,18 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rows", type=int, default=65536)
     ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--only", default="slice,seed,sample,upload",
+                    help="comma-separated interactions to time after the first report "
+                         "(slice, seed, sample, upload; default all)")
     ap.add_argument("--cold-cache", action="store_true", help="start the server with an empty kernel cache")
     ap.add_argument("--against", metavar="CHECKOUT",
                     help="another checkout of this repository (e.g. a worktree of main): both apps are driven "
                          "turn by turn, so a busy machine slows both alike; prints one column each")
     args = ap.parse_args(argv)
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    unknown = only - {"slice", "seed", "sample", "upload"}
+    if unknown:
+        ap.error(f"--only: unknown interaction(s) {', '.join(sorted(unknown))}")
 
     from playwright.sync_api import sync_playwright
 
@@ -188,7 +195,7 @@ def main(argv=None) -> None:
     tries = max(1, args.repeat - 1)
     roots = {"this": ROOT} if not args.against else {"this": ROOT, "against": Path(args.against).resolve()}
     uploads = {}  # a different file per try and app: the report cache must not answer a second time
-    for label in roots:
+    for label in roots if "upload" in only else ():
         for k in range(tries):
             f = tmp / f"{label}{k}_{args.rows}x{args.dim}.npy"
             seed = 1000 * len(uploads) + k
@@ -213,15 +220,15 @@ def main(argv=None) -> None:
                 for label, page in pages.items():
                     results[label].setdefault(name, []).append(fn(label, page))
 
-            for k in range(args.repeat):
+            for k in range(args.repeat if "slice" in only else 0):
                 for how in ("median", "worst"):
                     each("slice change (median <-> worst)", lambda _, pg, how=how: _slice_change(pg, how))
-            for k in range(args.repeat):
+            for k in range(args.repeat if "seed" in only else 0):
                 each("seed change (recomputes the statistic)", lambda _, pg, k=k: _seed_change(pg, 100 + k))
-            for k in range(args.repeat):
+            for k in range(args.repeat if "sample" in only else 0):
                 for name in ("shifted", "healthy"):
                     each("sample change (shifted <-> healthy)", lambda _, pg, name=name: _sample_change(pg, name))
-            for k in range(tries):
+            for k in range(tries if "upload" in only else 0):
                 each(f"upload {args.rows} x {args.dim} float32 .npy to verdict",
                      lambda label, pg, k=k: _upload(pg, uploads[(label, k)], args.rows, args.dim))
             for browser in browsers:

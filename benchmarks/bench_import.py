@@ -5,13 +5,15 @@ and CPU time (CPU time is steadier on a shared machine).  Also lists the heavy
 modules the import pulls in beyond what torch itself imports.
 
     python benchmarks/bench_import.py
-    python benchmarks/bench_import.py --root /path/to/another/checkout   # compare a baseline
+    python benchmarks/bench_import.py --root /path/to/another/checkout   # measure another checkout
+    python benchmarks/bench_import.py --against /path/to/main            # both, `sigreg score` turn by turn
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,18 +49,32 @@ def measure(root: Path, reps: int) -> dict:
     return med
 
 
-def score_warm(root: Path, reps: int) -> float:
-    """``sigreg score`` on the first shipped sample, after one untimed run (kernels and files cached)."""
+def _score_cmd(root: Path) -> tuple[list, dict]:
     env = dict(os.environ, PYTHONPATH=str(root))
     sample = json.loads((root / "sample_data" / "samples.json").read_text())["samples"][0]["file"]
-    cmd = [sys.executable, "-m", "sigreg_core", "score", str(root / "sample_data" / sample)]
-    subprocess.run(cmd, capture_output=True, env=env, cwd=root, check=False)
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+    return [sys.executable, "-m", "sigreg_core", "score", str(root / "sample_data" / sample)], env
+
+
+def score_warm(roots: list, reps: int) -> list:
+    """``sigreg score`` on the first shipped sample, after one untimed run (kernels and files cached).
+
+    Several checkouts are timed turn by turn, so a busy machine slows them alike.  Returns, per
+    checkout, the median wall time and the median CPU time (user + system) of the whole process.
+    """
+    cmds = [_score_cmd(r) for r in roots]
+    for (cmd, env), root in zip(cmds, roots):
         subprocess.run(cmd, capture_output=True, env=env, cwd=root, check=False)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    walls: list = [[] for _ in roots]
+    cpus: list = [[] for _ in roots]
+    for _ in range(reps):
+        for i, ((cmd, env), root) in enumerate(zip(cmds, roots)):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, env=env, cwd=root, check=False)
+            walls[i].append(time.perf_counter() - t0)
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[i].append((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus)]
 
 
 def main() -> None:
@@ -66,17 +82,22 @@ def main() -> None:
     ap.add_argument("--root", default=str(ROOT), help="checkout whose sigreg_core is measured")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--no-score", action="store_true", help="skip the `sigreg score` timing")
+    ap.add_argument("--against", default=None, metavar="CHECKOUT",
+                    help="another checkout (e.g. a worktree of main): `sigreg score` is timed turn by turn in both")
     args = ap.parse_args()
-    root = Path(args.root).resolve()
-    m = measure(root, args.reps)
-    print(f"{root}: import torch {m['torch_wall']:.2f} s wall / {m['torch_cpu']:.2f} s CPU; "
-          f"from sigreg_core import SIGReg adds {m['add_wall']:.3f} s wall / {m['add_cpu']:.3f} s CPU "
-          f"(median of {args.reps} fresh interpreters)")
-    print(f"heavy modules it pulls in beyond torch's: {', '.join(m['heavy']) or 'none'}")
-    if not args.no_score and (root / "sample_data" / "samples.json").is_file():
-        print(f"sigreg score <first shipped sample>, warm: {score_warm(root, max(3, args.reps // 2)):.2f} s "
-              "(whole process, median)")
-
+    roots = [Path(args.root).resolve()] + ([Path(args.against).resolve()] if args.against else [])
+    for root in roots:
+        m = measure(root, args.reps)
+        print(f"{root}: import torch {m['torch_wall']:.2f} s wall / {m['torch_cpu']:.2f} s CPU; "
+              f"from sigreg_core import SIGReg adds {m['add_wall']:.3f} s wall / {m['add_cpu']:.3f} s CPU "
+              f"(median of {args.reps} fresh interpreters)")
+        print(f"heavy modules it pulls in beyond torch's: {', '.join(m['heavy']) or 'none'}")
+    roots = [r for r in roots if (r / "sample_data" / "samples.json").is_file()]
+    if not args.no_score and roots:
+        reps = max(3, args.reps // 2)
+        for root, (wall, cpu) in zip(roots, score_warm(roots, reps)):
+            print(f"sigreg score <first shipped sample>, warm, {root}: {wall:.2f} s wall, {cpu:.2f} s CPU "
+                  f"(whole process, median of {reps})")
 
 if __name__ == "__main__":
     main()

@@ -58,6 +58,7 @@ from sigreg_core.present.report import (
     per_slice_csv,
     pick_slice,
     selected_slice_figures,
+    slice_rank,
     verdict_tone,
 )
 from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
@@ -290,11 +291,13 @@ def _slice_picker(rep) -> int:
         st.session_state["insp_slice"] = cur
 
     def on_pick():
+        _forget_chart_click()
         how = st.session_state["insp_pick"]
         if how != "index":
             st.session_state["insp_slice"] = pick_slice(rep, how)
 
     def on_index():
+        _forget_chart_click()
         st.session_state["insp_pick"] = "index"
         st.session_state["insp_slice"] = pick_slice(rep, "index", int(st.session_state["insp_index"]))
 
@@ -321,8 +324,22 @@ def _point_slice(point: dict) -> int | None:
     return int(round(value)) if np.isfinite(value) else None
 
 
+def _chart_key() -> str:
+    return f"insp_slice_chart_{st.session_state.get('insp_chart_gen', 0)}"
+
+
+def _forget_chart_click() -> None:
+    """A selection made otherwise than by a click: a point clicked earlier must not stay highlighted.
+
+    The sorted chart is the same figure for every slice (so the browser does not redraw it), which
+    would leave plotly's own highlight on the last clicked point; a new key gives a fresh chart,
+    only after a click (the one case with a highlight to clear)."""
+    if st.session_state.pop("insp_chart_clicked", False):
+        st.session_state["insp_chart_gen"] = st.session_state.get("insp_chart_gen", 0) + 1
+
+
 def _on_chart_select() -> None:
-    state = st.session_state.get("insp_slice_chart")
+    state = st.session_state.get(_chart_key())
     try:
         points = state["selection"]["points"]
     except (KeyError, TypeError):
@@ -333,6 +350,7 @@ def _on_chart_select() -> None:
             st.session_state["insp_slice"] = j
             st.session_state["insp_pick"] = "index"
             st.session_state["insp_index"] = j
+            st.session_state["insp_chart_clicked"] = True
             return
 
 
@@ -347,25 +365,21 @@ def _section_slices(rep, z: np.ndarray, source: dict) -> None:
         st.session_state["insp_cloud_pending"] = j
         st.rerun(scope="app")
     view, sf = selected_slice_figures(rep, z, j)
-    _chart(sf["slice_statistics"], "slice_statistics", key="insp_slice_chart", on_select=_on_chart_select,
+    _chart(sf["slice_statistics"], "slice_statistics", key=_chart_key(), on_select=_on_chart_select,
            selection_mode="points")
+    # the sorted chart above is the same for every slice (no redraw of its M points): the rank is said here
     st.subheader(f"Slice {j}: statistic {view.statistic:.4g}, p-value {format_p(view.p_value)}")
+    st.caption(f"Rank {slice_rank(rep, j):,} of {rep.num_slices:,} in the sorted chart above (1 = worst).")
     note = min_p_note(rep, j)
     if note:
         st.caption(note)
+    else:
+        st.empty()  # same element tree for every slice: the browser updates the charts instead of remounting them
     _headline([(label, f"{view.moments[key]:.4g}", f"{ref:g} for N(0, 1)")
                for label, key, ref in [("mean", "mean", 0.0), ("std", "std", 1.0), ("skewness", "skew", 0.0),
                                        ("excess kurtosis", "kurtosis", 0.0)]])
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(sf["histogram"], f"histogram_slice_{j}")
-    with c2:
-        _chart(sf["qq"], f"qq_slice_{j}")
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(sf["cf"], f"cf_slice_{j}")
-    with c2:
-        _chart(sf["weighted_error"], f"weighted_error_slice_{j}")
+    # histogram, Q-Q, characteristic function, weighted error: one 2 x 2 chart (one browser redraw, one PNG)
+    _chart(sf["slice_views"], f"slice_{j}_views", key="insp_slice_views")
 
 
 def _section_all_slices(rep, z: np.ndarray, source: dict) -> None:

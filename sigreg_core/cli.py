@@ -1,127 +1,54 @@
-"""The ``sigreg`` command line: score embedding files, gate CI on collapse, start the dashboard.
+"""The ``sigreg`` command line: the parser and the dispatch of its subcommands.
 
-``sigreg score FILE...`` loads each file with :func:`sigreg_core.inputs.loading.load_embeddings`
-(no pickle, limits enforced) and assesses it with SIGReg, the sliced Epps–Pulley
+``sigreg score FILE...`` scores embedding files with SIGReg, the sliced Epps–Pulley
 statistic of LeJEPA (Balestriero & LeCun, arXiv 2511.08544) and LeWorldModel
-(arXiv 2603.19312): the mean over M random unit directions u_m of
+(arXiv 2603.19312), against its exact null law; table or JSON, ``--fail-on`` as a CI
+gate, ``--distributed`` under ``torchrun`` (:mod:`sigreg_core.commands.score`).
+``sigreg app`` starts the Streamlit dashboard; ``compare``, ``embed`` and ``demo-train``
+come from their own modules (:data:`EXTRA_COMMANDS`), imported only when named.
 
-    EP(Z u_m) = N * sum_k c_k [ (mean_n cos(t_k x_n) - exp(-t_k^2/2))^2 + (mean_n sin(t_k x_n))^2 ],
-
-compared with its exact null law (see :mod:`sigreg_core.assessment.assess`).  A (V, N, D) file
-is V batches scored separately.
-
-Exit codes: 0 every file fine; 1 ``--fail-on`` met (a CI gate); 2 bad input or usage,
-with exactly one line on stderr and no traceback; 3 an internal error (one line too;
-``SIGREG_DEBUG=1`` shows the traceback); 130 interrupted.
-
-``sigreg score --distributed SHARD...`` under ``torchrun`` scores shards across
-processes and machines: rank r loads shards r, r+W, r+2W, ...; the ECF sums are
-all-reduced (gloo on CPU, NCCL on CUDA) so rank 0 prints the statistic of the
-concatenated batch.  ``sigreg app`` starts the Streamlit dashboard.
+Exit codes (:mod:`sigreg_core.commands.common`): 0 every file fine; 1 ``--fail-on`` met;
+2 bad input or usage, with exactly one line on stderr and no traceback; 3 an internal
+error (one line too; ``SIGREG_DEBUG=1`` shows the traceback); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from sigreg_core.util.jsonsafe import to_jsonable
+from sigreg_core.commands.common import (
+    EXIT_FAIL_ON,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    OneLineParser,
+    UsageError,
+    err,
+    port,
+)
+from sigreg_core.commands.score import add_score_parser, cmd_score
 
-__all__ = ["main", "build_parser", "app_path", "UsageError"]
-
-EXIT_OK, EXIT_FAIL_ON, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-#: verdict order (sigreg_core.assessment.verdict, inlined to keep start-up light); "suspicious" is
-#: the earlier name of everything between healthy and collapsed, kept as a --fail-on alias of mild
-VERDICT_LEVEL = {"healthy": 0, "mild": 1, "suspicious": 1, "marked": 2, "severe": 3, "collapsed": 4}
-PROG = "sigreg"
-
-
-class UsageError(Exception):
-    """Bad input or usage: printed as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (no usage block) and exit 2."""
-
-    def error(self, message):  # noqa: D401 - argparse API
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _int_at_least(minimum: int, what: str):
-    """An argparse type: a whole number >= minimum."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
-        return v
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive number")
-_nonneg_int = _int_at_least(0, "0 or more")
-
-
-def _port(text: str) -> int:
-    v = _positive_int(text)
-    if v > 65535:
-        raise argparse.ArgumentTypeError(f"port must be at most 65535, got {v}")
-    return v
+__all__ = ["main", "build_parser", "app_path", "UsageError", "EXIT_OK", "EXIT_FAIL_ON", "EXIT_USAGE", "EXIT_INTERNAL",
+           "EXIT_INTERRUPTED"]
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
-    from sigreg_core.assessment.families import FAMILIES
-    from sigreg_core.core.presets import PRESETS
-
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description="Is your self-supervised embedding healthy or collapsing? SIGReg diagnostics.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     extras = _extra_commands(only)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *EXTRA_COMMANDS]) + "}")
-
-    s = sub.add_parser(
-        "score",
-        help="score embedding files (table, or JSON with --json); exit 1 when --fail-on is met",
-        description="Score embedding files with SIGReg against its exact null law. "
-        "Exit 0 fine, 1 when --fail-on is met, 2 on bad input or usage.",
-    )
-    s.add_argument("files", nargs="+", metavar="FILE", help=".npy .npz .pt .pth .safetensors .csv .tsv .parquet")
-    s.add_argument("--key", help="array inside a container (.npz member, safetensors tensor, dotted .pt path, parquet column)")
-    s.add_argument("--view", type=int, default=None,
-                   help="for (V, N, D) files, score only this view (default: every view, scored separately and averaged)")
-    s.add_argument("--preset", default="lejepa", choices=sorted(PRESETS), help="Epps-Pulley variant (default lejepa)")
-    s.add_argument("--slices", type=_positive_int, default=1024, help="number of random directions M (default 1024)")
-    s.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the directions and of --max-rows (default 0)")
-    s.add_argument("--family", default="random", choices=list(FAMILIES),
-                   help="slice family: random (SIGReg's seeded directions), coordinate axes, principal axes, "
-                        "or a searched worst direction (default random)")
-    s.add_argument("--null-draws", type=_nonneg_int, default=None,
-                   help="size of the Monte Carlo null of SIGReg (default 200, cached in $LATENT_HEALTH_CACHE; 0 skips it: "
-                        "the verdict uses exact p-values only)")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
-    s.add_argument("--max-rows", type=_positive_int, default=None, help="score a random subset of at most R rows per file")
-    s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
-    s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
-    s.add_argument("--json", action="store_true", help="print a JSON list: one object per file ({file, ...Assessment.to_dict()})")
-    s.add_argument("--fail-on", choices=["mild", "marked", "severe", "collapsed", "suspicious"], default=None,
-                   help="exit 1 if any file's verdict is this bad or worse (CI gate; suspicious = mild)")
-    s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    s.add_argument("--distributed", action="store_true",
-                   help="under torchrun: each rank scores its shards, sums are all-reduced, rank 0 prints the global result")
-
+    add_score_parser(sub)
     a = sub.add_parser("app", help="start the Streamlit dashboard", description="Start the latent-health dashboard (streamlit run app.py).")
-    a.add_argument("--port", type=_port, default=None, help="port to serve on (default: Streamlit's, 8501)")
+    a.add_argument("--port", type=port, default=None, help="port to serve on (default: Streamlit's, 8501)")
     a.add_argument("--address", default=None, help="address to bind (default: Streamlit's)")
     a.add_argument("streamlit_args", nargs="*", metavar="-- STREAMLIT_ARGS", help="further options for streamlit run, after --")
     for name, (add, run) in extras.items():
@@ -163,288 +90,6 @@ def _version() -> str:
         return version("latent-health")
     except Exception:
         return "0.1.0"
-
-
-# ----------------------------------------------------------------------------- output
-
-
-def _jsonable(obj):
-    # NaN -> null; infinities keep their sign as strings
-    return to_jsonable(obj, nonfinite=lambda f: None if math.isnan(f) else ("inf" if f > 0 else "-inf"))
-
-
-def _fmt(x, digits=4) -> str:
-    if x is None:
-        return "-"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(v):
-        return str(v)
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-        return f"{v:.3g}"
-    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{max(digits - 1, 1)}f}"
-
-
-def _modes_text(modes) -> str:
-    if not modes:
-        return "-"
-    out = []
-    for m in modes:
-        if isinstance(m, str):
-            out.append(m)
-        elif isinstance(m, dict):
-            out.append(str(m.get("name") or m.get("mode") or m.get("kind") or m))
-        else:
-            out.append(str(getattr(m, "name", None) or getattr(m, "mode", None) or m))
-    return ", ".join(out)
-
-
-def _table(rows: list) -> str:
-    from sigreg_core.util.text import visible
-
-    headers = ["file", "rows", "dim", "SIGReg", "x null", "p-value", "collapsing?", "distance", "verdict", "modes",
-               "conventions"]
-    body = []
-    for r in rows:
-        label = visible(r["file"]) + (f"[{visible(r['key'])}]" if r.get("key") else "")  # one row stays one line
-        if r.get("num_views", 1) > 1:
-            label += f" ({r['num_views']} views)"
-        if r.get("view") is not None:
-            label += f" (view {r['view']})"
-        ans = r.get("answers") or {}
-        dist = ans.get("distance") or {}
-        rho = dist.get("relative_distance")
-        body.append([
-            label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("sigreg_over_null")),
-            _fmt(r.get("p_value"), 3), str((ans.get("collapse") or {}).get("answer", "-")),
-            f"{dist.get('level', '-')}" + (f" ({_fmt(rho, 2)})" if isinstance(rho, (int, float)) else ""),
-            str(r.get("verdict")), _modes_text(r.get("modes")),
-            ", ".join(str(c.get("name")) for c in ans.get("conventions") or []) or "-",
-        ])
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
-    right = {1, 2, 3, 4, 5}
-    lines = []
-    for cells in [headers] + body:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        lines.append("  ".join(parts).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    if rows:
-        first = rows[0]
-        lines.append("")
-        lines.append(
-            f"preset {first.get('preset')}, {first.get('family')} slices x {first.get('num_slices')}, "
-            f"seed {first.get('seed')}, device {first.get('device')}; collapsing? no / dimensional / full "
-            f"(scale-free); distance: healthy < mild < marked < severe by the relative distance in brackets "
-            f"(0 = N(0, I), 1 = collapse onto 0), gated by the calibrated p-value < 1e-3; docs/calibration.md"
-        )
-    for r in rows:
-        for n in r.get("notices", []):
-            lines.append(f"note: {visible(r['file'])}: {visible(n)}")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-class _Progress:
-    """A tqdm bar on stderr fed by assess's ``progress(fraction, message)`` (off when quiet or not a TTY)."""
-
-    def __init__(self, quiet: bool, desc: str):
-        self.bar = None
-        self.desc = desc
-        self.enabled = not quiet and sys.stderr.isatty()
-
-    def __call__(self, fraction: float, message: str = ""):
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=1000, desc=self.desc, leave=False, file=sys.stderr, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-        self.bar.n = int(round(1000 * min(max(float(fraction), 0.0), 1.0)))
-        if message:
-            self.bar.set_postfix_str(str(message)[:60], refresh=False)
-        self.bar.refresh()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _assess(z, args, progress, distributed: bool):
-    from sigreg_core.assessment.assess import assess
-
-    kwargs = dict(num_slices=args.slices, seed=args.seed, preset=args.preset, family=args.family,
-                  device=args.device, progress=progress, distributed=distributed)
-    if args.null_draws is not None:
-        kwargs["null_draws"] = args.null_draws
-    return assess(z, **kwargs)
-
-
-def _result_row(label: str, array, args, *, notices=(), key=None, distributed=False, rows_total=None) -> dict:
-    """Assess one array ((N, D), or (V, N, D) views scored separately and averaged) into a row."""
-    bar = _Progress(args.quiet, label)
-    try:
-        result = _assess(array, args, bar, distributed)
-    finally:
-        bar.close()
-    row = {"file": label}
-    if key is not None:
-        row["key"] = key
-    row["rows"] = int(rows_total if rows_total is not None else array.shape[-2])
-    row["dim"] = int(array.shape[-1])
-    row["num_views"] = int(array.shape[0]) if array.ndim == 3 else 1
-    if args.view is not None:
-        row["view"] = args.view
-    row["notices"] = list(notices)
-    if (result.config or {}).get("work_budget"):
-        row["notices"].append(result.config["work_budget"])
-    for k, val in result.to_dict().items():
-        if k not in row:
-            row[k] = val
-    cfg = row.get("config") or {}
-    row.setdefault("preset", cfg.get("preset", args.preset))
-    row.setdefault("num_slices", cfg.get("num_slices", args.slices))
-    row.setdefault("seed", cfg.get("seed", args.seed))
-    row.setdefault("family", cfg.get("family", args.family))
-    return row
-
-
-def _load(path: str, args):
-    from sigreg_core.inputs.loading import load_embeddings
-
-    return load_embeddings(
-        path, key=args.key, max_rows=args.max_rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
-        max_bytes=args.max_bytes, seed=args.seed,
-    )
-
-
-def _verdict_level(verdict) -> int:
-    text = str(verdict).strip().lower()
-    for name, level in sorted(VERDICT_LEVEL.items(), key=lambda kv: -kv[1]):
-        if text.startswith(name):
-            return level
-    return 0
-
-
-def _exit_code(rows: list, fail_on: Optional[str]) -> int:
-    if fail_on is None:
-        return EXIT_OK
-    threshold = VERDICT_LEVEL[fail_on]
-    return EXIT_FAIL_ON if any(_verdict_level(r.get("verdict")) >= threshold for r in rows) else EXIT_OK
-
-
-def _emit(rows: list, args) -> None:
-    if args.json:
-        sys.stdout.write(json.dumps(_jsonable(rows), indent=2) + "\n")
-    else:
-        sys.stdout.write(_table(rows) + "\n")
-    sys.stdout.flush()
-
-
-def _check_common(args) -> None:
-    from sigreg_core.core.device import resolve_device
-    from sigreg_core.inputs.loading import parse_byte_size
-
-    try:
-        resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(f"{PROG} score: {exc}") from None
-    if args.max_bytes is not None:
-        args.max_bytes = parse_byte_size(args.max_bytes)  # EmbeddingLoadError → exit 2
-    if args.max_rows is not None and args.max_rows < 2:
-        raise UsageError(f"{PROG} score: --max-rows must be at least 2 (SIGReg needs 2 rows or more)")
-
-
-def cmd_score(args) -> int:
-    _check_common(args)
-    if args.distributed:
-        return _score_distributed(args)
-    from sigreg_core.inputs.loading import check_source
-
-    for path in args.files:  # cheap checks first: a typo in the last file must not cost the scoring of the others
-        check_source(path)
-    rows = []
-    for path in args.files:
-        emb = _load(path, args)
-        rows.append(_result_row(path, emb.array, args, notices=emb.notices, key=emb.key))
-    _emit(rows, args)
-    return _exit_code(rows, args.fail_on)
-
-
-def _score_distributed(args) -> int:
-    """Each rank scores its shards; the ECF sums are all-reduced; rank 0 prints the global result."""
-    import datetime
-
-    import numpy as np
-    import torch
-    import torch.distributed as dist
-
-    from sigreg_core.core.device import resolve_device
-    from sigreg_core.inputs.loading import EmbeddingLoadError
-
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise UsageError(
-            f"{PROG} score --distributed must run under torchrun (RANK/WORLD_SIZE are not set); e.g. "
-            f"torchrun --nproc-per-node 2 -m sigreg_core score --distributed SHARD..."
-        )
-    device = resolve_device(args.device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
-    try:
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if len(args.files) < world:
-            if rank == 0:
-                raise UsageError(f"{PROG} score --distributed: {len(args.files)} shard(s) for {world} processes; give at least one shard per process")
-            return EXIT_USAGE
-        mine = args.files[rank::world]
-        error, arrays, notices, dims = None, [], [], set()
-        try:
-            loaded = [_load(p, args) for p in mine]
-            for e in loaded:
-                arrays.append(e.array if e.array.ndim == 3 else e.array[None])
-                notices.extend(f"{e.name}: {n}" for n in e.notices)
-                dims.add((e.array.ndim, e.array.shape[-1], e.array.shape[0] if e.array.ndim == 3 else 1))
-            if len(dims) > 1:
-                error = f"{PROG} score --distributed: shards on rank {rank} differ in shape {sorted(dims)}; all shards need the same dimension and views"
-        except EmbeddingLoadError as exc:
-            error = f"{PROG}: error: {exc}"
-        status = [None] * world
-        dist.all_gather_object(status, (error, sorted(dims), sum(a.shape[1] for a in arrays), notices))
-        errors = [s[0] for s in status if s[0]]
-        if errors:
-            if rank == 0:  # one line in all, whichever rank failed
-                _err(errors[0])
-            return EXIT_USAGE
-        all_dims = {tuple(d) for s in status for d in s[1]}
-        if len(all_dims) > 1:
-            if rank == 0:
-                sys.stderr.write(f"{PROG} score --distributed: shards differ in shape (ndim, dim, views): {sorted(all_dims)}; all shards need the same dimension and views\n")
-            return EXIT_USAGE
-        total_rows = sum(s[2] for s in status)
-        z = np.concatenate(arrays, axis=1)  # (V, n_local, D)
-        ndim = next(iter(all_dims))[0]
-        local = z if ndim == 3 else z[0]
-        args.quiet = args.quiet or rank != 0
-        label = f"{len(args.files)} shards on {world} processes"
-        notices = [n for s in status for n in s[3]]
-        row = _result_row(label, local, args, notices=notices, key=args.key, distributed=True, rows_total=total_rows)
-        row["shards"] = list(args.files)
-        row["world_size"] = world
-        rows = [row]
-        code = torch.tensor([0], dtype=torch.int64)
-        if rank == 0:
-            _emit(rows, args)
-            code[0] = _exit_code(rows, args.fail_on)
-        dist.broadcast(code, src=0)
-        return int(code.item())
-    finally:
-        dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- app
@@ -504,21 +149,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return cmd_app(args)
             return int(args._run(args) or 0)
     except UsageError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_USAGE
     except EmbeddingLoadError as exc:
-        _err(f"{PROG}: error: {exc}")
+        err(f"{PROG}: error: {exc}")
         return EXIT_USAGE
     except ValueError as exc:  # bad parameter combinations reported by the library (preset, family, device...)
         if debug:
             raise
-        _err(f"{PROG}: error: {' '.join(str(exc).split())}")
+        err(f"{PROG}: error: {' '.join(str(exc).split())}")
         return EXIT_USAGE
     except MemoryError:
-        _err(f"{PROG}: error: out of memory; score fewer rows with --max-rows or fewer --slices")
+        err(f"{PROG}: error: out of memory; score fewer rows with --max-rows or fewer --slices")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _err(f"{PROG}: interrupted")
+        err(f"{PROG}: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         try:
@@ -533,23 +178,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if debug:
             raise
         if "allocate" in str(exc).lower() or "out of memory" in str(exc).lower():
-            _err(f"{PROG}: error: out of memory ({' '.join(str(exc).split())[:160]}); score fewer rows with --max-rows, "
+            err(f"{PROG}: error: out of memory ({' '.join(str(exc).split())[:160]}); score fewer rows with --max-rows, "
                  f"fewer --slices, or lower LATENT_HEALTH_MAX_DIM")
             return EXIT_USAGE
-        _err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
+        err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
         return EXIT_INTERNAL
     except Exception as exc:
         if debug:
             raise
-        _err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
+        err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
         return EXIT_INTERNAL
-
-
-def _err(line: str) -> None:
-    from sigreg_core.util.text import visible
-
-    sys.stderr.write(" ".join(visible(line).split()) + "\n")  # file names are data: no raw control bytes
-    sys.stderr.flush()
 
 
 if __name__ == "__main__":  # pragma: no cover

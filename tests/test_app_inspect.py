@@ -18,7 +18,8 @@ from sigreg_core.inputs.samples import list_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-MIN_CHARTS = 9  # slice statistics, p-values, histogram, Q-Q, CF, weighted error, ECF band, spectrum, per-dim
+MIN_CHARTS = 6  # slice statistics, the slice views (histogram, Q-Q, CF, weighted error in one), p-values, ECF band,
+#                spectrum, per-dim
 
 
 @pytest.fixture
@@ -242,7 +243,7 @@ def test_selecting_a_slice_changes_the_views_without_recomputing(builds):
     at = _app(num_slices=1024)
     assert len(builds) == 1
     titles0 = _chart_titles(at)
-    hist0 = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Projection histogram"))
+    hist0 = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Views of slice"))
     for how in ["best", "median", "worst"]:
         at.radio(key="insp_pick").set_value(how).run()
         _full_report(at)
@@ -254,7 +255,8 @@ def test_selecting_a_slice_changes_the_views_without_recomputing(builds):
     titles1 = _chart_titles(at)
     assert f"slice {(best + 1) % 1024}" in " ".join(titles1)
     assert titles1 != titles0
-    hist1 = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Projection histogram"))
+    hist1 = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Views of slice"))
+    assert hist1["data"][0]["name"] == "projected values"  # the histogram panel
     assert hist1["data"][0]["x"] != hist0["data"][0]["x"]
     # other pages and back: still the one computation
     at.switch_page("pages/method.py").run()
@@ -355,3 +357,33 @@ def test_healthy_worst_slice_note_floor_p_values_and_metric_references(builds):
     assert _metric(at, "Overall p-value") == "< 1e-300"
     assert any(h.value.endswith("p-value < 1e-300") for h in at.subheader)
     assert not any("smallest of 128" in c.value and "not evidence" in c.value for c in at.caption)
+
+
+def test_slice_change_keeps_the_sorted_chart_byte_identical_and_states_the_rank(builds):
+    """What a slice change costs the browser: only the 2 x 2 views change; the sorted chart's spec stays the
+    same bytes (an unchanged chart is not redrawn), and the selected slice's rank is written out instead."""
+    at = _app(num_slices=256)
+
+    def sorted_spec():
+        return next(c.proto.spec for c in at.get("plotly_chart")
+                    if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Per-slice statistic"))
+
+    def views_spec():
+        return next(c.proto.spec for c in at.get("plotly_chart")
+                    if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Views of slice"))
+
+    spec0, views0 = sorted_spec(), views_spec()
+    table = next(d.value for d in at.dataframe if "statistic" in d.value.columns)
+    assert list(table["slice"]) == list(range(256))
+    for how in ["median", "best", "worst"]:
+        at.radio(key="insp_pick").set_value(how).run()
+        _ok(at)
+        assert sorted_spec() == spec0
+        j = at.session_state["insp_slice"]
+        # rank oracle, from the per-slice table: slices above it, plus equal ones of smaller index
+        s = table["statistic"].to_numpy()
+        rank = 1 + int(np.sum(s > s[j])) + int(np.sum((s == s[j]) & (table["slice"].to_numpy() < j)))
+        assert f"Rank {rank:,} of 256" in " ".join(c.value for c in at.caption)
+        if how == "median":
+            assert views_spec() != views0 and f"Views of slice {j}" in views_spec()
+    assert len(builds) == 1

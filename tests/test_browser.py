@@ -253,7 +253,8 @@ def test_default_page_shows_full_report_and_every_page_renders(server, browser):
         limit = 30 if os.environ.get("CI", "").lower() == "true" else 90
         assert first_chart_s < limit, f"first chart took {first_chart_s:.1f} s (limit {limit} s)"
         _wait_idle(page)
-        assert page.locator(CHART).count() >= 8
+        # sorted statistics, the 2 x 2 slice views, cloud, p-values, ECF band, spectrum, per-dimension
+        assert page.locator(CHART).count() >= 7
         assert page.get_by_text("healthy", exact=False).count() > 0
         # the worst slice of a healthy set says what the smallest of M p-values looks like by chance
         assert page.get_by_text("smallest of 1,024 per-slice p-values", exact=False).count() == 1
@@ -344,6 +345,15 @@ def test_upload_select_slice_and_download_csv(server, browser, tmp_path):
         assert page.get_by_label("Slice index").input_value() == str(clicked)
         _wait_idle(page)
         _shot(page, "inspect_upload", height=2200)
+
+        # The sorted chart is the same figure for every slice (not redrawn on a slice change); after a click,
+        # a selection made with the radio must not leave plotly's highlight on the clicked point.
+        page.get_by_text("worst", exact=True).first.click()
+        page.wait_for_function(f"() => ({SELECTED_SLICE_JS})() !== {clicked}", timeout=20_000)
+        _wait_idle(page)
+        highlighted = page.locator(CHART).first.evaluate(
+            "(gd) => gd._fullData.filter(t => t.name === 'slice statistic').map(t => (t.selectedpoints || []).length)")
+        assert highlighted in ([0], []), highlighted
 
         page.set_viewport_size({"width": 1440, "height": 1400})
         button = page.get_by_role("button", name="Per-slice CSV")

@@ -119,7 +119,7 @@ def test_one_slice_views_draw_their_input():
     assert abs(area - 1) < 1e-3
     q = F.qq_figure(x, slice_index=2)
     qs = _trace(q, "sample quantiles")
-    assert len(qs.x) == 600  # thinned to one point per pixel, extremes kept
+    assert len(qs.x) == 300  # thinned to one point per 2 pixels of a half-width panel, extremes kept
     assert np.asarray(qs.y)[0] == x.min() and np.asarray(qs.y)[-1] == x.max()
     t = np.linspace(0, 5, 101)
     re, im = F.ecf_on_grid(x, t)
@@ -136,3 +136,36 @@ def test_plotly_config_sets_png_filename_without_mutating_default():
     cfg = F.plotly_config("slice_statistics")
     assert cfg["toImageButtonOptions"] == {"format": "png", "scale": 2, "filename": "slice_statistics"}
     assert "filename" not in F.PLOTLY_CONFIG["toImageButtonOptions"]
+
+
+def test_slice_views_figure_holds_the_four_views_unchanged():
+    """The Inspect page's 2 x 2 chart: every trace of the four views, on its own panel, data identical."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_t(5, size=2500)
+    t = np.linspace(0, 4, 121)
+    nodes = np.linspace(0.25, 3, 12)
+    re, im = F.ecf_on_grid(x, t)
+    rn, inn = F.ecf_on_grid(x, nodes)
+    err = 0.01 * (rn - np.exp(-nodes**2 / 2)) ** 2 + 0.01 * inn**2
+    parts = [F.histogram_figure(x, slice_index=7), F.qq_figure(x, slice_index=7),
+             F.cf_figure(t, re, im, nodes, rn, inn, slice_index=7),
+             F.weighted_error_figure(nodes, err, slice_index=7)]
+    before = [p.to_json() for p in parts]
+    fig = F.slice_views_figure(*parts, slice_index=7)
+    assert [p.to_json() for p in parts] == before  # the separate figures are not modified
+    assert len(fig.data) == sum(len(p.data) for p in parts)
+    k = 0
+    for panel, part in enumerate(parts, start=1):
+        axis = "x" if panel == 1 else f"x{panel}"
+        for tr in part.data:
+            got = fig.data[k]
+            k += 1
+            assert got.name == tr.name and got.xaxis == axis
+            np.testing.assert_array_equal(np.asarray(got.x, dtype=float), np.asarray(tr.x, dtype=float))
+            np.testing.assert_array_equal(np.asarray(got.y, dtype=float), np.asarray(tr.y, dtype=float))
+        ax = fig.layout[f"xaxis{'' if panel == 1 else panel}"]
+        assert ax.title.text == part.layout.xaxis.title.text
+    assert "slice 7" in fig.layout.title.text
+    titles = [a.text for a in fig.layout.annotations]
+    assert len(titles) == 4 and f"{err.sum():.4g}" in titles[3]  # the bars' sum, computed independently here
+    assert fig.data[-1].showlegend is False  # the weighted-error bars need no legend entry

@@ -1,12 +1,18 @@
 """The exact per-slice null law and the p-value combinations, against independent oracles."""
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from sigreg_core.core import lawcache
 from sigreg_core.core import nulllaw as nl
 from sigreg_core.core.presets import PRESETS, Preset, get_preset
 
@@ -197,3 +203,138 @@ def test_bonferroni_and_empirical():
     assert nl.empirical_pvalue(1000.0, null) == pytest.approx(1 / 100)
     assert nl.empirical_pvalue(50.0, null) == pytest.approx((1 + 50) / 100)
     assert nl.pvalue_floor(99) == pytest.approx(0.01)
+
+
+# ------------------------------------------------------- on-disk law cache
+class _Bomb:
+    """Unpickling this touches a file: proves a cache file is never unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+@pytest.fixture
+def law_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path / "cache"))
+    nl._cached_law.cache_clear()
+    yield tmp_path / "cache"
+    nl._cached_law.cache_clear()
+
+
+def _same_bits(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _no_build(*_a, **_k):
+    raise AssertionError("the table was rebuilt instead of read from the disk cache")
+
+
+def test_law_table_from_disk_is_bit_identical_to_a_fresh_build(law_cache, monkeypatch):
+    p = get_preset("lejepa")
+    for standardized in (False, True):
+        fresh = nl._build_law(nl.law_eigenvalues(p.nodes, p.weights, standardized=standardized), standardized)
+        built = nl.slice_law_for_grid(p.nodes, p.weights, standardized=standardized)  # builds and writes
+        path = lawcache.law_cache_path(p.nodes, p.weights, standardized, recipe=nl.law_recipe())
+        assert path.is_file() and path.parent.parent == law_cache
+        nl._cached_law.cache_clear()
+        with monkeypatch.context() as m:
+            m.setattr(nl, "_build_law", _no_build)
+            m.setattr(nl, "law_eigenvalues", _no_build)
+            loaded = nl.slice_law_for_grid(p.nodes, p.weights, standardized=standardized)
+        assert loaded is not built and loaded.standardized is standardized
+        for law in (built, loaded):
+            for field in ("eigenvalues", "q_table", "logsf_table"):
+                assert _same_bits(getattr(law, field), getattr(fresh, field)), field
+        q = np.linspace(0.0, 80.0, 257)
+        assert np.array_equal(loaded.logsf(q), fresh.logsf(q))
+    # the reference quantiles still hold for the table read back (SIGREG.md §2)
+    np.testing.assert_allclose(nl.slice_law("lejepa").ppf([0.95, 0.99, 0.999]), [2.9456, 4.5866, 7.0458],
+                               atol=2e-3)
+
+
+def test_law_cache_key_separates_grids_and_standardisation(tmp_path):
+    p, q = get_preset("lejepa"), get_preset("lejepa-paper")
+    paths = {lawcache.law_cache_path(p.nodes, p.weights, False, tmp_path),
+             lawcache.law_cache_path(p.nodes, p.weights, True, tmp_path),
+             lawcache.law_cache_path(q.nodes, q.weights, False, tmp_path),
+             lawcache.law_cache_path(p.nodes, p.weights * (1 + 1e-15), False, tmp_path),
+             lawcache.law_cache_path(p.nodes, p.weights, False, tmp_path, recipe=b"another algorithm")}
+    assert len(paths) == 5
+
+
+def test_law_recipe_is_the_same_in_every_process_and_follows_the_code(monkeypatch):
+    code = "from sigreg_core.core import nulllaw as nl; import hashlib; print(hashlib.sha256(nl.law_recipe()).hexdigest())"
+    root = Path(__file__).resolve().parents[1]
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                           env={**os.environ, "PYTHONPATH": str(root)}).stdout.strip() for _ in range(2)}
+    assert runs == {hashlib.sha256(nl.law_recipe()).hexdigest()}
+    before = nl.law_recipe()
+    monkeypatch.setattr(nl, "_BODY_SF", 1e-8)  # a changed constant of the build ...
+    nl.law_recipe.cache_clear()
+    try:
+        assert nl.law_recipe() != before  # ... is a different cache key
+    finally:
+        monkeypatch.undo()
+        nl.law_recipe.cache_clear()
+    assert nl.law_recipe() == before
+
+
+def _write_corrupt(path: Path, kind: str, p, sentinel: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    good = nl._build_law(nl.law_eigenvalues(p.nodes, p.weights), False)
+    fields = dict(eigenvalues=good.eigenvalues, q_table=good.q_table, logsf_table=good.logsf_table,
+                  nodes=np.asarray(p.nodes, np.float64), weights=np.asarray(p.weights, np.float64),
+                  standardized=np.bool_(False), version=np.int64(lawcache.LAW_CACHE_VERSION))
+    if kind == "garbage":
+        path.write_bytes(b"not a zip file at all\n")
+        return
+    if kind == "pickle":
+        fields["q_table"] = np.array([_Bomb(sentinel)], dtype=object)
+    elif kind == "foreign-grid":
+        fields["nodes"] = fields["nodes"] + 0.5
+    elif kind == "old-version":
+        fields["version"] = np.int64(lawcache.LAW_CACHE_VERSION - 1)
+    elif kind == "nan-table":
+        fields["logsf_table"] = np.where(np.arange(good.logsf_table.size) == 7, np.nan, good.logsf_table)
+    elif kind == "shuffled-table":
+        fields["logsf_table"] = good.logsf_table[::-1].copy()
+    with open(path, "wb") as fh:
+        np.savez(fh, **fields)
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "pickle", "foreign-grid", "old-version", "nan-table",
+                                  "shuffled-table"])
+def test_corrupt_or_foreign_law_cache_is_ignored_and_rebuilt(law_cache, kind):
+    p = get_preset("lejepa")
+    path = lawcache.law_cache_path(p.nodes, p.weights, False, recipe=nl.law_recipe())
+    sentinel = law_cache.parent / "unpickled"
+    _write_corrupt(path, kind, p, sentinel)
+    assert lawcache.load_law_table(p.nodes, p.weights, False, recipe=nl.law_recipe()) is None
+    law = nl.slice_law("lejepa")
+    assert not sentinel.exists()
+    assert abs(float(law.sf(2.9456)) - 0.05) <= 0.002
+    # the bad entry was replaced by a good one, bit-identical to what this process built
+    again = lawcache.load_law_table(p.nodes, p.weights, False, recipe=nl.law_recipe())
+    assert again is not None
+    assert all(_same_bits(a, b) for a, b in zip(again, (law.eigenvalues, law.q_table, law.logsf_table)))
+    assert [f.name for f in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_unwritable_law_cache_only_costs_the_rebuild(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(blocker))  # cache_root() / "nulllaw" cannot be created
+    nl._cached_law.cache_clear()
+    try:
+        law = nl.slice_law("lejepa")
+        assert abs(float(law.sf(2.9456)) - 0.05) <= 0.002
+        p = get_preset("lejepa")
+        assert lawcache.save_law_table(p.nodes, p.weights, False, law.eigenvalues, law.q_table,
+                                       law.logsf_table) is None
+    finally:
+        nl._cached_law.cache_clear()

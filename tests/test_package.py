@@ -22,10 +22,7 @@ NEVER_IN_A_STEP = ("pandas", "plotly", "pyarrow", "streamlit", "safetensors", "m
 #: modules over MAX_LINES, each with why; they may not grow past the number given
 MAX_LINES = 500
 OVERSIZE = {
-    "sigreg_core/inputs/loading.py": (1484, "being split into one module per format (loader issue)"),
-    "sigreg_core/inputs/checkpoints.py": (654, "being split: state_dict route and embed CLI (loader issue)"),
     "sigreg_core/present/report.py": (540, "the Inspect page's report model and its HTML export: split the export out"),
-    "sigreg_core/cli.py": (550, "parser, score table and dispatch in one module; the score command should move out"),
 }
 
 
@@ -110,6 +107,28 @@ def test_sigreg_score_imports_no_other_subcommand():
         "print(json.dumps({'code': code, 'loaded': [m for m, _, _ in EXTRA_COMMANDS.values() if m in sys.modules]}))"
     ))
     assert out == {"code": 0, "loaded": []}
+
+
+#: what the score path must not import once the null-law tables are on disk (pandas is for tables,
+#: scipy.stats and scipy.integrate cost more to import than the whole scoring of a shipped sample)
+NOT_ON_THE_SCORE_PATH = ("pandas", "scipy.stats", "scipy.integrate", "plotly", "streamlit", "pyarrow", "matplotlib")
+
+
+def test_sigreg_score_skips_pandas_and_the_table_builders_when_warm(tmp_path):
+    code = (
+        "import json, sys, io, contextlib\n"
+        "from sigreg_core.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = main(['score', 'sample_data/healthy.safetensors', '-q', '--null-draws', '0', '--slices', '64'])\n"
+        "print(json.dumps({'code': code, 'table': out.getvalue(), 'heavy': [m for m in %r if m in sys.modules]}))"
+        % (NOT_ON_THE_SCORE_PATH,)
+    )
+    env = {"LATENT_HEALTH_CACHE": str(tmp_path / "cache")}
+    cold = json.loads(_run(code, env))  # builds and stores the null-law tables
+    assert (tmp_path / "cache" / "nulllaw").is_dir() and "scipy.integrate" in cold["heavy"]
+    warm = json.loads(_run(code, env))
+    assert warm["code"] == 0 and warm["heavy"] == []
+    assert warm["table"] == cold["table"]  # the cached tables give the very same answer
 
 
 def test_every_public_name_resolves_lazily():

@@ -32,10 +32,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from sigreg_core.core import nulllaw as nl
@@ -52,6 +51,9 @@ from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
 from sigreg_core.assessment.screens import MAX_AXES, centred_statistic, evaluate, screen_preset
 from sigreg_core.assessment.slices import SliceStats, score_slices
 from sigreg_core.util.jsonsafe import to_jsonable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["assess", "Assessment", "VERDICTS", "SUSPICIOUS_P", "monte_carlo_null", "MonteCarloNull"]
 
@@ -99,7 +101,7 @@ class Assessment:
     p_value: float
     verdict: str
     modes: list
-    per_slice: pd.DataFrame
+    per_slice_columns: dict  # column -> 1-D array; .per_slice is the pandas view (pandas only when asked)
     metrics: dict
     config: dict
     slices: SliceStats
@@ -115,6 +117,16 @@ class Assessment:
     screens: dict = field(default_factory=dict)
     answers: dict = field(default_factory=dict)
     outliers: dict = field(default_factory=dict)
+
+    @property
+    def per_slice(self) -> "pd.DataFrame":
+        """One row per slice: slice, statistic, p_value, log10_p_value, mean, std, skew, kurtosis."""
+        df = self.__dict__.get("_per_slice_frame")
+        if df is None:
+            import pandas as pd  # lazily: `sigreg score` never needs it (about 0.3 s of import)
+
+            df = self.__dict__["_per_slice_frame"] = pd.DataFrame(self.per_slice_columns)
+        return df
 
     @property
     def level(self) -> str:
@@ -144,7 +156,7 @@ class Assessment:
             "config": self.config,
             "seconds": self.seconds,
             "device": self.device,
-            "per_slice": {c: self.per_slice[c].tolist() for c in self.per_slice.columns},
+            "per_slice": {c: np.asarray(v).tolist() for c, v in self.per_slice_columns.items()},
             "views": [v.to_dict() for v in self.views] if self.views else [],
         })
 
@@ -351,12 +363,12 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         pv["monte_carlo"] = {"p_value": None, "draws": 0,
                              "note": f"too few rows ({n})" if too_few else "null_draws=0"}
 
-    per_slice = pd.DataFrame({
+    per_slice = {
         "slice": np.arange(m), "statistic": stats.statistic,
         "p_value": np.maximum(p_slice, nl.P_FLOOR) if np.isfinite(p_slice).any() else p_slice,
         "log10_p_value": log_p_slice / math.log(10),
         "mean": stats.mean, "std": stats.std, "skew": stats.skew, "kurtosis": stats.kurtosis,
-    })
+    }
     config = {
         "preset": preset.name, "preset_config": preset.to_dict(),
         "grid": {"nodes": [float(v) for v in preset.nodes], "weights": [float(v) for v in preset.weights]},
@@ -370,7 +382,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     prog(1.0, "done")
     return Assessment(
         sigreg=sig, null_mean=float(null_mean), p_value=float(p), verdict=verdict, modes=modes,
-        per_slice=per_slice, metrics=metrics, config=config, slices=stats, directions=ev.directions,
+        per_slice_columns=per_slice, metrics=metrics, config=config, slices=stats, directions=ev.directions,
         mode_evidence=evidence, p_values=pv, sigreg_over_null=float(over), null_quantiles=null_quantiles,
         log10_p_value=lp / math.log(10), seconds=time.perf_counter() - t0, device=str(dev),
         screens={k2: {"p_value": screen_p.get(k2, g_p), "uncalibrated_p_value": g_p,
@@ -454,10 +466,10 @@ def assess(
     worst = max(views, key=lambda a: V.verdict_rank(a.verdict))
     verdict = worst.verdict
     cols = ["statistic", "mean", "std", "skew", "kurtosis"]
-    per = first.per_slice.copy()
+    per = dict(first.per_slice_columns)
     for c in cols:
-        per[c] = np.mean([a.per_slice[c].to_numpy() for a in views], axis=0)
-    lp_slices = np.stack([a.per_slice["log10_p_value"].to_numpy() * math.log(10) for a in views], axis=1)
+        per[c] = np.mean([np.asarray(a.per_slice_columns[c]) for a in views], axis=0)
+    lp_slices = np.stack([np.asarray(a.per_slice_columns["log10_p_value"]) * math.log(10) for a in views], axis=1)
     comb = [nl.cauchy_combination(log_p=row) for row in lp_slices]
     per["p_value"] = np.maximum([c[0] for c in comb], nl.P_FLOOR)
     per["log10_p_value"] = np.array([c[1] for c in comb]) / math.log(10)
@@ -469,7 +481,7 @@ def assess(
                                      "p_values": [a.p_value for a in views]})
     return _with_budget_note(Assessment(
         sigreg=sig, null_mean=first.null_mean, p_value=max(pc, nl.P_FLOOR), verdict=verdict, modes=modes,
-        per_slice=per, metrics=first.metrics, config=config, slices=first.slices, directions=first.directions,
+        per_slice_columns=per, metrics=first.metrics, config=config, slices=first.slices, directions=first.directions,
         mode_evidence=evidence, p_values=pv, sigreg_over_null=sig / first.null_mean if first.null_mean else float("nan"),
         null_quantiles=first.null_quantiles, log10_p_value=lpc / math.log(10),
         seconds=float(sum(a.seconds for a in views)), device=first.device, views=views, screens=first.screens,

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from sigreg_core.core import distributed as _dist
@@ -30,6 +29,9 @@ from sigreg_core.core.directions import check_directions
 from sigreg_core.core.ecf import ecf_and_moment_sums
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.core.statistic import as_float_tensor, default_chunk_rows, statistic_from_sums
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SliceStats", "SliceAccumulator", "score_slices", "project"]
 
@@ -59,7 +61,9 @@ class SliceStats:
     def sigreg(self) -> float:
         return float(self.statistic.mean())
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self) -> "pd.DataFrame":
+        import pandas as pd  # only for tables: the score path never imports pandas
+
         return pd.DataFrame(
             {
                 "slice": np.arange(self.num_slices),

@@ -6,6 +6,7 @@ draw and its background prefetch (:mod:`.directions`), the streaming ECF sums
 CPU call), the differentiable statistic and ``SIGReg`` module (:mod:`.statistic`),
 torch.distributed reductions
 (:mod:`.distributed`), device choice (:mod:`.device`) and the exact null law of one
-slice (:mod:`.nulllaw`, which alone needs SciPy and is never imported by the loss).
+slice (:mod:`.nulllaw`, its on-disk table cache :mod:`.lawcache`, and the p-value
+combinations :mod:`.combine`; these alone need SciPy and are never imported by the loss).
 Nothing here imports pandas, plotly, Streamlit or the rest of the package.
 """

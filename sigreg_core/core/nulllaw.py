@@ -36,20 +36,14 @@ it the Lugannani–Rice saddlepoint approximation (relative error of a few per c
 joined continuously to the Imhof table) gives log P down to 1e-300 and below, and
 past the table the exact asymptotic slope d log P / dq = -1 / (2 lambda_max) is used.
 Per-slice p-values are then an interpolation of log P: thousands per millisecond.
-Tables are cached per grid (``functools.lru_cache`` keyed on the nodes and weights).
+Tables are cached per grid in memory and on disk (:mod:`sigreg_core.core.lawcache`).
 
 The ``modulus`` form (and any standardised-per-dimension preset) has no such law
 here: its per-slice p-values come from a pooled Monte Carlo null and are labelled
 so (:mod:`sigreg_core.assessment.assess`).
 
-Combinations of dependent per-slice p-values (slices share the data):
-
-* Cauchy combination (Liu & Xie 2020, JASA 115:393): T = sum_i w_i tan((1/2 - p_i) pi),
-  p = 1/2 - arctan(T) / pi.  Its tail is exact under arbitrary dependence as p -> 0,
-  and it stays close to nominal at alpha = 0.05 (tested in tests/test_calibration.py).
-* Bonferroni: min(1, m * min_i p_i), valid under any dependence, conservative.
-* Monte Carlo: (1 + #{null >= observed}) / (B + 1), exact for B null draws but
-  never below 1 / (B + 1).
+The combinations of dependent per-slice p-values (Cauchy, Bonferroni, Monte Carlo) live in
+:mod:`sigreg_core.core.combine` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -58,8 +52,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, interpolate, special
+from scipy import special
 
+from sigreg_core.core.combine import bonferroni, cauchy_combination, empirical_pvalue, pvalue_floor
+from sigreg_core.core.lawcache import load_law_table, save_law_table
 from sigreg_core.core.presets import Preset, get_preset
 
 __all__ = [
@@ -174,6 +170,8 @@ def _imhof_one(q: float, lam: np.ndarray) -> float:
     A(u) = 1/2 sum arctan(lambda_j u), so the integral over [0, inf) is two Fourier
     integrals, done by QUADPACK's QAWF (``quad(weight="cos"/"sin")``).
     """
+    from scipy import integrate  # only when a table is built (the cache usually spares it)
+
     half_sum = 0.5 * float(np.sum(lam))
     w = 0.5 * q
     # eigenvalues below 1e-7 lambda_max only add a linear phase (lambda u << 1 where it matters)
@@ -312,7 +310,9 @@ class SliceLaw:
     def _interp(self):
         f = self.__dict__.get("_pchip")
         if f is None:
-            f = interpolate.PchipInterpolator(self.q_table, self.logsf_table, extrapolate=False)
+            from scipy.interpolate import PchipInterpolator
+
+            f = PchipInterpolator(self.q_table, self.logsf_table, extrapolate=False)
             object.__setattr__(self, "_pchip", f)
         return f
 
@@ -384,10 +384,30 @@ def _build_law(lam: np.ndarray, standardized: bool) -> SliceLaw:
     return SliceLaw(eigenvalues=lam, q_table=q, logsf_table=ls, standardized=standardized)
 
 
+def _code_parts(code) -> list:
+    out = [code.co_code, repr(code.co_names).encode()]
+    for c in code.co_consts:  # nested functions recursively; no file names or line numbers
+        out += _code_parts(c) if hasattr(c, "co_code") else [repr(c).encode()]
+    return out
+
+
+@lru_cache(maxsize=1)
+def law_recipe() -> bytes:
+    """A fingerprint of the code and constants that build a table: part of the disk-cache key."""
+    fns = (_build_law, _imhof_one, saddlepoint_logsf, _saddle_s, law_eigenvalues, _closed_form_blocks,
+           influence_covariances, _phi)
+    parts = [repr((_BODY_SF, _FAR_LOGSF)).encode()] + [p for f in fns for p in _code_parts(f.__code__)]
+    return b"\0".join(parts)
+
+
 @lru_cache(maxsize=64)
 def _cached_law(nodes: tuple, weights: tuple, standardized: bool) -> SliceLaw:
-    lam = law_eigenvalues(np.array(nodes), np.array(weights), standardized=standardized)
-    return _build_law(lam, standardized)
+    hit = load_law_table(nodes, weights, standardized, recipe=law_recipe())  # bit-identical to a fresh build
+    if hit is not None:
+        return SliceLaw(eigenvalues=hit[0], q_table=hit[1], logsf_table=hit[2], standardized=standardized)
+    law = _build_law(law_eigenvalues(np.array(nodes), np.array(weights), standardized=standardized), standardized)
+    save_law_table(nodes, weights, standardized, law.eigenvalues, law.q_table, law.logsf_table, recipe=law_recipe())
+    return law
 
 
 def slice_law_for_grid(nodes, weights, standardized: bool = False) -> SliceLaw:
@@ -424,75 +444,3 @@ def slice_pvalues(statistic, preset: "str | Preset", n: int, standardized: bool 
     p = np.maximum(np.exp(log_p), P_FLOOR)
     p = np.where(np.isnan(log_p), np.nan, p)
     return p, log_p
-
-
-# ----------------------------------------------------------- combinations
-_LOG_PI = math.log(math.pi)
-
-
-def cauchy_combination(p=None, *, log_p=None, weights=None) -> tuple[float, float]:
-    """Cauchy combination test (Liu & Xie 2020) of dependent p-values.
-
-    T = sum_i w_i tan((1/2 - p_i) pi) with sum w_i = 1; p = 1/2 - arctan(T)/pi.
-    Computed in log space for tiny p_i (tan((1/2 - p) pi) = cot(p pi) ~ 1/(p pi)), so
-    the combined p keeps its meaning far below 1e-300.  NaN entries are ignored.
-    Returns (p, log_p).
-    """
-    if log_p is None:
-        if p is None:
-            raise ValueError("cauchy_combination needs p or log_p")
-        p = np.asarray(p, dtype=np.float64).ravel()
-        with np.errstate(divide="ignore"):
-            log_p = np.log(p)
-    log_p = np.asarray(log_p, dtype=np.float64).ravel()
-    w = np.ones_like(log_p) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    ok = ~np.isnan(log_p)
-    log_p, w = log_p[ok], w[ok]
-    if log_p.size == 0:
-        return float("nan"), float("nan")
-    w = w / w.sum()
-    log_p = np.minimum(log_p, math.log1p(-1e-15))  # p = 1 would give T = -inf
-    small = log_p < math.log(1e-12)
-    t_reg = np.tan((0.5 - np.exp(log_p[~small])) * math.pi)
-    reg = float(np.sum(w[~small] * t_reg))
-    if np.any(small):
-        # large terms w / (pi p): add in log space
-        log_big = special.logsumexp(np.log(w[small]) - _LOG_PI - log_p[small])
-        if log_big > math.log(1e12):
-            log_t = log_big + math.log1p(reg / math.exp(log_big)) if log_big < 700 else log_big
-            log_pc = -_LOG_PI - log_t  # arctan tail: p = 1/(pi T) (1 + O(T^-2))
-            return float(max(math.exp(log_pc), 0.0)), float(log_pc)
-        reg += math.exp(log_big)
-    T = reg
-    if T > 1e12:
-        log_pc = -_LOG_PI - math.log(T)
-        return float(math.exp(log_pc)), float(log_pc)
-    pc = 0.5 - math.atan(T) / math.pi
-    pc = min(max(pc, 0.0), 1.0)
-    return float(pc), float(math.log(pc)) if pc > 0 else float("-inf")
-
-
-def bonferroni(p=None, *, log_p=None) -> tuple[float, float]:
-    """Bonferroni: min(1, m * min p_i).  Returns (p, log_p); NaNs ignored."""
-    if log_p is None:
-        with np.errstate(divide="ignore"):
-            log_p = np.log(np.asarray(p, dtype=np.float64).ravel())
-    log_p = np.asarray(log_p, dtype=np.float64).ravel()
-    log_p = log_p[~np.isnan(log_p)]
-    if log_p.size == 0:
-        return float("nan"), float("nan")
-    lb = min(0.0, float(np.min(log_p)) + math.log(log_p.size))
-    return float(math.exp(lb)), lb
-
-
-def empirical_pvalue(observed, null_draws) -> np.ndarray:
-    """Monte Carlo p-value (1 + #{null >= observed}) / (B + 1) (never below 1/(B+1))."""
-    null = np.sort(np.asarray(null_draws, dtype=np.float64).ravel())
-    obs = np.asarray(observed, dtype=np.float64)
-    ge = null.size - np.searchsorted(null, obs, side="left")
-    return (1.0 + ge) / (null.size + 1.0)
-
-
-def pvalue_floor(num_draws: int) -> float:
-    """The smallest p-value a Monte Carlo null of ``num_draws`` draws can give."""
-    return 1.0 / (int(num_draws) + 1.0)

@@ -17,6 +17,8 @@ LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312):
   imaginary parts) on a fine grid against ``exp(-t^2/2)``, quadrature nodes marked;
 * :func:`weighted_error_figure` — ``c_k [(Cbar_k - phi_k)^2 + Sbar_k^2]`` per node,
   the terms the statistic sums;
+* :func:`slice_views_figure` — those four views of one slice as one 2 × 2 figure (one
+  chart for the browser to redraw on a slice change instead of four);
 * :func:`ecf_band_figure` — the spread of the ECF over all slices at every node;
 * :func:`spectrum_figure`, :func:`per_dim_figure` — companion views: the
   covariance eigen-spectrum (log scale) and per-dimension mean / std.
@@ -45,6 +47,7 @@ __all__ = [
     "qq_figure",
     "cf_figure",
     "weighted_error_figure",
+    "slice_views_figure",
     "ecf_band_figure",
     "spectrum_figure",
     "per_dim_figure",
@@ -293,11 +296,12 @@ def histogram_figure(values: np.ndarray, *, slice_index: Optional[int] = None, b
     return fig
 
 
-def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 600) -> go.Figure:
+def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 300) -> go.Figure:
     """Q-Q plot of one slice against N(0, 1); on the diagonal when the slice is N(0, 1).
 
     At most ``max_points`` evenly spaced order statistics (always the minimum and maximum): about one
-    per pixel of a half-width chart, and a light SVG for the browser to redraw on every slice change.
+    per 2 pixels of a half-width panel (4 px markers overlap there anyway), and a light SVG for the
+    browser to redraw on every slice change (each marker is one SVG node).
     """
     theo, samp = qq_points(values, max_points=max_points)
     lo = float(min(theo.min(), samp.min()))
@@ -361,6 +365,48 @@ def weighted_error_figure(nodes: np.ndarray, weighted_error: np.ndarray, *, slic
             subtitle=f"the bars sum to the statistic: {err.sum():.4g}")
     fig.update_layout(showlegend=False)
     return fig
+
+
+def slice_views_figure(histogram: go.Figure, qq: go.Figure, cf: go.Figure, weighted_error: go.Figure, *,
+                       slice_index: Optional[int] = None) -> go.Figure:
+    """The four views of one slice (histogram, Q-Q, characteristic function, weighted error) in one 2 × 2 figure.
+
+    Same traces, axis titles and axis types as the four separate figures (copied from them, so
+    the two can never disagree); each panel's legend entries are grouped under the panel's name.
+    Why one figure: the browser lays out and draws one plotly chart instead of four on every
+    slice change (issue 12), and one PNG download holds all four views.
+    """
+    from plotly.subplots import make_subplots
+
+    panels = [("Histogram", histogram), ("Q-Q", qq), ("Characteristic function", cf),
+              ("Weighted error", weighted_error)]
+    err_sum = float(np.sum(weighted_error.data[0].y)) if weighted_error.data else float("nan")
+    titles = ["Histogram vs N(0, 1) density", "Q-Q against N(0, 1)", "ECF vs exp(-t²/2) and 0",
+              f"Weighted error per node (sum {err_sum:.4g})"]
+    out = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.09, vertical_spacing=0.14)
+    for k, (name, fig) in enumerate(panels):
+        row, col = divmod(k, 2)
+        shown = fig.layout.showlegend is not False
+        for tr in fig.data:
+            tr = go.Figure(tr).data[0]  # a copy: the separate figure stays as it was
+            tr.update(legendgroup=name, legendgrouptitle_text=name if shown else None,
+                      showlegend=shown and tr.showlegend is not False)
+            out.add_trace(tr, row=row + 1, col=col + 1)
+        xa, ya = fig.layout.xaxis, fig.layout.yaxis
+        out.update_xaxes(title_text=xa.title.text, title_font_size=11, row=row + 1, col=col + 1)
+        out.update_yaxes(title_text=ya.title.text, title_font_size=11, row=row + 1, col=col + 1,
+                         **({"type": ya.type} if ya.type else {}))
+    for ann in out.layout.annotations:  # the panel titles: small, so they fit a half-width panel at 1000 px
+        ann.font = {"size": 12}
+    label = f"slice {slice_index}" if slice_index is not None else "slice"
+    _layout(out, f"Views of {label}", "", "", height=900,
+            subtitle="histogram, Q-Q, characteristic function and the statistic's terms, against N(0, 1)")
+    out.update_layout(xaxis_title=histogram.layout.xaxis.title.text, yaxis_title=histogram.layout.yaxis.title.text,
+                      bargap=0, legend={"groupclick": "toggleitem"},
+                      margin={"t": 100})  # room for the title, its subtitle and the first row's panel titles
+    out.update_xaxes(title_font_size=11)
+    out.update_yaxes(title_font_size=11)
+    return out
 
 
 def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarray) -> go.Figure:

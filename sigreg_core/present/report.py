@@ -78,6 +78,7 @@ __all__ = [
     "metrics_table",
     "min_p_note",
     "selected_slice_figures",
+    "slice_rank",
 ]
 
 #: Monte Carlo null draws run by ``auto`` where no exact law exists (cached on disk by ``assess``).
@@ -383,8 +384,8 @@ def _units(report: Report) -> str:
 def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
     """Figures that do not depend on a projected slice.
 
-    Only the sorted-statistics chart shows the selection; the others are built once per
-    report and reused (a slice change rebuilds one figure here).
+    With ``selected``, the sorted-statistics chart rings that slice (the HTML report); without it
+    (the Inspect page) every figure, the sorted chart included, is built once per report and reused.
     """
     fixed = report._figures
     if not fixed:
@@ -394,13 +395,18 @@ def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
             "spectrum": F.spectrum_figure(report.eigenvalues),
             "per_dimension": F.per_dim_figure(report.dim_mean, report.dim_std),
         })
-    return {
-        "slice_statistics": F.slice_statistics_figure(
-            report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
-            band_per_rank=report.summary.get("null_band_per_rank"),
-            p_values=report.p_values, selected=selected, units=_units(report)),
-        **fixed,
-    }
+    if selected is None:  # the page's sorted chart: built once per report, the same bytes on every run
+        if "slice_statistics" not in fixed:
+            fixed["slice_statistics"] = _sorted_chart(report, None)
+        return dict(fixed)
+    return {**fixed, "slice_statistics": _sorted_chart(report, selected)}
+
+
+def _sorted_chart(report: Report, selected: Optional[int]):
+    return F.slice_statistics_figure(
+        report.statistic, q95=report.q95, q999=report.q999, null_mean=report.null_mean,
+        band_per_rank=report.summary.get("null_band_per_rank"),
+        p_values=report.p_values, selected=selected, units=_units(report))
 
 
 def slice_figures(report: Report, view: SliceView) -> dict:
@@ -415,8 +421,21 @@ def slice_figures(report: Report, view: SliceView) -> dict:
     }
 
 
+def slice_rank(report: Report, index: int) -> int:
+    """Rank of slice ``index`` in the sorted chart (1 = worst): its x position there (ties keep index order)."""
+    order = np.argsort(-np.asarray(report.statistic, dtype=np.float64), kind="stable")
+    return int(np.nonzero(order == int(index))[0][0]) + 1
+
+
 def selected_slice_figures(report: Report, z: np.ndarray, index: int, *, keep: int = 16) -> tuple:
-    """(SliceView, figures of that slice + the sorted chart highlighting it), cached on the report.
+    """(SliceView, figures of that slice + the sorted chart), cached on the report.
+
+    The figures: ``slice_statistics``, the sorted chart, deliberately *without* a ring on the
+    selected slice: its bytes are the same for every slice, so the browser does not redraw its M
+    points on a slice change (that redraw was most of a slice change's time in Chromium, issue 12;
+    the page names the selected slice's rank in its heading instead); the four views
+    (``histogram``, ``qq``, ``cf``, ``weighted_error``) and ``slice_views``, those four as one
+    2 × 2 figure (what the Inspect page draws: one chart to redraw per slice change).
 
     ``z`` must be the array the report was built from.  Going back to a slice seen
     before (worst ↔ median, a click back) costs a dictionary lookup; the last
@@ -429,8 +448,10 @@ def selected_slice_figures(report: Report, z: np.ndarray, index: int, *, keep: i
             report._slices.move_to_end(j)
             return hit
     view = slice_view(z, report, j)
-    figs = {"slice_statistics": overview_figures(report, selected=j)["slice_statistics"],
-            **slice_figures(report, view)}
+    views = slice_figures(report, view)
+    figs = {"slice_statistics": overview_figures(report)["slice_statistics"], **views,
+            "slice_views": F.slice_views_figure(views["histogram"], views["qq"], views["cf"],
+                                                views["weighted_error"], slice_index=j)}
     with _SLICE_LOCK:
         report._slices[j] = (view, figs)
         while len(report._slices) > keep:
