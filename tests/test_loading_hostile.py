@@ -121,40 +121,75 @@ def _assert_cli_refusal(args, fragment, env_extra=None):
 
 
 # ----------------------------------------------------------------------------- wide arrays (assessment budget)
+def _assert_cli_scores_in_seconds(args, env_extra=None):
+    rc, out, err, sec, peak = _cli(args, env_extra)
+    text = err.decode("utf-8", "replace")
+    assert rc == 0, (rc, text[-2000:])
+    assert "Traceback" not in text
+    assert sec < CLI_SECONDS, sec
+    assert peak < CLI_PEAK_MIB * MiB, peak / MiB
+    return out if isinstance(out, str) else out.decode("utf-8", "replace")
+
+
 @pytest.mark.slow
-def test_npy_2x8000_is_refused_by_the_work_budget_not_after_minutes(tmp_path):
-    """Before: `sigreg score` ran > 400 s at 2.8 GiB (the D x D covariance and its eigh)."""
+def test_npy_2x8000_is_scored_on_the_gram_route_not_after_minutes(tmp_path):
+    """Before issue 14: `sigreg score` ran > 400 s at 2.8 GiB (the D x D covariance and its eigh);
+    then it was refused.  Now its spectrum comes from the 2 x 2 Gram matrix of the rows."""
     p = tmp_path / "wide8000.npy"
     np.save(p, np.random.default_rng(0).standard_normal((2, 8000)).astype(np.float32))
     assert p.stat().st_size < 70_000
-    text = _assert_cli_refusal(["score", p, "--null-draws", "0"], "LATENT_HEALTH_MAX_DIM")
-    assert "8,000 dimensions" in text
+    out = _assert_cli_scores_in_seconds(["score", p, "--null-draws", "0"])
+    assert "too few rows" in out
 
 
 @pytest.mark.slow
-def test_npy_2x60000_is_a_one_line_refusal_not_an_internal_error(tmp_path):
-    """Before: exit 3 "internal error ... tried to allocate 28800000000 bytes"."""
+def test_npy_2x60000_is_refused_in_seconds_not_an_internal_error(tmp_path):
+    """Before: exit 3 "internal error ... tried to allocate 28800000000 bytes" (a D x D float64)."""
     p = tmp_path / "wide60000.npy"
     np.save(p, np.zeros((2, 60000), np.float32))
-    text = _assert_cli_refusal(["score", p], "over the work budget")
-    assert "internal error" not in text
+    # the spectrum is a 2 x 2 Gram now; the slice directions (60000 x 1024 random + 1024 axes) are not cheap
+    text = _assert_cli_refusal(["score", p], "--slices")
+    assert "over the work budget" in text and "internal error" not in text
+    assert "LATENT_HEALTH_MAX_MEMORY" in text
 
 
-def test_dimension_limit_can_be_raised_and_is_checked_before_allocation():
-    from sigreg_core.assessment.budget import WorkBudgetError, check_dense_dim, fit_null_draws
+@pytest.mark.slow
+def test_wide_dense_batch_over_the_memory_budget_is_a_one_line_refusal(tmp_path):
+    """N > D at D = 6000 needs the dense 6000 x 6000 route (5 copies: 1.3 GiB): refused up front."""
+    p = tmp_path / "dense6000.npy"
+    np.lib.format.open_memmap(p, mode="w+", dtype=np.float32, shape=(6001, 6000)).flush()  # sparse file, 144 MB
+    text = _assert_cli_refusal(["score", p, "--null-draws", "0"], "LATENT_HEALTH_MAX_MEMORY",
+                               env_extra={"LATENT_HEALTH_MAX_BYTES": str(1 << 30)})
+    assert "6,000 dimensions" in text
+
+
+def test_dimension_budget_follows_the_route_and_is_checked_before_allocation():
+    from sigreg_core.assessment.budget import WorkBudgetError, check_assessment, check_dense_dim, fit_null_draws
     from sigreg_core.assessment.metrics import MomentSums
 
-    with pytest.raises(WorkBudgetError, match="LATENT_HEALTH_MAX_DIM=60000"):
-        MomentSums(60000)  # would allocate 28.8 GB
-    os.environ["LATENT_HEALTH_MAX_DIM"] = "100000"
+    with pytest.raises(WorkBudgetError, match="LATENT_HEALTH_MAX_MEMORY"):
+        MomentSums(60000)  # the dense route would allocate 28.8 GB
+    assert MomentSums(60000, expect_rows=2).route == "gram"  # 2 rows of 60000: N x N route, 1 MB
+    assert check_assessment(2, 60000)[0] == "gram"
+    assert check_assessment(65536, 4096)[0] == "dense"  # a real LLM-embedding batch is scored
+    with pytest.raises(WorkBudgetError, match="LATENT_HEALTH_MAX_MEMORY"):
+        check_assessment(10000, 8192)  # dense 8192 x 8192: 2.5 GiB
+    os.environ["LATENT_HEALTH_MAX_MEMORY"] = "4e9"
     try:
-        check_dense_dim(60000)
+        check_dense_dim(8192)
+        os.environ["LATENT_HEALTH_MAX_DIM"] = "4096"  # the old cap still applies when set
+        with pytest.raises(WorkBudgetError, match="LATENT_HEALTH_MAX_DIM"):
+            check_dense_dim(8192)
     finally:
-        del os.environ["LATENT_HEALTH_MAX_DIM"]
+        os.environ.pop("LATENT_HEALTH_MAX_MEMORY", None)
+        os.environ.pop("LATENT_HEALTH_MAX_DIM", None)
     # explicit null draws are honoured; the default is fitted to the budget and says so
     assert fit_null_draws(4096, 200, 200) == (200, None)
     draws, note = fit_null_draws(4096, None, 200)
     assert draws == 0 and "LATENT_HEALTH_MAX_WORK" in note
+    draws, note = fit_null_draws(4096, None, 200, rows=65536)
+    assert draws == 0 and "4,096 x 4,096 covariance" in note
+    assert fit_null_draws(4096, None, 200, rows=100) == (200, None)  # 100 x 100 Gram per draw
     assert fit_null_draws(64, None, 200) == (200, None)
 
 
@@ -541,18 +576,30 @@ def test_probe_batch_zero_stride_view_is_refused(tmp_path):
 
 
 def test_many_views_of_a_wide_batch_are_refused_before_any_work(tmp_path):
-    """(V, N, D) views are assessed one by one: 1000 x 2 x 2048 (16 MB) would decompose 1000 covariances."""
+    """(V, N, D) views are assessed one by one: the budget counts every view's spectral work."""
     p = tmp_path / "views.npy"
     np.save(p, np.zeros((1000, 2, 2048), np.float32))
     emb = load_embeddings(p)
     from sigreg_core.assessment.assess import assess
     from sigreg_core.assessment.budget import WorkBudgetError
 
-    t0 = time.perf_counter()
+    from sigreg_core.assessment.budget import check_assessment, fit_null_draws
+
+    # 1000 views of 4096 x 2048 would decompose a thousand 2048 x 2048 covariances
+    with pytest.raises(WorkBudgetError, match="1,000 views"):
+        check_assessment(4096, 2048, 1000)
     with pytest.raises(WorkBudgetError, match="1,000 views of 2,048 dimensions"):
-        assess(emb.array, num_slices=16, cache_dir=False)
-    with pytest.raises(WorkBudgetError, match="views"):
-        assess(emb.array, num_slices=16, cache_dir=False, family="worst")
+        fit_null_draws(2048, None, 200, 1000, rows=4096)
+    # the file's 2 x 2048 views take the N x N route; under a lowered limit it is refused before any work
+    t0 = time.perf_counter()
+    os.environ["LATENT_HEALTH_MAX_EVAL_WORK"] = "1e4"
+    try:
+        with pytest.raises(WorkBudgetError, match="1,000 views"):
+            assess(emb.array, num_slices=16, cache_dir=False)
+        with pytest.raises(WorkBudgetError, match="views"):
+            assess(emb.array, num_slices=16, cache_dir=False, family="worst")
+    finally:
+        del os.environ["LATENT_HEALTH_MAX_EVAL_WORK"]
     assert time.perf_counter() - t0 < LOAD_SECONDS
     few = np.random.default_rng(0).standard_normal((3, 64, 8)).astype(np.float32)  # ordinary views still work
     assert len(assess(few, num_slices=16, cache_dir=False, null_draws=0).views) == 3
@@ -565,7 +612,8 @@ def test_app_auto_null_draws_are_fitted_to_the_work_budget_and_shown(monkeypatch
     z = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
     monkeypatch.setenv("LATENT_HEALTH_MAX_WORK", str(20 * 32**3))
     rep = build_report(z, Settings(num_slices=16, family="principal"))
-    assert rep.summary["null_draws"] == 19
-    assert "lowered from 100 to 19 draws" in rep.summary["work_budget"]
+    # one evaluation of 200 x 32: 32^3 eigh + 200 x 32^2 / 64 GEMM = 35 968 units; 20 x 32^3 fits 18 of them
+    assert rep.summary["null_draws"] == 17
+    assert "lowered from 100 to 17 draws" in rep.summary["work_budget"]
     plain = build_report(z, Settings(num_slices=16, family="principal", null_draws=30))  # explicit: honoured
     assert plain.summary["null_draws"] == 30 and not plain.summary["work_budget"]

@@ -39,7 +39,7 @@ import torch
 
 from sigreg_core.core import nulllaw as nl
 from sigreg_core.core.device import resolve_device
-from sigreg_core.assessment.budget import check_dense_dim, fit_null_draws
+from sigreg_core.assessment.budget import check_assessment, fit_null_draws
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment import verdict as V
 from sigreg_core.assessment.diagnosis import MODES, diagnose, rank_loss, relative_spread
@@ -48,7 +48,7 @@ from sigreg_core.assessment.metrics import metrics_from_sums
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
                                                family_pvalues, monte_carlo_null, null_band)
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
-from sigreg_core.assessment.screens import centred_statistic, evaluate, screen_preset
+from sigreg_core.assessment.screens import MAX_AXES, centred_statistic, evaluate, screen_preset
 from sigreg_core.assessment.slices import SliceStats, score_slices
 from sigreg_core.util.jsonsafe import to_jsonable
 
@@ -162,7 +162,7 @@ class Assessment:
 
 
 def _spread_of(sums) -> float:
-    tr = float(np.trace(sums.covariance(ddof=0)))
+    tr = float(np.sum(sums.variances(ddof=0)))
     msq = tr + float(np.sum(sums.mean**2))
     return math.sqrt(tr / msq) if msq > 0 else 0.0
 
@@ -261,7 +261,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     except np.linalg.LinAlgError as exc:
         raise ValueError(f"the covariance of these embeddings could not be decomposed ({exc}); "
                          f"the values span too many orders of magnitude: rescale them") from None
-    cov = sums.covariance(ddof=1)
+    cov = sums  # its cached spectrum serves the principal family and screen (no second decomposition)
     too_few = n < V.MIN_ROWS
     draws = DEFAULT_NULL_DRAWS if null_draws is None else int(null_draws)
     if too_few:
@@ -433,12 +433,14 @@ def assess(
     zz = _validate(z)
     budget_note = None
     if zz.ndim in (2, 3):  # work budget before any D x D allocation (assessment/budget.py)
-        check_dense_dim(int(zz.shape[-1]))
         views = int(zz.shape[0]) if zz.ndim == 3 else 1
-        if family == "worst":  # no Monte Carlo for the search: only the views x D^3 check
-            fit_null_draws(int(zz.shape[-1]), 0, DEFAULT_NULL_DRAWS, views)
-        else:
-            null_draws, budget_note = fit_null_draws(int(zz.shape[-1]), null_draws, DEFAULT_NULL_DRAWS, views)
+        rows = int(zz.shape[-2])
+        m = int(zz.shape[-1]) if family == "coordinate" else int(num_slices)
+        # the family's directions stay alive while the largest screen (up to MAX_AXES axes) is scored
+        m += max(m, min(int(zz.shape[-1]), MAX_AXES))
+        check_assessment(rows, int(zz.shape[-1]), views, m)  # the route's bytes and work, before allocating
+        if family != "worst":  # no Monte Carlo for the search
+            null_draws, budget_note = fit_null_draws(int(zz.shape[-1]), null_draws, DEFAULT_NULL_DRAWS, views, rows=rows)
     kw = dict(num_slices=int(num_slices), seed=int(seed), preset=p, family=family, device=device,
               distributed=bool(distributed), null_draws=null_draws, cache_dir=cache_dir)
     if zz.ndim == 2:

@@ -1,21 +1,30 @@
-"""The work budget of an assessment: refuse, before allocating, what cannot finish in seconds.
+"""The work budget of an assessment: estimate the cost of the route taken, refuse what cannot finish.
 
 SIGReg itself (LeJEPA, arXiv 2511.08544) streams over rows and costs O(N M (D + K)).
-The companion metrics and the principal screen beside it do not: RankMe (Garrido et
-al., ICML 2023), the covariance eigen-spectrum and the principal axes need the D x D
-covariance C = (Z - mu)^T (Z - mu) / (N - 1) in float64 and its eigen-decomposition,
+The companion metrics and the principal screen beside it need the spectrum of the
+sample covariance C = Zc^T Zc / (N - 1) (Zc the centred rows) and of Z^T Z: RankMe
+(Garrido et al., ICML 2023), the eigen-spectrum, the principal axes.  Two exact routes:
 
-    memory ~ DENSE_COPIES * 8 D^2 bytes,    work ~ (1 + null draws) * D^3 flops,
+* **dense** (D x D): accumulate the float64 Gram Z^T Z over rows (N D^2, float32 GEMMs)
+  and eigen-decompose D x D matrices (D^3 each); memory ~ DENSE_COPIES * 8 D^2 bytes.
+* **Gram** (N x N, N <= D): keep the N centred rows (8 N D bytes, at most
+  GRAM_ROWS_BYTES) and decompose the N x N Gram Zc Zc^T instead: its non-zero
+  eigenvalues are those of Zc^T Zc, and the principal axes are u_i = Zc^T v_i / sigma_i
+  (the SVD Zc = V Sigma U^T read from either side).  Work N^2 D + N^3, memory 8 N D + 8 N^2.
 
-whatever N is.  A 64 KB file of 2 rows x 8 000 dims asks for a 512 MB matrix per
-copy and minutes of ``eigh``; 2 x 60 000 asks for 28.8 GB.  :func:`check_dense_dim`
-refuses such a D up front with one line naming the limit and how to raise it
-(``LATENT_HEALTH_MAX_DIM``), before any D x D allocation; the CLI exits 2 and the app
-shows one ``st.error`` line.
+:func:`route` picks the route from (N, D); :func:`route_cost` estimates its bytes and
+its work in "eigh units" (one unit ~ one flop of a dense ``eigh``; a float32 GEMM flop
+counts 1 / GEMM_SPEEDUP, measured ~60x cheaper on 2 cores).  :func:`check_assessment`
+refuses, before any allocation, a batch whose matrices exceed ``LATENT_HEALTH_MAX_MEMORY``
+(default 1 GiB) or whose unavoidable work (one evaluation per view) exceeds
+``LATENT_HEALTH_MAX_EVAL_WORK`` (default 2e11: 65 536 x 4 096 fits, ~10 s of dense
+eigen work on 2 quiet cores), with one line naming the limit and how to raise it
+(the CLI exits 2, the app shows one ``st.error`` line).  ``LATENT_HEALTH_MAX_DIM``, when
+set, additionally caps D on the dense route (the limit before the Gram route existed).
 
 The Monte Carlo null (``null_draws``, default 200 in :func:`~sigreg_core.assessment.assess`)
-repeats that dense work once per draw.  When the caller left ``null_draws`` at its
-default, :func:`fit_null_draws` lowers it so that (1 + draws) * D^3 stays within
+repeats one evaluation per draw.  When the caller left ``null_draws`` at its default,
+:func:`fit_null_draws` lowers it so that (1 + draws) x the route's work stays within
 ``LATENT_HEALTH_MAX_WORK`` (default 50 * 1024^3), down to 0 (exact per-slice law only)
 below 10 draws, and says so in the result (``config["work_budget"]``); an explicit
 ``null_draws`` is honoured as asked.
@@ -23,21 +32,39 @@ below 10 draws, and says so in the result (``config["work_budget"]``); an explic
 from __future__ import annotations
 
 import os
+from typing import Optional
 
-__all__ = ["WorkBudgetError", "MAX_DIM_ENV", "DEFAULT_MAX_DIM", "DENSE_COPIES", "max_dim", "dense_bytes", "check_dense_dim",
-           "MAX_WORK_ENV", "DEFAULT_MAX_WORK", "max_work", "fit_null_draws"]
+__all__ = ["WorkBudgetError", "MAX_DIM_ENV", "DENSE_COPIES", "max_dim", "dense_bytes", "check_dense_dim",
+           "MAX_WORK_ENV", "DEFAULT_MAX_WORK", "max_work", "fit_null_draws", "MAX_MEMORY_ENV", "DEFAULT_MAX_MEMORY",
+           "max_memory", "MAX_EVAL_WORK_ENV", "DEFAULT_MAX_EVAL_WORK", "max_eval_work", "GRAM_MIN_DIM",
+           "GRAM_ROWS_BYTES", "route", "route_cost", "check_assessment"]
 
 MAX_DIM_ENV = "LATENT_HEALTH_MAX_DIM"
-#: widest batch whose D x D covariance is formed and decomposed by default (see docs/loading.md)
-DEFAULT_MAX_DIM = 2048
 #: float64 D x D matrices alive at once at the peak (sums, covariance, Gram, eigh workspace, off-diagonal)
 DENSE_COPIES = 5
+MAX_MEMORY_ENV = "LATENT_HEALTH_MAX_MEMORY"
+#: bytes of the spectral matrices formed (dense: 5 x 8 D^2, 1 GiB at D ~ 5 200; Gram: rows + N x N)
+DEFAULT_MAX_MEMORY = 1024**3
+MAX_EVAL_WORK_ENV = "LATENT_HEALTH_MAX_EVAL_WORK"
+#: eigh units of one evaluation per view (refusal): 65 536 x 4 096 costs ~9e10
+DEFAULT_MAX_EVAL_WORK = 2e11
 MAX_WORK_ENV = "LATENT_HEALTH_MAX_WORK"
-#: dense work units (D^3 per evaluation) allowed by default: 50 evaluations at D = 1024 (~30 s on 2 cores);
-#: 200 draws up to D = 640, none from D = 1800 on
+#: eigh units for (1 + Monte Carlo draws) evaluations: 50 evaluations at D = 1024;
+#: 200 draws up to D = 640, none from D = 1800 on (dense route)
 DEFAULT_MAX_WORK = 50 * 1024**3
 #: fewer Monte Carlo draws than this are not worth running: use none
 MIN_USEFUL_DRAWS = 10
+#: below this D the dense route is always cheap and is kept (identical results either way)
+GRAM_MIN_DIM = 512
+#: the float64 rows the Gram route keeps (N x D x 8 bytes) at most
+GRAM_ROWS_BYTES = 256 * 1024**2
+#: principal axes formed at most at once on the Gram route (the principal screen's 1024 + slack)
+GRAM_AXES = 1024
+#: float32 copies of a (D, M) direction matrix at the peak of scoring it (measured: +880 MB for
+#: the 245 MB of 1024 coordinate axes at D = 60 000)
+SLICE_COPIES = 4
+#: a float32 GEMM flop against an eigh flop (measured ~60x under load on 2 cores)
+GEMM_SPEEDUP = 64.0
 
 
 class WorkBudgetError(ValueError):
@@ -54,11 +81,24 @@ def _human(nbytes: float) -> str:
     return f"{int(nbytes)} bytes"
 
 
-def max_dim() -> int:
-    """The dimension limit: ``$LATENT_HEALTH_MAX_DIM`` if set (a positive whole number), else 2048."""
+def _env_number(name: str, default: float, example: str) -> float:
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return float(default)
+    try:
+        value = float(env.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise WorkBudgetError(f"environment variable {name}={env[:40]!r} is not a positive number; write it like {example}")
+    return value
+
+
+def max_dim() -> Optional[int]:
+    """``$LATENT_HEALTH_MAX_DIM`` if set (a positive whole number): a cap on D for the dense route; else None."""
     env = os.environ.get(MAX_DIM_ENV, "").strip()
     if not env:
-        return DEFAULT_MAX_DIM
+        return None
     try:
         value = int(env.replace("_", "").replace(",", ""))
     except ValueError:
@@ -68,53 +108,114 @@ def max_dim() -> int:
     return value
 
 
+def max_memory() -> float:
+    """Bytes of spectral matrices allowed: ``$LATENT_HEALTH_MAX_MEMORY`` (e.g. ``4e9``) if set, else 1 GiB."""
+    return _env_number(MAX_MEMORY_ENV, DEFAULT_MAX_MEMORY, "4e9")
+
+
+def max_eval_work() -> float:
+    """Eigh units of one evaluation per view allowed: ``$LATENT_HEALTH_MAX_EVAL_WORK`` if set, else 2e11."""
+    return _env_number(MAX_EVAL_WORK_ENV, DEFAULT_MAX_EVAL_WORK, "1e12")
+
+
+def max_work() -> float:
+    """The Monte Carlo work limit in eigh units: ``$LATENT_HEALTH_MAX_WORK`` (e.g. ``2e11``) if set, else 50 * 1024^3."""
+    return _env_number(MAX_WORK_ENV, DEFAULT_MAX_WORK, "2e11")
+
+
+def route(n: int, dim: int) -> str:
+    """``"gram"`` (N x N, exact) when N <= D, D > GRAM_MIN_DIM and the rows fit GRAM_ROWS_BYTES; else ``"dense"``."""
+    n, dim = int(n), int(dim)
+    if dim > GRAM_MIN_DIM and n <= dim and 8 * n * dim <= GRAM_ROWS_BYTES:
+        return "gram"
+    return "dense"
+
+
 def dense_bytes(dim: int) -> int:
     """Peak bytes of the dense D x D work of the companion metrics and the principal screen."""
     return DENSE_COPIES * 8 * int(dim) ** 2
 
 
+def route_cost(n: int, dim: int) -> tuple:
+    """``(route, bytes, work)`` of one evaluation (metrics + principal axes) of an (n, dim) batch."""
+    n, dim = max(int(n), 1), int(dim)
+    r = route(n, dim)
+    if r == "gram":
+        # rows, the N x N Gram (centred, uncentred, eigenvectors, workspace), the axes Zc^T V (float64 + float32)
+        nbytes = 8 * n * dim + 4 * 8 * n * n + 12 * dim * min(n, GRAM_AXES)
+        work = float(n) ** 3 + 2.0 * float(n) ** 2 * dim / GEMM_SPEEDUP
+    else:
+        nbytes = dense_bytes(dim)
+        work = float(dim) ** 3 + float(n) * float(dim) ** 2 / GEMM_SPEEDUP
+    return r, int(nbytes), float(work)
+
+
 def check_dense_dim(dim: int, what: str = "the companion metrics and the principal screen") -> None:
-    """Raise :class:`WorkBudgetError` when ``dim`` is over :func:`max_dim` (nothing is allocated)."""
-    limit = max_dim()
+    """Raise :class:`WorkBudgetError` before a dense D x D allocation over the memory (or D) limit."""
     dim = int(dim)
-    if dim > limit:
+    cap = max_dim()
+    need = dense_bytes(dim)
+    if need > max_memory() or (cap is not None and dim > cap):
         raise WorkBudgetError(
-            f"{dim:,} dimensions is over the work budget of {limit:,} (the {dim:,} x {dim:,} covariance and its "
-            f"eigen-decomposition for {what} need about {_human(dense_bytes(dim))} and ~{float(dim) ** 3:.1e} flops "
-            f"per draw); reduce the dimension first (e.g. PCA or a random projection to <= {limit:,} dims) or raise "
-            f"the limit with {MAX_DIM_ENV}={dim}"
+            f"{dim:,} dimensions on the dense route are over the work budget (the {dim:,} x {dim:,} covariance and "
+            f"its eigen-decomposition for {what} need about {_human(need)} and ~{float(dim) ** 3:.1e} flops); "
+            f"reduce the dimension first (PCA or a random projection) or raise {MAX_MEMORY_ENV} (now "
+            f"{_human(max_memory())})" + (f" and {MAX_DIM_ENV}" if cap is not None and dim > cap else "")
         )
 
 
-def max_work() -> float:
-    """The dense-work limit in D^3 units: ``$LATENT_HEALTH_MAX_WORK`` (e.g. ``2e11``) if set, else 50 * 1024^3."""
-    env = os.environ.get(MAX_WORK_ENV, "").strip()
-    if not env:
-        return float(DEFAULT_MAX_WORK)
-    try:
-        value = float(env.replace("_", ""))
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise WorkBudgetError(f"environment variable {MAX_WORK_ENV}={env[:40]!r} is not a positive number; write it like 2e11")
-    return value
+def check_assessment(n: int, dim: int, views: int = 1, slices: int = 0) -> tuple:
+    """Refuse (one line) a batch whose chosen route exceeds the budget; else its ``(route, bytes, work)``.
 
-
-def fit_null_draws(dim: int, requested: "int | None", default: int, views: int = 1) -> tuple:
-    """``(draws, note)``: the Monte Carlo draws to run at dimension ``dim`` for each of ``views`` batches.
-
-    Each view of a (V, N, D) array is assessed on its own, so the unavoidable dense work is
-    V * D^3: over :func:`max_work` it is refused (a 16 MB file of 1000 views x 2 x 2048 would
-    otherwise decompose a thousand 2048 x 2048 covariances).  ``requested`` given (an explicit
-    choice) is then returned as is; ``None`` means ``default`` lowered to fit (``note`` says so).
+    ``slices``: the directions scored at once (num_slices; D for the coordinate family), whose
+    (D, M) float32 matrices and their copies in the scorer (SLICE_COPIES) count against the
+    same memory limit: at D = 60 000 the 1024 axes of the axes screen alone reach ~0.9 GB.
     """
     views = max(int(views), 1)
-    per_eval = float(views) * float(dim) ** 3
-    if views > 1 and per_eval > max_work():  # one view: LATENT_HEALTH_MAX_DIM alone decides
+    r, nbytes, work = route_cost(n, dim)
+    shape = f"{int(n):,} x {int(dim):,}" + (f" ({views:,} views)" if views > 1 else "")
+    how = "reduce the dimension (PCA or a random projection) or the rows (CLI --max-rows)"
+    slice_bytes = SLICE_COPIES * 4 * int(dim) * int(slices)
+    if slice_bytes > max_memory():
         raise WorkBudgetError(
-            f"{views:,} views of {int(dim):,} dimensions are over the work budget ({views:,} x {int(dim):,}^3 = "
-            f"{per_eval:.1e} of dense work, limit {max_work():.1e}); score fewer views (CLI --view, view=) or raise "
-            f"{MAX_WORK_ENV}"
+            f"{shape} is over the work budget: {int(slices):,} slice directions of {int(dim):,} dimensions need "
+            f"about {_human(slice_bytes)} (limit {_human(max_memory())}); score fewer slices (CLI --slices), "
+            f"reduce the dimension, or raise {MAX_MEMORY_ENV}")
+    if r == "dense":
+        check_dense_dim(dim)
+    elif nbytes > max_memory():
+        raise WorkBudgetError(f"{shape} is over the work budget: the N x N route keeps {_human(nbytes)} of rows and "
+                              f"Gram matrices (limit {_human(max_memory())}); {how}, or raise {MAX_MEMORY_ENV}")
+    total = views * work
+    if total > max_eval_work():
+        raise WorkBudgetError(
+            f"{shape} is over the work budget: {'the views need ' if views > 1 else ''}~{total:.1e} eigh units of "
+            f"{'N x N' if r == 'gram' else 'D x D'} spectral work (limit {max_eval_work():.1e}); {how}"
+            f"{', score fewer views (CLI --view, view=)' if views > 1 else ''}, or raise {MAX_EVAL_WORK_ENV}"
+        )
+    return r, nbytes, work
+
+
+def fit_null_draws(dim: int, requested: "int | None", default: int, views: int = 1,
+                   rows: "int | None" = None) -> tuple:
+    """``(draws, note)``: the Monte Carlo draws to run for each of ``views`` (rows x dim) batches.
+
+    Each view of a (V, N, D) array is assessed on its own, so the unavoidable work is V
+    evaluations: over :func:`max_eval_work` it is refused.  ``rows`` unknown (None) costs an
+    evaluation as D^3 (the dense route).  ``requested`` given (an explicit choice) is then
+    returned as is; ``None`` means ``default`` lowered to fit :func:`max_work` (``note`` says so).
+    """
+    views = max(int(views), 1)
+    if rows is None:
+        r, work = "dense", float(dim) ** 3
+    else:
+        r, _b, work = route_cost(rows, dim)
+    per_eval = float(views) * work
+    if views > 1 and per_eval > max_eval_work():
+        raise WorkBudgetError(
+            f"{views:,} views of {int(dim):,} dimensions are over the work budget ({views:,} evaluations of "
+            f"~{work:.1e} eigh units = {per_eval:.1e}, limit {max_eval_work():.1e}); score fewer views (CLI --view, "
+            f"view=) or raise {MAX_EVAL_WORK_ENV}"
         )
     if requested is not None:
         return int(requested), None
@@ -122,7 +223,9 @@ def fit_null_draws(dim: int, requested: "int | None", default: int, views: int =
     if fits >= default:
         return int(default), None
     draws = fits if fits >= MIN_USEFUL_DRAWS else 0
+    what = (f"eigen-decomposes a {int(dim):,} x {int(dim):,} covariance" if r == "dense"
+            else f"decomposes a {int(rows):,} x {int(rows):,} Gram matrix")
     note = (f"Monte Carlo null lowered from {default} to {draws} draws: at {int(dim):,} dimensions each draw "
-            f"eigen-decomposes a {int(dim):,} x {int(dim):,} covariance, and {default} draws are over the work budget "
-            f"({MAX_WORK_ENV}); pass null_draws (CLI --null-draws) to choose")
+            f"{what}, and {default} draws are over the work budget ({MAX_WORK_ENV}); pass null_draws "
+            f"(CLI --null-draws) to choose")
     return draws, note

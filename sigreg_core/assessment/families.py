@@ -51,18 +51,29 @@ def coordinate_axes(dim: int) -> torch.Tensor:
     return torch.eye(int(dim), dtype=torch.float32)
 
 
-def principal_axes(cov: np.ndarray, num: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
-    """Eigenvectors of a covariance (D, num) largest eigenvalue first, sign fixed (largest |entry| > 0)."""
-    cov = np.asarray(cov, dtype=np.float64)
-    evals, evecs = np.linalg.eigh(0.5 * (cov + cov.T))
-    order = np.argsort(evals)[::-1]
-    evals, evecs = evals[order], evecs[:, order]
-    if num is not None:
-        evals, evecs = evals[:num], evecs[:, :num]
-    idx = np.argmax(np.abs(evecs), axis=0)
-    signs = np.sign(evecs[idx, np.arange(evecs.shape[1])])
-    signs[signs == 0] = 1.0
-    evecs = evecs * signs
+def principal_axes(cov, num: Optional[int] = None) -> tuple[torch.Tensor, np.ndarray]:
+    """Eigenvectors of a covariance (D, num) largest eigenvalue first, sign fixed (largest |entry| > 0).
+
+    ``cov`` is a (D, D) covariance, or the batch's
+    :class:`~sigreg_core.assessment.metrics.MomentSums`: then its cached spectrum is used,
+    on the N x N Gram route when the batch is narrow (u_i = Zc^T v_i / sigma_i, only the
+    axes of non-zero variance, at most min(N - 1, D)), so no D x D matrix is formed.
+    """
+    if hasattr(cov, "principal"):
+        evecs, evals = cov.principal(num)
+        evecs = np.array(evecs, dtype=np.float64, copy=True)
+    else:
+        cov = np.asarray(cov, dtype=np.float64)
+        evals, evecs = np.linalg.eigh(0.5 * (cov + cov.T))
+        order = np.argsort(evals)[::-1]
+        evals, evecs = evals[order], evecs[:, order]
+        if num is not None:
+            evals, evecs = evals[:num], evecs[:, :num]
+    if evecs.shape[1]:
+        idx = np.argmax(np.abs(evecs), axis=0)
+        signs = np.sign(evecs[idx, np.arange(evecs.shape[1])])
+        signs[signs == 0] = 1.0
+        evecs = evecs * signs
     return torch.from_numpy(evecs.astype(np.float32)), evals
 
 
@@ -176,15 +187,20 @@ def make_directions(
         if cov is None:
             from sigreg_core.assessment.metrics import MomentSums
 
-            s = MomentSums(dim)
+            s = MomentSums(dim, expect_rows=int(z.shape[0]))
             for r0 in range(0, int(z.shape[0]), 65536):
                 s.update(z[r0 : r0 + 65536])
-            cov = s.covariance(ddof=1)
+            cov = s
         num = min(dim, m) if m < dim else dim
         a, evals = principal_axes(cov, num)
         info["eigenvalues"] = [float(v) for v in evals]
         info["p_values"] = "Monte Carlo null of the same principal index (axes chosen from the data)"
-        info["note"] = f"top {num} principal axes of the sample covariance"
+        if a.shape[1] < num:  # the N x N route: beyond the rank the sample covariance has no axes
+            info["note"] = (f"top {a.shape[1]} principal axes of the sample covariance (its rank; the other "
+                            f"{num - a.shape[1]} requested have zero variance)")
+            num = a.shape[1]
+        else:
+            info["note"] = f"top {num} principal axes of the sample covariance"
     else:  # worst
         r = int(min(m, MAX_RESTARTS))
         a, search = search_worst_directions(z, num_restarts=r, seed=seed, preset=preset)

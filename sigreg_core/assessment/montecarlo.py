@@ -164,7 +164,7 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
     pool = []
     for b in range(draws):
         zb = torch.randn(n, dim, generator=g)
-        sums = MomentSums(dim).update(zb)
+        sums = MomentSums(dim, expect_rows=n).update(zb)  # the same route as the batch (budget.route)
         ev = evaluate(zb, sums, family=family, num_slices=num_slices, seed=seed, preset=preset,
                        device=device, distributed=False)
         st = nl.to_scaled(ev.family_stats.statistic, preset, n)

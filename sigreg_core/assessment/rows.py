@@ -122,7 +122,7 @@ def _threshold(n: int, d_eff: float) -> float:
 def row_pass(z, *, distributed: bool = False, seed: int = 0, chunk: int = 32768) -> RowFacts:
     """Stream the rows once (two when outliers are removed); see the module docstring."""
     n, dim = int(z.shape[0]), int(z.shape[1])
-    sums = MomentSums(dim)
+    sums = MomentSums(dim, expect_rows=None if distributed else n)  # N x N route when narrow (budget.route)
     if distributed:
         from sigreg_core.core import distributed as _dist
         first = _tensor(z[: min(n, chunk)])
@@ -232,11 +232,12 @@ def _outliers(z, facts: RowFacts, seed: int, chunk: int, distributed: bool = Fal
     far = med_ratio >= OUTLIER_FAR * thr
     facts.has_outliers = bool(1 <= count <= OUTLIER_MAX_FRACTION * n and far)
     if facts.has_outliers and n - count >= 2:
-        bad = MomentSums(dim)
+        gram = facts.sums.route == "gram"
+        bad = MomentSums(dim, keep_rows=gram)
         bad.set_shift(facts.sums.shift)
         if idx.size:
             part = z[torch.from_numpy(idx)] if isinstance(z, torch.Tensor) else z[idx]
             bad.update(_tensor(part))
         if distributed:
             bad.all_reduce()
-        facts.clean_sums = facts.sums.minus(bad)
+        facts.clean_sums = facts.sums.minus(bad, rows_index=idx if gram else None)

@@ -85,7 +85,7 @@ def evaluate(z, sums: MomentSums, *, family: str, num_slices: int, seed: int, pr
     """Score the family and the three screens of one batch (the same code runs on null draws)."""
     dim = sums.dim
     n = sums.n
-    cov = metrics_cov if metrics_cov is not None else sums.covariance(ddof=1)
+    cov = metrics_cov if metrics_cov is not None else sums  # the sums' cached spectrum (D x D or N x N route)
     span = hi - lo
 
     def prog(frac, msg):

@@ -225,7 +225,8 @@ def build_report(
     if settings.null_draws is None and draws > 0:  # "auto" is fitted to the work budget (assessment/budget.py)
         from sigreg_core.assessment.budget import fit_null_draws
 
-        draws, budget_note = fit_null_draws(int(z.shape[-1]), None, draws, int(z.shape[0]) if z.ndim == 3 else 1)
+        draws, budget_note = fit_null_draws(int(z.shape[-1]), None, draws, int(z.shape[0]) if z.ndim == 3 else 1,
+                                            rows=int(z.shape[-2]))  # priced on the route taken (N x N or D x D)
     a = assess(
         z,
         num_slices=settings.num_slices,
