@@ -179,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         if "allocate" in str(exc).lower() or "out of memory" in str(exc).lower():
             err(f"{PROG}: error: out of memory ({' '.join(str(exc).split())[:160]}); score fewer rows with --max-rows, "
-                 f"fewer --slices, or lower LATENT_HEALTH_MAX_DIM")
+                 f"fewer --slices, or lower LATENT_HEALTH_MAX_MEMORY so the work budget refuses it up front")
             return EXIT_USAGE
         err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (rerun with SIGREG_DEBUG=1 for the traceback)")
         return EXIT_INTERNAL
