@@ -119,6 +119,14 @@ def check_source(source, name: Optional[str] = None) -> str:
     return src.format
 
 
+def _nonempty_ctx(*args):
+    """The loading context of a source (see ``_make_ctx``), refusing an empty file in one line."""
+    ctx = _make_ctx(*args)
+    if ctx.src.size == 0:
+        raise EmbeddingLoadError(f"{ctx.src.name}: is empty (0 bytes); export the embeddings again")
+    return ctx
+
+
 def load_embeddings(
     source,
     *,
@@ -152,11 +160,8 @@ def load_embeddings(
     ------
     EmbeddingLoadError: with a one-line message for every refusal.
     """
-    ctx = _make_ctx(source, name, key, max_rows, view, drop_nonfinite, max_bytes, seed)
-    src = ctx.src
-    if src.size == 0:
-        raise EmbeddingLoadError(f"{src.name}: is empty (0 bytes); export the embeddings again")
-    fmt = src.format
+    ctx = _nonempty_ctx(source, name, key, max_rows, view, drop_nonfinite, max_bytes, seed)
+    src, fmt = ctx.src, ctx.src.format
     try:
         if fmt == "npy":
             return _load_npy(ctx)
@@ -194,11 +199,8 @@ def list_keys(source, name: Optional[str] = None, *, max_bytes: Optional[Union[i
     single-array formats return one entry with ``key=None``.  Reads headers only
     (except .pt, which must be loaded with ``weights_only=True`` to see its structure).
     """
-    ctx = _make_ctx(source, name, None, None, None, False, max_bytes, 0)
-    src = ctx.src
-    if src.size == 0:
-        raise EmbeddingLoadError(f"{src.name}: is empty (0 bytes); export the embeddings again")
-    fmt = src.format
+    ctx = _nonempty_ctx(source, name, None, None, None, False, max_bytes, 0)
+    src, fmt = ctx.src, ctx.src.format
     try:
         if fmt == "npy":
             with src.open() as f:
