@@ -123,7 +123,7 @@ def test_chunked_gradient_matches_the_float64_autograd_formula(monkeypatch, keep
 
 def test_module_draws_are_lejepas_seeded_draws_bit_for_bit_step_after_step():
     dim, m = 40, 72
-    loss = sc.SIGReg(num_slices=m, seed=11)
+    loss = sc.SIGReg(num_slices=m, seed=11, prefetch=True)
     z = torch.randn(300, dim, generator=torch.Generator().manual_seed(6))
     for step in range(4):  # steps 1..3 come from the background draw
         expected = lejepa_draw(dim, m, 11 + step)
@@ -155,6 +155,59 @@ def test_serial_draw_equals_the_plain_draw_bit_for_bit():
             assert torch.equal(sample_directions_serial(dim, m, dim + m), lejepa_draw(dim, m, dim + m)), (dim, m)
     with pytest.raises(ValueError):
         sample_directions_serial(0, 4)
+
+
+def test_prefetch_auto_draws_ahead_only_with_a_core_to_spare(monkeypatch):
+    z = torch.randn(64, 8)
+    threads = torch.get_num_threads()
+    for cores, ahead in ((threads, False), (threads + 1, True)):
+        monkeypatch.setattr(statistic, "_usable_cores", lambda cores=cores: cores)
+        loss = sc.SIGReg(num_slices=16, seed=2)  # prefetch="auto"
+        loss(z)
+        assert (loss._drawn._ahead is not None) is ahead, cores
+        assert loss(z).item() == sc.sigreg(z, directions=lejepa_draw(8, 16, 3)).item()
+    monkeypatch.setattr(statistic, "_usable_cores", lambda: 1)
+    assert statistic._prefetch_pays("auto", torch.device("cuda"))  # the CPU waits on the device anyway
+    assert not statistic._prefetch_pays(False, torch.device("cuda"))
+    with pytest.raises(ValueError, match="prefetch"):
+        sc.SIGReg(prefetch="sometimes")
+
+
+@pytest.mark.parametrize("dim", [1, 2, 31, 64, 65, 300, 1024, 4097])
+def test_compiled_column_norms_give_torchs_bits(dim):
+    draw_kernel = pytest.importorskip("sigreg_core.core.draw_kernel")
+    assert draw_kernel.kernel_agrees_with_torch()
+    for m in (2, 63, 64, 65, 200, 1024):
+        g = torch.Generator().manual_seed(dim * 1000 + m)
+        raw = torch.randn(dim, m, generator=g)
+        ref = raw / raw.norm(p=2, dim=0)
+        for fn in (draw_kernel.normalise_columns, draw_kernel.normalise_columns_serial):
+            a = raw.clone()
+            assert fn(a), (dim, m)  # the kernel ran (it did not hand back to torch)
+            assert torch.equal(a, ref), (dim, m, fn.__name__)
+    one = torch.randn(50, 1)
+    assert not draw_kernel.normalise_columns(one.clone())  # one column: torch reduces it another way
+    # the public draw takes the kernel from KERNEL_MIN_VALUES on and is still LeJEPA's draw
+    from sigreg_core.core.directions import KERNEL_MIN_VALUES
+
+    m = -(-KERNEL_MIN_VALUES // dim) + 3
+    calls = []
+    real = draw_kernel.normalise_columns
+    try:
+        draw_kernel.normalise_columns = lambda a: calls.append(a.shape) or real(a)
+        assert torch.equal(sample_directions(dim, m, 9), lejepa_draw(dim, m, 9))
+    finally:
+        draw_kernel.normalise_columns = real
+    assert calls == [(dim, m)]
+
+
+def test_draw_falls_back_to_torch_when_the_kernel_disagrees(monkeypatch):
+    draw_kernel = pytest.importorskip("sigreg_core.core.draw_kernel")
+    monkeypatch.setattr(draw_kernel, "_AGREES", False)
+    a = torch.randn(128, 512)
+    assert not draw_kernel.normalise_columns(a.clone())
+    assert torch.equal(sample_directions(128, 512, 4), lejepa_draw(128, 512, 4))
+    assert torch.equal(sample_directions_serial(128, 512, 4), lejepa_draw(128, 512, 4))
 
 
 def test_module_copies_and_pickles_without_its_background_draw():

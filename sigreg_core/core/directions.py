@@ -5,6 +5,10 @@ CPU generator with the step number, draws ``A = randn(D, M)`` in float32 and
 divides each column by its L2 norm.  Drawing on the CPU and only then moving
 ``A`` to the device makes the directions (and so every statistic) identical on
 every device, so a value computed here can be held against a training log.
+
+The column norms are taken by a compiled kernel that reproduces torch's float32
+reduction bit for bit (:mod:`sigreg_core.core.draw_kernel`, ~3x faster than
+``A.norm(dim=0)``) when numba is there and the draw is large enough to pay for it.
 """
 from __future__ import annotations
 
@@ -29,7 +33,27 @@ def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"sample_directions: num_slices must be >= 1, got {num_slices}")
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
+    return _normalise(a, serial=False)
+
+
+#: draws of fewer values than this are normalised by torch (the kernel's import would not pay)
+KERNEL_MIN_VALUES = 1 << 15
+
+
+def _normalise(a: torch.Tensor, serial: bool) -> torch.Tensor:
+    """``a / a.norm(p=2, dim=0)`` in place: the compiled kernel (same bits) when it applies."""
+    if a.numel() >= KERNEL_MIN_VALUES and _numba_available():
+        from sigreg_core.core import draw_kernel
+
+        if (draw_kernel.normalise_columns_serial if serial else draw_kernel.normalise_columns)(a):
+            return a
     return a.div_(a.norm(p=2, dim=0, keepdim=True))
+
+
+def _numba_available() -> bool:
+    from sigreg_core.core import ecf
+
+    return ecf.HAVE_NUMBA
 
 
 #: largest D for which :func:`sample_directions_serial` keeps every op below torch's
@@ -53,6 +77,11 @@ def sample_directions_serial(dim: int, num_slices: int, seed: int = 0) -> torch.
         return sample_directions(dim, num_slices, seed)  # raises the clear error
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
+    if a.numel() >= KERNEL_MIN_VALUES and _numba_available():
+        from sigreg_core.core import draw_kernel
+
+        if draw_kernel.normalise_columns_serial(a):
+            return a
     block = max(1, SERIAL_MAX_DIM // dim)
     for j in range(0, num_slices, block):
         part = a[:, j : j + block]

@@ -36,6 +36,7 @@ How it is computed
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
@@ -339,6 +340,20 @@ def _sigreg(z: torch.Tensor, a: torch.Tensor, p: Preset, reduce: bool, chunk_row
     return value
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _prefetch_pays(prefetch: "bool | str", device: torch.device) -> bool:
+    """Whether the next draw goes to the background thread (see ``SIGReg``'s ``prefetch``)."""
+    if prefetch != "auto":
+        return bool(prefetch)
+    return device.type != "cpu" or torch.get_num_threads() < _usable_cores()
+
+
 class SIGReg(torch.nn.Module):
     """SIGReg as a training loss (LeJEPA / LeWorldModel).
 
@@ -350,10 +365,15 @@ class SIGReg(torch.nn.Module):
     With ``fixed_directions=True`` (or explicit ``directions``) the same
     directions are used on every call.
 
-    The draw of the next step (seed + step + 1) is prepared in a background
-    thread while the current step computes (``prefetch=True``, the default); it
-    is the same seeded draw, bit for bit, and is used only if the next call asks
-    for exactly that seed and dimension.  Directions the module drew (or that
+    The draw of the next step (seed + step + 1) can be prepared in a background
+    thread while the rest of the training step computes; it is the same seeded
+    draw, bit for bit, and is used only if the next call asks for exactly that
+    seed and dimension.  ``prefetch="auto"`` (the default) does so when there is
+    a core to spare for it: embeddings on an accelerator (the CPU waits on the
+    device anyway), or fewer torch threads than usable cores.  On a CPU whose
+    every core runs torch's threads, a second thread only competes with them
+    (measured: back-to-back steps 1.1x-1.25x slower), so the draw stays on the
+    caller's thread.  ``prefetch=True`` / ``False`` force it either way.  Directions the module drew (or that
     were checked once at construction) are not re-validated on every call.
 
     Example::
@@ -370,7 +390,7 @@ class SIGReg(torch.nn.Module):
         seed: int = 0,
         fixed_directions: bool = False,
         directions: Optional[torch.Tensor] = None,
-        prefetch: bool = True,
+        prefetch: "bool | str" = "auto",
     ) -> None:
         super().__init__()
         self.preset = get_preset(preset)
@@ -379,7 +399,9 @@ class SIGReg(torch.nn.Module):
             raise ValueError(f"SIGReg: num_slices must be >= 1, got {num_slices}")
         self.seed = int(seed)
         self.fixed_directions = bool(fixed_directions or directions is not None)
-        self.prefetch = bool(prefetch)
+        if prefetch not in (True, False, "auto"):
+            raise ValueError(f"SIGReg: prefetch must be True, False or 'auto', got {prefetch!r}")
+        self.prefetch = prefetch
         if directions is not None:
             directions = torch.as_tensor(directions, dtype=torch.float32)
             directions = check_directions(directions, directions.shape[0] if directions.ndim == 2 else -1)
@@ -422,7 +444,7 @@ class SIGReg(torch.nn.Module):
         else:
             seed = self._next_seed()
             a = self._drawn.get(d, self.num_slices, seed, device=z.device)
-            if self.prefetch and not self.fixed_directions:
+            if not self.fixed_directions and _prefetch_pays(self.prefetch, z.device):
                 self._drawn.prefetch(d, self.num_slices, seed + 1, device=z.device)
         value = _sigreg(z, a, self.preset, _dist.group_active(), None, False)
         with torch.no_grad():
