@@ -352,18 +352,18 @@ def _results(cmp, sources: dict) -> None:
     st.dataframe(_display(cmp.summary_frame(), {"p_value": 3}), hide_index=True, width="stretch",
                  key="cmp_summary_table")
     st.caption(f"Preset `{cmp.preset.name}` · {cmp.num_slices_scored} {cmp.family} slices (seed {cmp.seed}) shared "
-               f"by every set · D = {cmp.directions.shape[0]} · reference **{cmp.reference}**")
+               f"by every set · D = {cmp.directions.shape[0]} · reference **{_md(cmp.reference)}**")
     _ranking(cmp)
     _pairwise(cmp)
 
-    st.subheader(f"Against {cmp.reference}")
+    st.subheader(f"Against {_md(cmp.reference)}")
     if cmp.n_boot:
         for d in cmp.deltas:
             if d.metric != "sigreg":
                 continue
-            verdict = (f"significant: **{d.healthier}** is healthier" if d.significant
-                       else d.note if d.note else "not significant (the interval contains 0)")
-            line = (f"**{d.set}**: ΔSIGReg = {_fmt(d.value)} ({_fmt(d.value / cmp.sets[cmp.reference].null_mean, 4)}× "
+            verdict = (f"significant: **{_md(d.healthier)}** is healthier" if d.significant
+                       else _md(d.note) if d.note else "not significant (the interval contains 0)")
+            line = (f"**{_md(d.set)}**: ΔSIGReg = {_fmt(d.value)} ({_fmt(d.value / cmp.sets[cmp.reference].null_mean, 4)}× "
                     f"the null mean), {int(round(d.level * 100))}% interval "
                     f"{_interval(d.ci_low, d.ci_high, d.note)} — {verdict}")
             (st.success if d.significant and d.healthier == d.set else
@@ -379,7 +379,7 @@ def _results(cmp, sources: dict) -> None:
                              for s, i in zip(df["significant"], df["interval"])]
         st.dataframe(_display(df.rename(columns={"value": "delta", "p_boot": "p (bootstrap)"}), {"p (bootstrap)": 3}),
                      hide_index=True, width="stretch", key="cmp_deltas_table")
-        st.caption(f"Deltas are set − {cmp.reference}. Intervals: {cmp.n_boot} bootstrap resamples of the rows of "
+        st.caption(f"Deltas are set − {_md(cmp.reference)}. Intervals: {cmp.n_boot} bootstrap resamples of the rows of "
                    "each set (same directions), centred on the observed delta; significant when the interval "
                    "excludes 0. Lower SIGReg and VICReg variance, higher RankMe and std of normalised rows are "
                    "healthier; the VICReg covariance term depends on scale and gets no direction.")
@@ -419,7 +419,7 @@ def _results(cmp, sources: dict) -> None:
             _chart(figs["deltas"], "compare_deltas")
         else:
             _chart(figs["spectra"], "compare_spectra")
-    st.markdown(f"**Slice {j}** ({how}): " + ", ".join(f"{n} {_fmt(cmp.sets[n].statistic[j])}" for n in names))
+    st.markdown(f"**Slice {j}** ({how}): " + ", ".join(f"{_md(n)} {_fmt(cmp.sets[n].statistic[j])}" for n in names))
     c1, c2 = st.columns(2)
     with c1:
         _chart(figs["histograms"], f"compare_histograms_slice_{j}")

@@ -265,3 +265,21 @@ def test_parse_steps():
     assert parse_steps("a, 10, 12", kept) == ([10], ["a"])  # 12 -> 10 again: no repeat
     assert parse_steps("", kept) == ([], [])
     assert parse_steps("5", []) == ([], ["5"])
+
+
+def test_set_names_from_files_are_shown_as_text_not_markdown(computations):
+    """File names are data: the comparison's lines escape them (no bold, link or directive from a name)."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((300, 8)).astype(np.float32)
+    b = (rng.standard_normal((300, 8)) * 3).astype(np.float32)
+    at = _page()
+    at.multiselect(key="cmp_samples").set_value([]).run()
+    at.file_uploader(key="cmp_upload").set_value([("*a*.npy", _npy(a), "application/octet-stream"),
+                                                  ("[b](x):red[c].npy", _npy(b), "application/octet-stream")]).run()
+    _compare(at)
+    shown = " ".join(_texts(at) + [e.value for e in at.subheader] + [e.value for e in at.caption]
+                     + [e.value for e in at.markdown])
+    assert "Against \\*a\\*.npy" in shown
+    assert "**\\[b\\](x)\\:red\\[c\\].npy**: ΔSIGReg" in shown
+    for raw in ("Against *a*", "**[b](x)", " *a*.npy", "set − *a*"):
+        assert raw not in shown, raw
