@@ -76,6 +76,15 @@ def test_new_severity_levels_are_ranked_and_coloured(monkeypatch):
     assert {t.name for t in v.data} >= {"healthy", "off-target", "far off-target", "collapsed"}
 
 
+def test_old_suspicious_level_ranks_as_marked_and_reads_apart_from_collapsed():
+    """Runs logged before the five levels say "suspicious": docs/calibration.md ranks it as marked."""
+    from sigreg_core.assessment.severity import severity, verdict_colour
+
+    assert severity("suspicious") == severity("marked") == 2
+    rgb = lambda c: np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    assert np.linalg.norm(rgb(verdict_colour("suspicious")) - rgb(verdict_colour("collapsed"))) > 40
+
+
 def test_run_colours_stable_and_disjoint_from_verdict_colours():
     from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour
 

@@ -59,6 +59,8 @@ def severity(verdict: Optional[str]) -> float:
         return -1
     if "collaps" in low:
         return len(levels) - 1
+    if low == "suspicious" and "marked" in lowered:  # the name before the levels (runs logged then): docs/calibration.md
+        return lowered.index("marked")
     if low in ("healthy", "ok", "good"):
         return 0
     return max(len(levels) - 1.5, 0.5)  # an unknown level: an alert, below the worst
