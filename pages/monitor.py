@@ -345,7 +345,7 @@ def _open_step(runs: dict) -> None:
     st.subheader("One step: its embedding cloud, or its full report on Inspect")
     settings = _settings()
     cfg = (settings.preset, settings.num_slices, settings.seed, settings.max_rows)
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([1.5, 2, 1.5], vertical_alignment="bottom")
     name = c1.selectbox("Run", names, key="mon_open_run")
     path = runs[name]
     try:
@@ -409,11 +409,12 @@ st.markdown("Latent health over training: SIGReg, its p-value and verdict, RankM
 settings = _settings()
 with st.container(border=True):
     runs, colours = _choose_runs()
-    c1, c2, c3, c4 = st.columns([1, 1.4, 1.6, 1.6])
+    # three columns, the refresh pair stacked: at 1000 px (sidebar open) four were too narrow for "Live refresh"
+    c1, c3, c4 = st.columns([1.3, 1.3, 1.6])
     live = c1.toggle("Live refresh", value=False, key="mon_live",
                      help="Re-read the runs' indexes every few seconds (only runs that changed are re-read; "
                           "new runs are picked up).")
-    interval = c2.select_slider("Refresh every (seconds)", INTERVALS, value=5, key="mon_interval",
+    interval = c1.select_slider("Refresh every (seconds)", INTERVALS, value=5, key="mon_interval",
                                 disabled=not live)
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="mon_smoothing",
                           help="TensorBoard's smoothing: debiased exponential moving average with this weight; the "
