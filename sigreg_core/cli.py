@@ -44,7 +44,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         description="Is your self-supervised embedding healthy or collapsing? SIGReg diagnostics.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    extras = _extra_commands(only)
+    extras = _extra_commands(only) if only is not None else {}
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(["score", "app", *EXTRA_COMMANDS]) + "}")
     add_score_parser(sub)
     a = sub.add_parser("app", help="start the Streamlit dashboard", description="Start the latent-health dashboard (streamlit run app.py).")
@@ -53,6 +53,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     a.add_argument("streamlit_args", nargs="*", metavar="-- STREAMLIT_ARGS", help="further options for streamlit run, after --")
     for name, (add, run) in extras.items():
         add(sub).set_defaults(_run=run)
+    if only is None:  # no command named (--help, --version): list the others without importing them (torch)
+        for name, text in EXTRA_HELP.items():
+            sub.add_parser(name, help=text)
     return parser
 
 
@@ -61,6 +64,14 @@ EXTRA_COMMANDS = {
     "compare": ("sigreg_core.compare.cli", "add_compare_parser", "run_compare"),
     "embed": ("sigreg_core.inputs.checkpoints", "add_embed_parser", "run_embed"),
     "demo-train": ("sigreg_core.runs.demo", "add_demo_parser", "run_demo"),
+}
+
+#: their one-line help, for ``sigreg --help`` without importing the modules (a test keeps it equal to theirs)
+EXTRA_HELP = {
+    "compare": "compare embedding files on the same slices and the same N, with bootstrap intervals of the deltas",
+    "embed": "compute embeddings of a probe batch from a checkpoint (state_dict + your model code, or a "
+             "TorchScript / torch.export encoder) and save them as safetensors",
+    "demo-train": "train a small JEPA-style world model on synthetic trajectories and log it for the Monitor page",
 }
 
 

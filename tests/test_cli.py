@@ -211,6 +211,26 @@ def test_contributed_subcommands_are_wired(capsys):
         assert code == 2 and out == "" and "--slices" in one_line(err)
 
 
+def test_top_level_help_lists_every_command_without_importing_them():
+    """``sigreg --help`` answers from argparse alone: the contributed commands' help lines, no torch import."""
+    import argparse
+    import subprocess
+    import sys
+
+    for name, (module, add, _run) in cli.EXTRA_COMMANDS.items():  # the static help is the module's own
+        import importlib
+
+        sub = argparse.ArgumentParser().add_subparsers()
+        getattr(importlib.import_module(module), add)(sub)
+        assert [a.help for a in sub._choices_actions] == [cli.EXTRA_HELP[name]], name
+    code = ("import sys; from sigreg_core.cli import main; rc = main(['--help']); "
+            "print('torch' in sys.modules, 'pandas' in sys.modules, rc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False 0"
+    for name in cli.EXTRA_COMMANDS:
+        assert name in out
+
+
 def test_internal_error_exit_3_one_line(files, capsys, monkeypatch):
     import importlib
 

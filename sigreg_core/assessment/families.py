@@ -30,11 +30,10 @@ import numpy as np
 import torch
 
 from sigreg_core.core.directions import sample_directions
+from sigreg_core.assessment.family_names import FAMILIES
 from sigreg_core.core.presets import Preset, get_preset
 
 __all__ = ["FAMILIES", "make_directions", "principal_axes", "coordinate_axes", "search_worst_directions"]
-
-FAMILIES = ("random", "coordinate", "principal", "worst")
 
 #: the worst-direction search uses at most this many restarts and rows
 MAX_RESTARTS = 32

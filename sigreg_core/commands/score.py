@@ -42,7 +42,7 @@ VERDICT_LEVEL = {"healthy": 0, "mild": 1, "suspicious": 1, "marked": 2, "severe"
 
 def add_score_parser(sub):
     """Add the ``score`` subcommand to an argparse subparsers object; returns its parser."""
-    from sigreg_core.assessment.families import FAMILIES
+    from sigreg_core.assessment.family_names import FAMILIES
     from sigreg_core.core.presets import PRESETS
 
     s = sub.add_parser(
