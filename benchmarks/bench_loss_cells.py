@@ -9,8 +9,9 @@ repetition), median of ``--reps`` (default 5) forward + backward passes per cell
                 here from its published structure: ``A = randn(D, M)``, column-normalised,
                 ``x_t = (z @ A)[..., None] * t``, cos/sin means over rows, trapezoid
                 weights, × N, mean over slices; autograd for the backward;
-* ``lightly`` — ``lightly.loss.lejepa_loss.SIGReg`` when that package imports here
-                (it needs torchvision; when it does not import, a note says so).
+* ``lightly`` — lightly's own ``SIGReg`` from PyPI (``pip install --no-deps -r
+                requirements-peers.txt``; its module file is loaded when ``lightly.loss``
+                cannot import torchvision), drawing its directions every call too.
 
 Peak memory is the extra resident memory of one forward + backward of each variant
 after a warm-up, sampled every 0.5 ms by a thread in a fresh child process whose
@@ -75,12 +76,13 @@ def make_lewm(m: int):
 
 
 def make_lightly(m: int):
-    """lightly's SIGReg when it imports here, else (None, why)."""
-    try:
-        from lightly.loss.lejepa_loss import SIGReg as LightlySIGReg  # type: ignore
-    except Exception as exc:  # not installed, or torchvision does not import beside this torch
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-    return LightlySIGReg(knots=17, t_max=3.0, num_vectors=m), ""
+    """lightly's own SIGReg (PyPI, tests/peers.py says how it is imported), else (None, why)."""
+    from tests.peers import lightly_sigreg
+
+    cls, how = lightly_sigreg()
+    if cls is None:
+        return None, how
+    return cls(knots=17, t_max=3.0, num_vectors=m), how
 
 
 # --------------------------------------------------------------------------- measuring
@@ -148,11 +150,11 @@ def make_variants(args, device):
     import sigreg_core as sc
 
     lewm = make_lewm(args.m).to(device)
-    lightly, why = make_lightly(args.m)
+    lightly, how = make_lightly(args.m)
     variants = {"ours": sc.SIGReg(num_slices=args.m), "lewm": lewm}
     if lightly is not None:
         variants["lightly"] = lightly.to(device)
-    return variants, why
+    return variants, how
 
 
 def make_z(n: int, d: int, device):
@@ -191,10 +193,12 @@ def run_cells(args) -> list[dict]:
     import sigreg_core as sc
 
     device = torch.device(args.device)
-    variants, why = make_variants(args, device)
+    variants, how = make_variants(args, device)
     lewm = variants["lewm"]
     if "lightly" not in variants:
-        print(f"note: lightly's SIGReg is not compared ({why}); the (N, M, K) form below is its structure")
+        print(f"note: lightly's SIGReg is not compared ({how}); the (N, M, K) form below is its structure")
+    else:
+        print(f"lightly: {how}")
     rows = []
     for cell in args.cells:
         n, d = (int(v) for v in cell.lower().split("x"))
