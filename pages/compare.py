@@ -476,11 +476,13 @@ names = [e[0] for e in entries]
 for name, got, _src in entries:
     for note in got["notices"]:
         st.caption(f"{md(name)}: {md(note, None)}")
-c1, c2, c3 = st.columns([2, 2, 1])
+c1, c2, c3 = st.columns([2, 1.3, 1.3], vertical_alignment="bottom")
 reference = c1.selectbox("Reference set", names, key="cmp_reference",
                          help="Deltas and tests are computed against this set.")
-same_n = c2.checkbox("Same N (subsample every set to the smallest)", value=True, key="cmp_same_n",
-                     help="SIGReg of non-Gaussian data grows about linearly in N: compare at equal N.")
+# a short label: at 1000 px with the sidebar open a longer one was cut ("Same N (subsample ever…")
+same_n = c2.checkbox("Same N", value=True, key="cmp_same_n",
+                     help="Subsample every set to the smallest set's rows (without replacement): SIGReg of "
+                          "non-Gaussian data grows about linearly in N, so compare at equal N.")
 n_boot = int(c3.number_input("Bootstrap resamples", min_value=0, max_value=2000, value=200, step=50, key="cmp_n_boot",
                              help="Per set; 0 for no intervals. At least 20 otherwise."))
 sizes = {n: got["array"].shape[0] for n, got, _ in entries}
