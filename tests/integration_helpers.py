@@ -91,12 +91,14 @@ def wait_for_wandb_log(path, timeout: float = 60.0) -> None:
     """
     import time
 
+    from google.protobuf.message import DecodeError  # not a ValueError: a record cut mid-write
+
     deadline = time.monotonic() + timeout
     while True:
         try:
             if any(r.WhichOneof("record_type") == "exit" for r in read_wandb_records(path)):
                 return
-        except (OSError, ValueError, AssertionError):
+        except (OSError, ValueError, AssertionError, DecodeError):
             pass  # not written yet, or a chunk still being written
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path}: no exit record after {timeout} s")
