@@ -67,10 +67,10 @@ def _normalise_serial(a):  # pragma: no cover - compiled
 
 _AGREES: "bool | None" = None
 
-#: draws of fewer values are normalised on the calling thread: 0.6 ms for 512 x 1024 serial against
-#: 0.47 ms in parallel on a quiet 2-core machine, and a parallel launch waits a whole scheduler
-#: timeslice (~5 ms measured) for its second thread when the cores are busy
-PARALLEL_MIN_VALUES = 1 << 20
+#: draws of fewer values are normalised on the calling thread: below ~0.3 ms of serial work a
+#: parallel launch saves little (512 x 1024: 0.6 ms serial, 0.47 ms on two threads, quiet 2-core
+#: machine) and, when the cores are busy, waits a scheduler timeslice (~5 ms measured) for its second thread
+PARALLEL_MIN_VALUES = 1 << 18
 
 #: torch reduces a column of this many values or more in parallel pieces (its GRAIN_SIZE)
 TORCH_GRAIN = 32768
