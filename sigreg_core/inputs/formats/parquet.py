@@ -76,10 +76,9 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
     pf, schema, meta = _parquet_file(ctx)
     sizes = [int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups)]
     if _subset(ctx, meta):  # read one row group at a time: the largest one counts
-        g = int(np.argmax(sizes)) if sizes else 0
+        g, rows = _largest_row_group(meta, sizes)
         if sizes and sizes[g] > ctx.max_bytes:
-            _refuse_row_group(ctx, f"the parquet table's row group {g} ({meta.row_group(g).num_rows:,} rows) is "
-                                   f"{_human(sizes[g])} uncompressed")
+            _refuse_row_group(ctx, f"the parquet table's row group {g} ({rows:,} rows) is {_human(sizes[g])} uncompressed")
     else:
         ctx.check_bytes(sum(sizes), "the parquet table (uncompressed)")
     limit = max_columns()
