@@ -180,7 +180,7 @@ def _largest_row_group(meta, sizes: list) -> tuple:
 def _refuse_row_group(ctx: _Ctx, what: str) -> None:
     ctx.fail(f"{what}, over the limit of {_human(ctx.max_bytes)} (checked from the footer before decoding; a "
              f"max_rows subset is decoded one row group at a time, so the largest row group must fit); write the "
-             f"file with smaller row groups (e.g. pyarrow.parquet.write_table(..., row_group_size=100_000)) or "
+             f"file with smaller row groups (pyarrow: write_table(..., row_group_size=ROWS)) or "
              f"raise max_bytes / {MAX_BYTES_ENV}")
 
 
