@@ -1,4 +1,10 @@
-"""``.parquet``: numeric columns, or one list / fixed-size-list column of vectors."""
+"""``.parquet``: numeric columns, or one list / fixed-size-list column of vectors.
+
+A row subset (``max_rows`` below the row count) of a file with several row groups is read one row
+group at a time: decode a group, keep its rows that are in the planned ``idx``, drop it.  The
+budget is then the largest row group (from the footer) plus the result, not the whole column; the
+values, notices and errors are those of the whole-column decode.
+"""
 from __future__ import annotations
 
 
@@ -68,8 +74,13 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
     import pyarrow as pa
 
     pf, schema, meta = _parquet_file(ctx)
-    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    ctx.check_bytes(int(total), "the parquet table (uncompressed)")
+    sizes = [int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups)]
+    if _subset(ctx, meta):  # read one row group at a time: the largest one counts
+        g, rows = _largest_row_group(meta, sizes)
+        if sizes and sizes[g] > ctx.max_bytes:
+            _refuse_row_group(ctx, f"the parquet table's row group {g} ({rows:,} rows) is {_human(sizes[g])} uncompressed")
+    else:
+        ctx.check_bytes(sum(sizes), "the parquet table (uncompressed)")
     limit = max_columns()
     if meta.num_columns > limit:
         ctx.fail(f"has {meta.num_columns:,} columns, over the column limit of {limit:,}; store the vectors in one "
@@ -94,6 +105,8 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
             if aside:
                 ctx.notices.append(f"set aside columns {', '.join(aside[:10])}{' …' if len(aside) > 10 else ''} (used vector column {vec_col!r})")
             _check_vector_column(ctx, pf, schema, meta, vec_col)  # decoded size from metadata, before decoding
+            if _subset(ctx, meta) and meta.num_row_groups > 1:
+                return _vectors_by_row_group(ctx, pf, meta, vec_col, schema.field(vec_col).type)
             col = pf.read(columns=[vec_col]).column(0).combine_chunks()
             return _vectors_to_embeddings(ctx, col, vec_col)
         meta_cols = [c for c in num if c.strip().lower() in _META_COLUMNS or c.startswith("Unnamed:") or c == "__index_level_0__"]
@@ -103,9 +116,18 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
             ctx.fail(f"has no numeric columns (columns: {', '.join(names[:10])}); write one numeric column per dimension or one list column of vectors")
         shape = (meta.num_rows, len(use))
         shape, _v, idx, out_shape = ctx.plan(shape)
-        decoded = sum(meta.num_rows * max(_width(schema.field(c).type), 1) for c in use)
-        ctx.check_bytes(decoded + 4 * math.prod(out_shape) + 8 * meta.num_rows,
-                        f"decoding {len(use):,} numeric columns of {meta.num_rows:,} rows")
+        row_bytes = sum(max(_width(schema.field(c).type), 1) for c in use)
+        if _subset(ctx, meta):
+            g, rows = _largest_row_group(meta, [int(meta.row_group(i).num_rows) for i in range(meta.num_row_groups)])
+            group, result = rows * (row_bytes + 16), 4 * math.prod(out_shape)
+            if group + result > ctx.max_bytes:
+                _refuse_row_group(ctx, f"decoding {len(use):,} numeric columns needs {_human(group)} for row group {g} "
+                                       f"({rows:,} rows) plus {_human(result)} for the result")
+            if meta.num_row_groups > 1:
+                return _numeric_by_row_group(ctx, pf, meta, use, shape, idx, out_shape)
+        else:
+            ctx.check_bytes(meta.num_rows * row_bytes + 4 * math.prod(out_shape) + 8 * meta.num_rows,
+                            f"decoding {len(use):,} numeric columns of {meta.num_rows:,} rows")
         table = pf.read(columns=use)
         out = np.empty(out_shape, dtype=np.float32)
         dtypes = set()
@@ -130,39 +152,72 @@ def _width(arrow_type) -> int:
         return 8
 
 
-def _leaf_values(meta, column: str) -> int:
-    """Values stored in the leaf column of ``column`` over all row groups, from the footer alone."""
-    total = 0
+def _leaf_values(meta, column: str) -> list:
+    """Values stored in the leaf column of ``column``, per row group, from the footer alone."""
+    per_group = []
     for i in range(meta.num_row_groups):
         rg = meta.row_group(i)
+        total = 0
         for j in range(rg.num_columns):
             cc = rg.column(j)
             if cc.path_in_schema == column or cc.path_in_schema.startswith(column + "."):
                 total += int(cc.num_values)
-    return total
+        per_group.append(total)
+    return per_group
 
 
-def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str) -> None:
+def _subset(ctx: _Ctx, meta) -> bool:
+    """True when the caller asked for fewer rows than the file has (``ctx.plan`` will draw ``idx``)."""
+    return ctx.max_rows is not None and 2 <= int(ctx.max_rows) < int(meta.num_rows)
+
+
+def _largest_row_group(meta, sizes: list) -> tuple:
+    """(index, rows) of the row group with the largest ``sizes`` entry."""
+    g = int(np.argmax(sizes)) if sizes else 0
+    return g, int(meta.row_group(g).num_rows) if sizes else 0
+
+
+def _refuse_row_group(ctx: _Ctx, what: str) -> None:
+    ctx.fail(f"{what}, over the limit of {_human(ctx.max_bytes)} (checked from the footer before decoding; a "
+             f"max_rows subset is decoded one row group at a time, so the largest row group must fit); write the "
+             f"file with smaller row groups (pyarrow: write_table(..., row_group_size=ROWS)) or "
+             f"raise max_bytes / {MAX_BYTES_ENV}")
+
+
+def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str, d: int | None = None) -> None:
     """Refuse a list / fixed-size-list column whose decoded size is over the limit, before decoding it.
 
     Compressed pages of zeros (zstd, RLE, dictionary) are tiny, so neither the file size nor the row
     groups' encoded ``total_byte_size`` bounds the decoded column: a 3.5 KB file can hold 1.75 GB.
     A fixed-size list holds rows x list_size values; a variable list holds the leaf column's
     ``num_values`` from the footer.  Decoding keeps the arrow values, a float64 copy and the float32
-    result: (itemsize + 8 + 4) bytes per value.
+    result: (itemsize + 8 + 4) bytes per value.  For a max_rows subset (read one row group at a
+    time) the largest row group counts instead: its arrow values, float64 copy and gathered rows,
+    (itemsize + 8 + 8) bytes per value and 24 bytes of offsets per row, plus the float32 result of
+    max_rows x D (D of a variable list: ``d`` once known, else the footer's values per row).
     """
     import pyarrow as pa
 
     t = schema.field(name).type
     n = int(meta.num_rows)
-    if pa.types.is_fixed_size_list(t):
-        values = n * int(t.list_size)
+    fixed = pa.types.is_fixed_size_list(t)
+    if fixed:
+        values = [int(meta.row_group(i).num_rows) * int(t.list_size) for i in range(meta.num_row_groups)]
     else:
         values = _leaf_values(meta, name)
+    if _subset(ctx, meta):
+        g, rows = _largest_row_group(meta, values)
+        group = values[g] * (_width(t.value_type) + 16) + (0 if fixed else 24 * rows)
+        width = int(t.list_size) if fixed else (d if d is not None else sum(values) // max(n, 1))
+        result = 4 * int(ctx.max_rows) * width
+        if group + result > ctx.max_bytes:
+            _refuse_row_group(ctx, f"vector column {name!r}: row group {g} ({rows:,} rows) decodes to {values[g]:,} "
+                                   f"values needing {_human(group)}, plus {_human(result)} for the result")
+        return
     per_value = _width(t.value_type) + 8 + 4
-    need = values * per_value
-    if need > ctx.max_bytes:  # the whole column is decoded whatever max_rows says
-        ctx.fail(f"vector column {name!r} decodes to {values:,} values needing {_human(need)}, over the limit of "
+    need = sum(values) * per_value
+    if need > ctx.max_bytes:  # the whole column is decoded
+        ctx.fail(f"vector column {name!r} decodes to {sum(values):,} values needing {_human(need)}, over the limit of "
                  f"{_human(ctx.max_bytes)} (checked from the footer before decoding); raise max_bytes / {MAX_BYTES_ENV} "
                  f"or save fewer rows")
 
@@ -203,3 +258,89 @@ def _vectors_to_embeddings(ctx: _Ctx, col, name: str) -> LoadedEmbeddings:
     out[...] = flat if idx is None else flat[idx]
     return _finish(ctx, out, "parquet", name, shape, orig, idx)
 
+
+
+def _take_rows(block, columns, start: int, idx, out) -> None:
+    """Write the rows of ``idx`` that fall in this block (rows ``start`` onwards) into ``out``.
+
+    ``columns`` is [(j, arrow array)]: j=None for a vector column (the whole row of ``out``),
+    else the output column.  Converted exactly as the whole-column path does (arrow cast to
+    float64, then numpy to float32), the whole block even where no row is kept, so that a value
+    arrow refuses to cast is refused whichever rows were drawn.
+    """
+    import pyarrow as pa
+
+    lo, hi = np.searchsorted(idx, [start, start + block])
+    local = idx[lo:hi] - start
+    for j, values in columns:
+        flat = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if j is None:
+            out[lo:hi] = flat.reshape(block, -1)[local]
+        else:
+            out[lo:hi, j] = flat[local]
+
+
+def _vectors_by_row_group(ctx: _Ctx, pf, meta, name: str, t) -> LoadedEmbeddings:
+    """A max_rows subset of a vector column, decoded one row group at a time.
+
+    Same checks and messages as :func:`_vectors_to_embeddings`, in the same order: null rows
+    (counted over the whole column) first, then ragged rows, then the shape plan; so once one of
+    them is found the later row groups are still decoded, one at a time, to find an earlier-ranked
+    error (and the total null count).
+    """
+    import pyarrow as pa
+
+    n = int(meta.num_rows)
+    d = int(t.list_size) if pa.types.is_fixed_size_list(t) else None
+    nulls, first_null, ragged, deferred, plan, out = 0, None, None, None, None, None
+    start = 0
+    for g in range(meta.num_row_groups):
+        col = pf.read_row_group(g, columns=[name]).column(0).combine_chunks()
+        block = len(col)
+        if col.null_count:
+            nulls += int(col.null_count)
+            if first_null is None:
+                first_null = start + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        if first_null is None and ragged is None and block:
+            if not pa.types.is_fixed_size_list(t):
+                lengths = np.diff(col.offsets.to_numpy(zero_copy_only=False).astype(np.int64))
+                d = int(lengths[0]) if d is None else d
+                bad = np.flatnonzero(lengths != d)
+                if bad.size:
+                    ragged = (d, start + int(bad[0]), int(lengths[bad[0]]))
+            if ragged is None and deferred is None:
+                if plan is None:
+                    try:
+                        plan = ctx.plan((n, d))
+                        _check_vector_column(ctx, pf, pf.schema_arrow, meta, name, d)  # D now known
+                        out = np.empty(plan[3], dtype=np.float32)
+                    except EmbeddingLoadError as exc:
+                        deferred = exc
+                if deferred is None:
+                    _take_rows(block, [(None, col.flatten())], start, plan[2], out)
+        start += block
+        del col
+    if first_null is not None:
+        ctx.fail(f"vector column {name!r} has {nulls} empty (null) rows, first at row {first_null}; fill or drop them")
+    if ragged is not None:
+        ctx.fail(f"vector column {name!r} is ragged: row 0 has {ragged[0]} values but row {ragged[1]} has {ragged[2]}; "
+                 f"all embeddings need the same length")
+    if deferred is not None:
+        raise deferred
+    shape, _v, idx, _out_shape = plan
+    return _finish(ctx, out, "parquet", name, shape, _arrow_name({str(t.value_type)}), idx)
+
+
+def _numeric_by_row_group(ctx: _Ctx, pf, meta, use: list, shape, idx, out_shape) -> LoadedEmbeddings:
+    """A max_rows subset of one-column-per-dimension numbers, decoded one row group at a time."""
+    out = np.empty(out_shape, dtype=np.float32)
+    dtypes = set()
+    start = 0
+    for g in range(meta.num_row_groups):
+        table = pf.read_row_group(g, columns=use)
+        columns = [(j, table.column(j).combine_chunks()) for j in range(len(use))]
+        dtypes.update(str(arr.type) for _j, arr in columns)
+        _take_rows(table.num_rows, columns, start, idx, out)
+        start += table.num_rows
+        del table, columns
+    return _finish(ctx, out, "parquet", None, shape, _arrow_name(dtypes), idx)
