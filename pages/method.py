@@ -33,8 +33,9 @@ st.markdown(
     "Draw M unit directions u₁…u_M (columns of A, D × M), project x = Z A, and score every slice "
     "(one column of x, N values) with the Epps–Pulley statistic against exactly N(0, 1):"
 )
-st.latex(r"\mathrm{EP}(x) = s(N)\sum_{k} c_k\Big[\big(\tfrac1N\textstyle\sum_n \cos t_k x_n - e^{-t_k^2/2}\big)^2"
-         r" + \big(\tfrac1N\textstyle\sum_n \sin t_k x_n\big)^2\Big]")
+# two lines: on one, the formula ran past the right edge at 1000 px with the sidebar open
+st.latex(r"\begin{aligned}\mathrm{EP}(x) = s(N)\sum_{k} c_k\Big[&\big(\tfrac1N\textstyle\sum_n \cos t_k x_n"
+         r" - e^{-t_k^2/2}\big)^2 \\ &+ \big(\tfrac1N\textstyle\sum_n \sin t_k x_n\big)^2\Big]\end{aligned}")
 st.latex(r"\mathrm{SIGReg}(Z) = \frac1M\sum_{m=1}^{M}\mathrm{EP}(Z u_m)")
 st.markdown(
     r"""
