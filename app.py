@@ -103,3 +103,15 @@ try:
     page.run()
 finally:
     st.session_state["_lh_shell"] = False
+
+
+@st.cache_resource(show_spinner=False)
+def _freeze_import_heap() -> bool:
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return True
+
+
+_freeze_import_heap()
