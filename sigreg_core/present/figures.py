@@ -403,7 +403,13 @@ def slice_views_figure(histogram: go.Figure, qq: go.Figure, cf: go.Figure, weigh
             subtitle="histogram, Q-Q, characteristic function and the statistic's terms, against N(0, 1)")
     out.update_layout(xaxis_title=histogram.layout.xaxis.title.text, yaxis_title=histogram.layout.yaxis.title.text,
                       bargap=0, legend={"groupclick": "toggleitem"},
-                      margin={"t": 100})  # room for the title, its subtitle and the first row's panel titles
+                      # t: room for the title, its subtitle and the first row's panel titles.  l and b: what
+                      # the tick labels and the grouped legend (6 rows, 144 px) push the margins to anyway,
+                      # given up front: when plotly's auto-margin has to grow a margin after the first draw
+                      # it draws the whole figure a second time (half of this figure's draw time in Chromium,
+                      # paid on every slice change, issue 12).  autoexpand stays on: a narrow window whose
+                      # legend wraps to more rows still gets a larger margin.
+                      margin={"t": 100, "l": 72, "b": 216})
     out.update_xaxes(title_font_size=11)
     out.update_yaxes(title_font_size=11)
     return out
