@@ -149,9 +149,33 @@ def _seed_change(page, seed: int) -> float:
     return timed(page, act, f"document.body.innerText.includes('seed {seed} ')")
 
 
+def _scroll_into_view(page, locator) -> None:
+    """Bring ``locator`` into view and wait until the page has stopped scrolling (not timed: a user
+    scrolls to a control before using it).
+
+    Why: Streamlit's select box closes its option list on any scroll.  After the slice clicks the
+    main area is scrolled down to the slice section; a click on the "Sample set" box then scrolls it
+    back into view, the list opens, the scroll closes it, and the option is never found."""
+    locator.scroll_into_view_if_needed()
+    page.evaluate("""() => new Promise(done => {
+        const main = document.querySelector('[data-testid="stMain"]') || document.scrollingElement;
+        let last = null, still = 0;
+        const tick = () => {
+            const now = main.scrollTop + ',' + window.scrollY;
+            still = now === last ? still + 1 : 0;
+            last = now;
+            if (still >= 3) done(); else requestAnimationFrame(tick);
+        };
+        requestAnimationFrame(tick);
+    })""")
+
+
 def _sample_change(page, name: str) -> float:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Sample set")
+    _scroll_into_view(page, box)
+
     def act():
-        page.locator('[data-testid="stSelectbox"]').filter(has_text="Sample set").click()
+        box.click()
         page.get_by_role("option", name=name, exact=True).click()
     return timed(page, act, "document.body.innerText.includes('Verdict')"
                             f" && document.body.innerText.includes('from {name}.safetensors')")
