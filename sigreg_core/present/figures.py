@@ -82,6 +82,14 @@ _LEGEND = {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.
            "font": {"size": 11}, "itemwidth": 30}
 
 
+#: Margins as plotly's auto-margin leaves them in the app: y tick labels and title (l), x tick labels,
+#: x title and a one-row legend below (b).  Given up front, so the first draw is the last one: when
+#: auto-margin has to grow a margin after drawing, plotly draws the whole figure a second time (issue 12:
+#: on a fresh page that is every chart).  ``autoexpand`` stays on: wider labels or a legend that wraps in
+#: a narrow window still get the room they need.
+_MARGIN = {"l": 72, "r": 16, "t": 40, "b": 96, "autoexpand": True}
+
+
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 400,
             legend: str = "bottom", subtitle: str = "") -> go.Figure:
     """Common layout: short title (a second, smaller line for details), legend below the axes.
@@ -98,7 +106,7 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 
         xaxis_title=xtitle,
         yaxis_title=ytitle,
         height=height,
-        margin={"l": 60, "r": 16, "t": 66 if subtitle else 40, "b": 40, "autoexpand": True},
+        margin=dict(_MARGIN, t=66 if subtitle else 40),
         legend=dict(_LEGEND),
     )
     return fig
@@ -442,7 +450,7 @@ def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarra
                                  line={"color": RED, "dash": "dash"}), row=1, col=col)
         fig.update_xaxes(title_text="node t_k", row=1, col=col)
     _layout(fig, f"ECF of all {np.asarray(ecf_real).shape[0]} slices at the nodes", "node t_k", "ECF", height=480)
-    fig.update_layout(margin={"t": 72})  # room for the panel titles under the figure title
+    fig.update_layout(margin={"t": 72, "b": 128})  # t: the panel titles under the figure title; b: 2-row legend
     fig.update_xaxes(title_text="node t_k")
     fig.update_yaxes(title_text="ECF", row=1, col=1)
     return fig
