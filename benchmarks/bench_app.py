@@ -17,6 +17,11 @@ Timed interactions (each the median of ``--repeat`` tries, except the first repo
 - sample change: pick another shipped sample set;
 - upload to verdict: upload a 65536 x 512 float32 ``.npy`` (128 MiB) and wait for its verdict.
 
+How the clock reads: a time runs from the action until the settled condition is first seen to
+have held for 150 ms, minus those 150 ms.  The condition is polled every 50 ms (from 60 ms after the
+action: nothing can settle sooner, as the click still has to reach the server), so a time overstates
+the true settling by 0-50 ms, 25 ms on average: the numbers are upper bounds, never flattered.
+
 Not a test: nothing is asserted.  Numbers depend on the machine's load; run it on a
 quiet machine for numbers to quote.
 
