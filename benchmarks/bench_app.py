@@ -19,7 +19,7 @@ Timed interactions (each the median of ``--repeat`` tries, except the first repo
 
 How the clock reads: a time runs from the action until the settled condition is first seen to
 have held for 150 ms, minus those 150 ms.  The condition is polled every 50 ms (from 60 ms after the
-action: nothing can settle sooner, as the click still has to reach the server), so a time overstates
+action, so that the action has reached the server before the page is read), so a time overstates
 the true settling by 0-50 ms, 25 ms on average: the numbers are upper bounds, never flattered.
 
 Not a test: nothing is asserted.  Numbers depend on the machine's load; run it on a
