@@ -82,6 +82,14 @@ _LEGEND = {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.
            "font": {"size": 11}, "itemwidth": 30}
 
 
+#: Margins as plotly's auto-margin leaves them in the app: y tick labels and title (l), x tick labels,
+#: x title and a one-row legend below (b).  Given up front, so the first draw is the last one: when
+#: auto-margin has to grow a margin after drawing, plotly draws the whole figure a second time (issue 12:
+#: on a fresh page that is every chart).  ``autoexpand`` stays on: wider labels or a legend that wraps in
+#: a narrow window still get the room they need.
+_MARGIN = {"l": 72, "r": 16, "t": 40, "b": 96, "autoexpand": True}
+
+
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 400,
             legend: str = "bottom", subtitle: str = "") -> go.Figure:
     """Common layout: short title (a second, smaller line for details), legend below the axes.
@@ -98,7 +106,7 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 
         xaxis_title=xtitle,
         yaxis_title=ytitle,
         height=height,
-        margin={"l": 60, "r": 16, "t": 66 if subtitle else 40, "b": 40, "autoexpand": True},
+        margin=dict(_MARGIN, t=66 if subtitle else 40),
         legend=dict(_LEGEND),
     )
     return fig
@@ -384,28 +392,39 @@ def slice_views_figure(histogram: go.Figure, qq: go.Figure, cf: go.Figure, weigh
     titles = ["Histogram vs N(0, 1) density", "Q-Q against N(0, 1)", "ECF vs exp(-t²/2) and 0",
               f"Weighted error per node (sum {err_sum:.4g})"]
     out = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.09, vertical_spacing=0.14)
+    # Built with direct references (the panel's axes, one add_traces call): plotly.py's per-call
+    # row/col look-ups made this figure take 50 ms to build, paid on the first visit to each slice.
+    traces, rows, cols = [], [], []
     for k, (name, fig) in enumerate(panels):
         row, col = divmod(k, 2)
         shown = fig.layout.showlegend is not False
         for tr in fig.data:
-            tr = go.Figure(tr).data[0]  # a copy: the separate figure stays as it was
+            tr = type(tr)(tr)  # a copy: the separate figure stays as it was
             tr.update(legendgroup=name, legendgrouptitle_text=name if shown else None,
                       showlegend=shown and tr.showlegend is not False)
-            out.add_trace(tr, row=row + 1, col=col + 1)
+            traces.append(tr)
+            rows.append(row + 1)
+            cols.append(col + 1)
+        axes = out.get_subplot(row + 1, col + 1)
         xa, ya = fig.layout.xaxis, fig.layout.yaxis
-        out.update_xaxes(title_text=xa.title.text, title_font_size=11, row=row + 1, col=col + 1)
-        out.update_yaxes(title_text=ya.title.text, title_font_size=11, row=row + 1, col=col + 1,
-                         **({"type": ya.type} if ya.type else {}))
+        axes.xaxis.update(title_text=xa.title.text, title_font_size=11)
+        axes.yaxis.update(title_text=ya.title.text, title_font_size=11, **({"type": ya.type} if ya.type else {}))
+    out.add_traces(traces, rows=rows, cols=cols)
     for ann in out.layout.annotations:  # the panel titles: small, so they fit a half-width panel at 1000 px
         ann.font = {"size": 12}
     label = f"slice {slice_index}" if slice_index is not None else "slice"
     _layout(out, f"Views of {label}", "", "", height=900,
             subtitle="histogram, Q-Q, characteristic function and the statistic's terms, against N(0, 1)")
-    out.update_layout(xaxis_title=histogram.layout.xaxis.title.text, yaxis_title=histogram.layout.yaxis.title.text,
+    out.update_layout(xaxis_title={"text": histogram.layout.xaxis.title.text, "font": {"size": 11}},
+                      yaxis_title={"text": histogram.layout.yaxis.title.text, "font": {"size": 11}},
                       bargap=0, legend={"groupclick": "toggleitem"},
-                      margin={"t": 100})  # room for the title, its subtitle and the first row's panel titles
-    out.update_xaxes(title_font_size=11)
-    out.update_yaxes(title_font_size=11)
+                      # t: room for the title, its subtitle and the first row's panel titles.  l and b: what
+                      # the tick labels and the grouped legend (6 rows, 144 px) push the margins to anyway,
+                      # given up front: when plotly's auto-margin has to grow a margin after the first draw
+                      # it draws the whole figure a second time (half of this figure's draw time in Chromium,
+                      # paid on every slice change, issue 12).  autoexpand stays on: a narrow window whose
+                      # legend wraps to more rows still gets a larger margin.
+                      margin={"t": 100, "l": 72, "b": 216})
     return out
 
 
@@ -436,7 +455,7 @@ def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarra
                                  line={"color": RED, "dash": "dash"}), row=1, col=col)
         fig.update_xaxes(title_text="node t_k", row=1, col=col)
     _layout(fig, f"ECF of all {np.asarray(ecf_real).shape[0]} slices at the nodes", "node t_k", "ECF", height=480)
-    fig.update_layout(margin={"t": 72})  # room for the panel titles under the figure title
+    fig.update_layout(margin={"t": 72, "b": 128})  # t: the panel titles under the figure title; b: 2-row legend
     fig.update_xaxes(title_text="node t_k")
     fig.update_yaxes(title_text="ECF", row=1, col=1)
     return fig
