@@ -372,7 +372,7 @@ class SIGReg(torch.nn.Module):
     a core to spare for it: embeddings on an accelerator (the CPU waits on the
     device anyway), or fewer torch threads than usable cores.  On a CPU whose
     every core runs torch's threads, a second thread only competes with them
-    (measured: back-to-back steps 1.1x-1.25x slower), so the draw stays on the
+    (measured on 2 cores: back-to-back steps 1.02x-1.3x slower), so the draw stays on the
     caller's thread.  ``prefetch=True`` / ``False`` force it either way.  Directions the module drew (or that
     were checked once at construction) are not re-validated on every call.
 
