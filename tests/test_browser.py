@@ -131,7 +131,8 @@ def browser():
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 # Text the browser cuts with an ellipsis (CSS text-overflow) overflows its box: scrollWidth > clientWidth.
-# Checked on metric values and labels, button labels, and plotly titles (which are clipped, not ellipsised).
+# Checked on metric values and labels, button labels, widget labels (checkbox, toggle, radio, input
+# labels), display formulas (KaTeX) and plotly titles (which are clipped, not ellipsised).
 TRUNCATED_JS = """() => {
     const bad = [];
     const cut = el => el.scrollWidth > el.clientWidth + 1;
@@ -145,6 +146,23 @@ TRUNCATED_JS = """() => {
         // the icon is a font ligature ("biotech") narrower than its text: only the label counts
         const label = [...b.querySelectorAll('p, span, div')].filter(e => !e.closest('[data-testid="stIconMaterial"]'));
         if (t && label.some(cut)) bad.push('button: ' + t);
+    }
+    for (const w of document.querySelectorAll('[data-testid="stMain"] [data-testid="stWidgetLabel"], '
+                                             + '[data-testid="stMain"] [data-testid="stCheckbox"] label, '
+                                             + '[data-testid="stMain"] [data-testid="stToggle"] label')) {
+        const t = w.innerText.trim();
+        // boxes only: an inline or hidden element has no client width to overflow
+        const boxCut = el => el.clientWidth > 0 && cut(el);
+        // the text boxes (not the switch or the hidden input beside them)
+        const texts = [w, ...w.querySelectorAll('[data-testid="stMarkdownContainer"], p')];
+        if (t && texts.some(boxCut)) bad.push('label: ' + t);
+    }
+    for (const k of document.querySelectorAll('[data-testid="stMain"] .katex-display')) {
+        const box = (k.closest('[data-testid="stElementContainer"]') || k.parentElement).getBoundingClientRect();
+        const r = (k.querySelector('.katex-html') || k).getBoundingClientRect();
+        // KaTeX's own box can be a pixel or two narrower than its content (row spacing): 4 px of slack
+        if (k.scrollWidth > k.clientWidth + 4 || r.right > box.right + 1)
+            bad.push('formula: ' + k.textContent.trim().slice(0, 40));
     }
     for (const gd of document.querySelectorAll('.js-plotly-plot')) {
         const holder = gd.closest('[data-testid="stPlotlyChart"]') || gd;
@@ -289,9 +307,9 @@ def test_default_page_shows_full_report_and_every_page_renders(server, browser):
                 assert page.locator('[data-testid="stException"]').count() == 0, (name, width)
                 assert page.locator('[data-testid="stMetricValue"]').count() > 0 or name != "inspect"
                 cut = page.evaluate(TRUNCATED_JS)
-                # Metric values and labels: on every page. Buttons and chart texts: asserted on the pages
-                # of issue 12 (Inspect, Method); on the others they are printed for their owners.
-                hard = [c for c in cut if c.startswith("metric") or name in ("inspect", "method")]
+                # Metric values and labels, widget labels and formulas: on every page. Buttons and chart
+                # texts: asserted on Inspect and Method; on the others they are printed for their owners.
+                hard = [c for c in cut if c.startswith(("metric", "label", "formula")) or name in ("inspect", "method")]
                 if len(hard) < len(cut):
                     print(f"NOTE {name} at {width} px cuts: {[c for c in cut if c not in hard]}")
                 assert hard == [], f"{name} at {width} px cuts: {hard}"
