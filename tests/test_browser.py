@@ -307,12 +307,8 @@ def test_default_page_shows_full_report_and_every_page_renders(server, browser):
                 assert page.locator('[data-testid="stException"]').count() == 0, (name, width)
                 assert page.locator('[data-testid="stMetricValue"]').count() > 0 or name != "inspect"
                 cut = page.evaluate(TRUNCATED_JS)
-                # Metric values and labels, widget labels and formulas: on every page. Buttons and chart
-                # texts: asserted on Inspect and Method; on the others they are printed for their owners.
-                hard = [c for c in cut if c.startswith(("metric", "label", "formula")) or name in ("inspect", "method")]
-                if len(hard) < len(cut):
-                    print(f"NOTE {name} at {width} px cuts: {[c for c in cut if c not in hard]}")
-                assert hard == [], f"{name} at {width} px cuts: {hard}"
+                # every page, both widths: metric values and labels, buttons, widget labels, formulas, chart texts
+                assert cut == [], f"{name} at {width} px cuts: {cut}"
                 shots.append(_shot(page, name if width == 1440 else f"{name}_{width}", height=height, width=width))
         for p in shots:
             assert p.stat().st_size > 10_000
