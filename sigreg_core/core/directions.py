@@ -33,21 +33,22 @@ def sample_directions(dim: int, num_slices: int, seed: int = 0) -> torch.Tensor:
         raise ValueError(f"sample_directions: num_slices must be >= 1, got {num_slices}")
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
-    return _normalise(a, serial=False)
+    if _kernel_normalised(a, serial=False):
+        return a
+    return a.div_(a.norm(p=2, dim=0, keepdim=True))
 
 
 #: draws of fewer values than this are normalised by torch (the kernel's import would not pay)
 KERNEL_MIN_VALUES = 1 << 15
 
 
-def _normalise(a: torch.Tensor, serial: bool) -> torch.Tensor:
-    """``a / a.norm(p=2, dim=0)`` in place: the compiled kernel (same bits) when it applies."""
-    if a.numel() >= KERNEL_MIN_VALUES and _numba_available():
-        from sigreg_core.core import draw_kernel
+def _kernel_normalised(a: torch.Tensor, serial: bool) -> bool:
+    """``a /= a.norm(p=2, dim=0)`` in place by the compiled kernel (torch's bits); False when it does not apply."""
+    if a.numel() < KERNEL_MIN_VALUES or not _numba_available():
+        return False
+    from sigreg_core.core import draw_kernel
 
-        if (draw_kernel.normalise_columns_serial if serial else draw_kernel.normalise_columns)(a):
-            return a
-    return a.div_(a.norm(p=2, dim=0, keepdim=True))
+    return (draw_kernel.normalise_columns_serial if serial else draw_kernel.normalise_columns)(a)
 
 
 def _numba_available() -> bool:
@@ -65,8 +66,8 @@ def sample_directions_serial(dim: int, num_slices: int, seed: int = 0) -> torch.
     """:func:`sample_directions`, bit for bit, in single-threaded pieces (for a background thread).
 
     ``torch.randn`` with a generator is serial; the column norms and the division
-    are taken on blocks of columns small enough (D x block <= 16384 elements) that
-    torch runs them on the calling thread.  A column's norm is the same reduction
+    are taken by the serial compiled kernel, or without it on blocks of columns small
+    enough (D x block <= 16384 elements) that torch runs them on the calling thread.  A column's norm is the same reduction
     over the same D values either way (tests/test_statistic.py checks equality
     across shapes).  For D > ``SERIAL_MAX_DIM`` it falls back to the plain draw.
     """
@@ -77,11 +78,8 @@ def sample_directions_serial(dim: int, num_slices: int, seed: int = 0) -> torch.
         return sample_directions(dim, num_slices, seed)  # raises the clear error
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(dim, num_slices, generator=g, dtype=torch.float32)
-    if a.numel() >= KERNEL_MIN_VALUES and _numba_available():
-        from sigreg_core.core import draw_kernel
-
-        if draw_kernel.normalise_columns_serial(a):
-            return a
+    if _kernel_normalised(a, serial=True):
+        return a
     block = max(1, SERIAL_MAX_DIM // dim)
     for j in range(0, num_slices, block):
         part = a[:, j : j + block]
