@@ -131,6 +131,12 @@ def cmd_app(args) -> int:
     if args.address is not None:
         cmd += ["--server.address", args.address]
     cmd += list(args.streamlit_args)
+    if os.name == "posix":
+        # become Streamlit: a SIGTERM (a process manager, a test's terminate()) or a hang-up sent to
+        # `sigreg app` then reaches the server itself; as a child it was left running, orphaned
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, cmd)
     try:
         return subprocess.call(cmd)
     except KeyboardInterrupt:

@@ -273,8 +273,14 @@ def test_app_missing_exits_2(capsys, monkeypatch, tmp_path):
 def test_app_runs_streamlit_on_the_repo_app(capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(cli, "app_path", lambda: ROOT / "pyproject.toml")  # any existing file stands in
+    import os
     import subprocess as sp
 
+    def execv(exe, cmd):  # the process would become Streamlit here: stop as its exit would
+        calls.append(cmd)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", execv)
     monkeypatch.setattr(sp, "call", lambda cmd: calls.append(cmd) or 0)
     code, _out, _err = run(["app", "--port", "8765", "--address", "127.0.0.1", "--", "--server.headless", "true"], capsys)
     assert code == 0
@@ -316,6 +322,16 @@ def test_app_serves(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # terminating `sigreg app` stops the server itself (it was left running, orphaned, as a child)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+        except OSError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the server on port {port} still answers after `sigreg app` was terminated")
 
 
 # ----------------------------------------------------------------------------- real processes
