@@ -13,6 +13,9 @@ the file.  Before they reach a screen:
   as text instead of fetching an image and Streamlit's ``:red[...]`` / ``:material/...:``
   directives stay literal, while ordinary names (``emb.safetensors``, ``runs/lambda-0``,
   ``(float32)``) read unchanged in the source;
+* :func:`plotly_text` escapes for Plotly's text, legend names and hover (Plotly renders a
+  subset of HTML there: ``<a href>``, ``<b>``, ``<br>``): :func:`visible` text with ``&``,
+  ``<``, ``>`` as entities, so a run named ``<a href=...>CLICK`` shows as text, not a link;
 * :func:`clip` shortens long text with an ellipsis.
 """
 from __future__ import annotations
@@ -20,12 +23,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["visible", "escape_markdown", "clip", "md"]
+__all__ = ["visible", "escape_markdown", "clip", "md", "plotly_text"]
 
 # characters made visible: C0 and C1 controls, DEL, and the Unicode format characters
 # that reorder or hide text (bidi overrides/isolates, zero-width joiners, BOM)
 _FORMAT = {"\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2028", "\u2029", "\u202a", "\u202b", "\u202c",
            "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff"}
+# every control (Cc), format (Cf: bidi marks U+061C / U+202E / U+2066, word joiner U+2060, soft
+# hyphen U+00AD, tag characters U+E0000-E007F, BOM), line/paragraph separator, surrogate, private use
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # escaped anywhere: emphasis, code, links/images ([ and ]), raw HTML (< >), strikethrough, LaTeX ($),
 # entities (&); ':' only before a non-space (Streamlit's :color[...] / :material/icon: / emoji, autolinks)
@@ -48,7 +54,7 @@ def visible(text, max_len: int | None = None) -> str:
     s = text if isinstance(text, str) else str(text)
     out = []
     for ch in s:
-        if ch in _FORMAT or unicodedata.category(ch) == "Cc":
+        if ch in _FORMAT or unicodedata.category(ch) in _HIDDEN_CATEGORIES:
             out.append(_escape_char(ch))
         else:
             out.append(ch)
@@ -66,6 +72,12 @@ def escape_markdown(text, max_len: int | None = None) -> str:
 def md(text, max_len: int | None = 200) -> str:
     """Short name for what pages use: one safe markdown line, clipped to ``max_len`` characters."""
     return escape_markdown(text, max_len)
+
+
+def plotly_text(text, max_len: int | None = 120) -> str:
+    """One safe Plotly label (trace name, hover, annotation): visible, clipped, HTML-escaped."""
+    s = visible(text, max_len)
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def clip(text: str, max_len: int | None) -> str:
