@@ -51,7 +51,7 @@ import numpy as np
 
 __all__ = [
     "VERDICTS", "TOO_FEW", "VERDICT_RANK", "LEVEL_EDGES", "GATE_P", "MIN_ROWS",
-    "FULL_SPREAD", "RANK_FRACTION", "verdict_rank", "is_unhealthy", "relative_distance", "grade",
+    "FULL_SPREAD", "RANK_FRACTION", "verdict_rank", "rank_key", "is_unhealthy", "relative_distance", "grade",
     "collapse_answer", "describe_verdict",
 ]
 
@@ -87,6 +87,23 @@ def verdict_rank(verdict: str) -> int:
 def is_unhealthy(verdict: str) -> bool:
     """True for every level above healthy (mild ... collapsed, legacy "suspicious")."""
     return verdict_rank(verdict) >= 1
+
+
+def rank_key(answers: dict) -> tuple:
+    """Sort key of one assessment's ``answers`` (``Assessment.answers`` or ``to_dict()["answers"]``), best first.
+
+    The one ordering of sets that Compare, the CLI and the report use (the headline: the verdict's
+    rank, then the distance); unknown or missing values sort last.
+    """
+    a = answers or {}
+    v = verdict_rank(a.get("verdict", "marked"))
+    v = 99 if v < 0 else v
+    d = (a.get("distance") or {}).get("relative_distance", float("nan"))
+    try:
+        d = float(d)
+    except (TypeError, ValueError):
+        d = float("nan")
+    return (v, d if math.isfinite(d) else float("inf"))
 
 
 def describe_verdict(verdict: str) -> str:
