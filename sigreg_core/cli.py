@@ -171,11 +171,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except EmbeddingLoadError as exc:
         err(f"{PROG}: error: {exc}")
         return EXIT_USAGE
-    except ValueError as exc:  # bad parameter combinations reported by the library (preset, family, device...)
+    except ValueError as exc:
         if debug:
             raise
-        err(f"{PROG}: error: {' '.join(str(exc).split())}")
-        return EXIT_USAGE
+        from sigreg_core.assessment.budget import WorkBudgetError
+        from sigreg_core.util.errors import InputError
+
+        if isinstance(exc, (InputError, WorkBudgetError)):  # the input or the settings: exit 2, one line
+            err(f"{PROG}: error: {' '.join(str(exc).split())}")
+            return EXIT_USAGE
+        # any other ValueError is ours, not the user's: never report a bug as "bad input"
+        err(f"{PROG}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+            f"(rerun with SIGREG_DEBUG=1 for the traceback)")
+        return EXIT_INTERNAL
     except MemoryError:
         err(f"{PROG}: error: out of memory; score fewer rows with --max-rows or fewer --slices")
         return EXIT_USAGE

@@ -399,7 +399,8 @@ def test_distributed_two_gloo_processes_equal_the_concatenation(tmp_path, capsys
         assert b[k] == pytest.approx(a[k], rel=1e-6), k
     assert b["log10_p_value"] == pytest.approx(a["log10_p_value"], rel=1e-4, abs=1e-6)
     assert b["verdict"] == a["verdict"] and b["modes"] == a["modes"]
-    np.testing.assert_allclose(b["per_slice"]["statistic"], a["per_slice"]["statistic"], rtol=1e-5)
+    # one view's slices (the deciding view), not a mean over views: float32 rounding shows at 1e-5
+    np.testing.assert_allclose(b["per_slice"]["statistic"], a["per_slice"]["statistic"], rtol=5e-5, atol=1e-6)
     for va, vb in zip(a["views"], b["views"]):
         assert vb["sigreg"] == pytest.approx(va["sigreg"], rel=1e-6)
     # and not merely the local half: rank 0 alone (shards 0 and 2) scores differently

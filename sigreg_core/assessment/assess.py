@@ -50,6 +50,7 @@ from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, 
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
 from sigreg_core.assessment.screens import MAX_AXES, centred_statistic, evaluate, screen_preset
 from sigreg_core.assessment.slices import SliceStats, score_slices
+from sigreg_core.util.errors import InputError
 from sigreg_core.util.jsonsafe import to_jsonable
 
 if TYPE_CHECKING:
@@ -71,16 +72,16 @@ def _validate(z):
     if isinstance(z, torch.Tensor):
         t = z.detach()
         if t.dtype not in _FLOAT_TORCH:
-            raise ValueError(f"embeddings must be real numbers of a floating-point dtype: float16, bfloat16, float32 or float64 (as for sigreg), got "
+            raise InputError(f"embeddings must be real numbers of a floating-point dtype: float16, bfloat16, float32 or float64 (as for sigreg), got "
                              f"{t.dtype}; cast it first")
         return t
     if isinstance(z, np.ndarray) or hasattr(z, "__array__"):
         a = np.asarray(z)
         if a.dtype.kind != "f":
-            raise ValueError(f"embeddings must be real numbers of a floating-point dtype (float16/32/64, as for sigreg), got "
+            raise InputError(f"embeddings must be real numbers of a floating-point dtype (float16/32/64, as for sigreg), got "
                              f"dtype {a.dtype}; cast it first")
         return a
-    raise ValueError(f"embeddings must be a torch tensor or a numpy array, got {type(z).__name__}")
+    raise InputError(f"embeddings must be a torch tensor or a numpy array, got {type(z).__name__}")
 
 
 def _as_float64(z):
@@ -227,14 +228,14 @@ def _conventions(z, facts, scale, metrics, modes, ev, preset, n, null_mean, devi
 
 
 def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distributed, null_draws,
-               cache_dir) -> Assessment:
+               cache_dir, gate_p: float = V.GATE_P) -> Assessment:
     t0 = time.perf_counter()
     dev = resolve_device(device)
     n_local, dim = int(z.shape[0]), int(z.shape[1])
     if dim < 1:
-        raise ValueError(f"embeddings need at least 1 dimension, got shape {tuple(z.shape)}")
+        raise InputError(f"embeddings need at least 1 dimension, got shape {tuple(z.shape)}")
     if n_local < 2 and not distributed:
-        raise ValueError(f"embeddings need at least 2 rows, got {n_local}")
+        raise InputError(f"embeddings need at least 2 rows, got {n_local}")
 
     def prog(frac, msg):
         if progress is not None:
@@ -259,7 +260,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
             bulk = metrics_from_sums(facts.clean_sums.scaled(scale) if scale != 1.0 else facts.clean_sums)
             robust_ev = bulk["eigenvalues"]
     except np.linalg.LinAlgError as exc:
-        raise ValueError(f"the covariance of these embeddings could not be decomposed ({exc}); "
+        raise InputError(f"the covariance of these embeddings could not be decomposed ({exc}); "
                          f"the values span too many orders of magnitude: rescale them") from None
     cov = sums  # its cached spectrum serves the principal family and screen (no second decomposition)
     too_few = n < V.MIN_ROWS
@@ -304,7 +305,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     rho = float(np.nanmax(list(effects.values()))) if effects else float("nan")
     worst_screen = max(effects, key=lambda k: effects[k] if np.isfinite(effects[k]) else -1) if effects else None
 
-    significant = bool(p < V.GATE_P) and not too_few
+    significant = bool(p < gate_p) and not too_few
     moments = [(name, g["skew"], g["kurt"]) for name, g in ev.groups.items()]
     outl = facts.outliers_dict()
     found = [] if too_few else diagnose(bulk, moments, significant=significant, robust_eigenvalues=robust_ev,
@@ -326,7 +327,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         "collapse": collapse,
         "distance": {
             "level": level, "relative_distance": rho, "by_screen": effects, "largest_on": worst_screen,
-            "sigreg_over_null": over, "significant": significant, "p_value": p, "gate_p": V.GATE_P,
+            "sigreg_over_null": over, "significant": significant, "p_value": p, "gate_p": gate_p,
             "p_calibration": (f"calibrated on {mc.size} Monte Carlo null draws" if mc is not None else
                               "Cauchy combination, not calibrated (no Monte Carlo null): valid for small p, "
                               "can be off near 0.2"),
@@ -376,7 +377,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         "family_info": ev.family_info, "n": int(n), "d": int(dim), "device": str(dev),
         "distributed": bool(distributed), "null_draws": int(mc.size if mc is not None else 0),
         "screen_preset": screen_preset(preset).name, "row_scale": float(scale), "float64": bool(promoted),
-        "thresholds": {"gate_p": V.GATE_P, "level_edges": list(V.LEVEL_EDGES), "full_spread": V.FULL_SPREAD,
+        "thresholds": {"gate_p": gate_p, "level_edges": list(V.LEVEL_EDGES), "full_spread": V.FULL_SPREAD,
                        "rank_fraction": V.RANK_FRACTION, "min_rows": V.MIN_ROWS},
     }
     prog(1.0, "done")
@@ -422,13 +423,13 @@ def assess(
     """
     p = get_preset(preset)
     if family not in FAMILIES:
-        raise ValueError(f"unknown slice family {family!r}; choose one of {', '.join(FAMILIES)}")
+        raise InputError(f"unknown slice family {family!r}; choose one of {', '.join(FAMILIES)}")
     if int(num_slices) < 1:
-        raise ValueError(f"num_slices must be >= 1, got {num_slices}")
+        raise InputError(f"num_slices must be >= 1, got {num_slices}")
     if null_draws is not None and int(null_draws) < 0:
-        raise ValueError(f"null_draws must be >= 0, got {null_draws}")
+        raise InputError(f"null_draws must be >= 0, got {null_draws}")
     if distributed and family == "worst":
-        raise ValueError("the worst family searches on local rows and is not supported with distributed=True; "
+        raise InputError("the worst family searches on local rows and is not supported with distributed=True; "
                          "gather the batch or use random, coordinate or principal")
     zz = _validate(z)
     budget_note = None
@@ -446,47 +447,52 @@ def assess(
     if zz.ndim == 2:
         return _with_budget_note(_assess_2d(zz, progress=progress, **kw), budget_note)
     if zz.ndim != 3:
-        raise ValueError(f"embeddings must have shape (N, D) or (V, N, D), got {tuple(zz.shape)}")
+        raise InputError(f"embeddings must have shape (N, D) or (V, N, D), got {tuple(zz.shape)}")
     v = int(zz.shape[0])
     if v < 1:
-        raise ValueError("embeddings have 0 views")
+        raise InputError("embeddings have 0 views")
+    return _with_budget_note(_assess_views(zz, v, progress, kw), budget_note)
+
+
+def _assess_views(zz, v: int, progress, kw) -> Assessment:
+    """(V, N, D): every view assessed on its own, the verdict decided by the worst view.
+
+    Multiplicity: V views are V tests, so each view's significance gate is Bonferroni's
+    ``GATE_P / V`` (the family-wise error over the views stays at ``GATE_P``).  The
+    result reports every view (``.views``) and, at the top level, the numbers of the view
+    that decides (``answers["view"]``): its verdict, answers, modes, metrics, screens,
+    outliers and per-slice table, so a card never mixes one view's SIGReg with another's
+    verdict.  ``.sigreg`` is the mean over views (what lejepa's loss logs), with the
+    deciding view's own value in ``answers["view_sigreg"]``; the p-value is the
+    deciding view's, Bonferroni-corrected over the views.
+    """
+    gate = V.GATE_P / v
     views = []
     for i in range(v):
         sub = None if progress is None else (
             lambda f, msg, i=i: progress((i + f) / v, f"view {i + 1}/{v}: {msg}"))
-        views.append(_assess_2d(zz[i], progress=sub, **kw))
-    first = views[0]
-    logp = np.array([a.log10_p_value * math.log(10) for a in views])
-    pc, lpc = nl.cauchy_combination(log_p=logp)
-    modes = [mm for mm in MODES if any(mm in a.modes for a in views)]
-    evidence = {}
-    for a in views:
-        for k, e in a.mode_evidence.items():
-            evidence.setdefault(k, e)
-    worst = max(views, key=lambda a: V.verdict_rank(a.verdict))
-    verdict = worst.verdict
-    cols = ["statistic", "mean", "std", "skew", "kurtosis"]
-    per = dict(first.per_slice_columns)
-    for c in cols:
-        per[c] = np.mean([np.asarray(a.per_slice_columns[c]) for a in views], axis=0)
-    lp_slices = np.stack([np.asarray(a.per_slice_columns["log10_p_value"]) * math.log(10) for a in views], axis=1)
-    comb = [nl.cauchy_combination(log_p=row) for row in lp_slices]
-    per["p_value"] = np.maximum([c[0] for c in comb], nl.P_FLOOR)
-    per["log10_p_value"] = np.array([c[1] for c in comb]) / math.log(10)
+        views.append(_assess_2d(zz[i], progress=sub, gate_p=gate, **kw))
+    worst_i = max(range(v), key=lambda i: V.rank_key(views[i].answers))  # the headline's own ordering
+    w = views[worst_i]
     sig = float(np.mean([a.sigreg for a in views]))
-    config = dict(first.config, views=v, view_combination="SIGReg averaged over views (as lejepa); p-values "
-                                                          "Cauchy-combined over views")
-    pv = dict(first.p_values, views={"method": "Cauchy combination of the views' verdict p-values: valid in the "
-                                               "tail (small p), not calibrated near alpha = 0.2",
-                                     "p_values": [a.p_value for a in views]})
-    return _with_budget_note(Assessment(
-        sigreg=sig, null_mean=first.null_mean, p_value=max(pc, nl.P_FLOOR), verdict=verdict, modes=modes,
-        per_slice_columns=per, metrics=first.metrics, config=config, slices=first.slices, directions=first.directions,
-        mode_evidence=evidence, p_values=pv, sigreg_over_null=sig / first.null_mean if first.null_mean else float("nan"),
-        null_quantiles=first.null_quantiles, log10_p_value=lpc / math.log(10),
-        seconds=float(sum(a.seconds for a in views)), device=first.device, views=views, screens=first.screens,
-        answers=dict(worst.answers, verdict=verdict, view=views.index(worst)), outliers=first.outliers,
-    ), budget_note)
+    p_dec = min(1.0, float(w.p_value) * v)
+    lp_dec = min(0.0, float(w.log10_p_value) + math.log10(v))
+    config = dict(w.config, views=v, decided_by_view=worst_i,
+                  view_combination=(f"SIGReg averaged over the {v} views (as lejepa); the verdict is the worst view's, "
+                                    f"each view gated at p < {V.GATE_P:g}/{v} (Bonferroni over views)"))
+    pv = dict(w.p_values, views={"method": f"each view's calibrated p-value; the reported p-value is the deciding view's "
+                                           f"times {v} (Bonferroni over the views)",
+                                 "p_values": [a.p_value for a in views], "decided_by_view": worst_i})
+    answers = dict(w.answers, view=worst_i, views=v, view_sigreg=float(w.sigreg),
+                   view_verdicts=[a.verdict for a in views])
+    return Assessment(
+        sigreg=sig, null_mean=w.null_mean, p_value=max(p_dec, nl.P_FLOOR), verdict=w.verdict, modes=list(w.modes),
+        per_slice_columns=dict(w.per_slice_columns), metrics=w.metrics, config=config, slices=w.slices,
+        directions=w.directions, mode_evidence=w.mode_evidence, p_values=pv,
+        sigreg_over_null=sig / w.null_mean if w.null_mean else float("nan"), null_quantiles=w.null_quantiles,
+        log10_p_value=lp_dec, seconds=float(sum(a.seconds for a in views)), device=w.device, views=views,
+        screens=w.screens, answers=answers, outliers=w.outliers,
+    )
 
 
 def _with_budget_note(a: "Assessment", note) -> "Assessment":

@@ -43,7 +43,7 @@ from typing import Iterable
 import numpy as np
 
 from sigreg_core.assessment.metrics import rankme
-from sigreg_core.assessment.verdict import DEAD_EIGEN, DEAD_FRACTION, FULL_SPREAD, RANK_FRACTION
+from sigreg_core.assessment.verdict import DEAD_EIGEN, DEAD_FRACTION, FULL_SPREAD, NEAR_ZERO_EIGEN, RANK_FRACTION
 
 __all__ = ["MODES", "diagnose", "centred_rankme", "relative_spread", "rank_loss"]
 
@@ -94,7 +94,7 @@ def rank_loss(eigenvalues, n: int, dim: int) -> tuple[float, int, int]:
     mean_ev = float(top.mean()) if top.size else 0.0
     # below N = 2D the Marchenko–Pastur lower edge (1 - sqrt(D/N))^2 reaches 0 for healthy data:
     # only numerically zero eigenvalues count as dead there
-    thr = DEAD_EIGEN if int(n) >= 2 * int(dim) else 1e-9
+    thr = DEAD_EIGEN if int(n) >= 2 * int(dim) else NEAR_ZERO_EIGEN
     dead = int(np.sum(top < thr * mean_ev)) if mean_ev > 0 else 0
     return centred_rankme(ev, n) / k, dead, k
 
@@ -139,7 +139,8 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
                              f"eigenvalues{note}", crm, lim))
         elif dead >= max(1.0, DEAD_FRACTION * k):
             found.append(_ev("dimensional_collapse",
-                             f"{dead} of {k} covariance eigenvalues below {DEAD_EIGEN:g} x their mean "
+                             f"{dead} of {k} covariance eigenvalues below "
+                             f"{DEAD_EIGEN if n >= 2 * dim else NEAR_ZERO_EIGEN:g} x their mean "
                              f"(centred RankMe {crm:.2f}){note}", dead, 0))
 
     if outliers and outliers.get("is_mode"):

@@ -59,7 +59,7 @@ WORST_DRAWS = 40
 MC_MAX_ROWS = 2048
 #: null draws at least as extreme before the Monte Carlo p-value is used as is
 CALIBRATION_K = 5
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3  # 3: the Cauchy–Bonferroni verdict combination
 _MAX_POOL = 4_000_000
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from sigreg_core.assessment.metrics import MomentSums
+from sigreg_core.util.errors import InputError
 
 __all__ = ["RowFacts", "row_pass", "EQUAL_NORM_CV", "MAX_LISTED_OUTLIERS", "FLOAT32_SAFE"]
 
@@ -98,7 +99,7 @@ def _check_finite(t: torch.Tensor, r0: int) -> None:
     bad = ~torch.isfinite(t)
     if bool(bad.any()):
         row = int(torch.nonzero(bad.any(1)).flatten()[0]) + r0
-        raise ValueError(f"embeddings contain {int(bad.sum())} non-finite value(s) (NaN or Inf), first in row {row}")
+        raise InputError(f"embeddings contain {int(bad.sum())} non-finite value(s) (NaN or Inf), first in row {row}")
 
 
 def _sample(z, n: int, seed: int) -> torch.Tensor:
@@ -137,7 +138,7 @@ def row_pass(z, *, distributed: bool = False, seed: int = 0, chunk: int = 32768)
         if t.numel():
             max_abs = max(max_abs, float(t.abs().max()))
         if max_abs > FLOAT64_SAFE:
-            raise ValueError(f"embeddings reach |value| = {max_abs:.3g}: too large to score even in float64; "
+            raise InputError(f"embeddings reach |value| = {max_abs:.3g}: too large to score even in float64; "
                              "rescale them")
         wide = t.to(_work_dtype(t, max_abs))  # float32 GEMMs for float32 rows (MomentSums adds blocks in float64)
         norms = wide.norm(dim=1, dtype=torch.float64)

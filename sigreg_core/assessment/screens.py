@@ -154,11 +154,11 @@ def evaluate(z, sums: MomentSums, *, family: str, num_slices: int, seed: int, pr
         _, lp = nl.slice_pvalues(g["statistic"], sp, n, standardized=g["standardized"])
         g["log_p"] = lp
         g["skew"], g["kurt"] = g["stats"].skew, g["stats"].kurtosis
-        _, glp = nl.cauchy_combination(log_p=lp)
+        _, glp = nl.cauchy_bonferroni(log_p=lp)
         group_logp[name] = glp
         all_logp.append(lp)
     weights = np.concatenate([np.full(len(g["log_p"]), 1.0 / len(g["log_p"])) for g in groups.values()])
-    vp, vlp = nl.cauchy_combination(log_p=np.concatenate(all_logp), weights=weights)
+    vp, vlp = nl.cauchy_bonferroni(log_p=np.concatenate(all_logp), weights=weights)
     bp, _ = nl.bonferroni(log_p=np.concatenate(all_logp))
     prog(1.0, "scored")
     return Evaluation(

@@ -51,7 +51,7 @@ import numpy as np
 
 __all__ = [
     "VERDICTS", "TOO_FEW", "VERDICT_RANK", "LEVEL_EDGES", "GATE_P", "MIN_ROWS",
-    "FULL_SPREAD", "RANK_FRACTION", "verdict_rank", "rank_key", "is_unhealthy", "relative_distance", "grade",
+    "FULL_SPREAD", "RANK_FRACTION", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance", "grade",
     "collapse_answer", "describe_verdict",
 ]
 
@@ -71,12 +71,32 @@ FULL_SPREAD = 0.25
 RANK_FRACTION = 0.2
 #: covariance eigenvalues below this multiple of their mean are "dead"
 DEAD_EIGEN = 1e-4
+#: below N = 2D (where the healthy Marchenko–Pastur lower edge reaches 0) only eigenvalues below this
+#: multiple of their mean are dead: 100x above the float32 arithmetic floor (~1e-7), so float32 and
+#: float64 copies of one set get one verdict (it was 1e-9: float32 rank loss went unseen)
+NEAR_ZERO_EIGEN = 1e-5
 #: dimensional collapse by dead eigenvalues: at least this fraction of min(N - 1, D) dead
 DEAD_FRACTION = 0.05
 
 #: order of every verdict string a page may meet ("suspicious" is the pre-levels name of mild..severe)
 VERDICT_RANK = {TOO_FEW: -1, "healthy": 0, "mild": 1, "marked": 2, "suspicious": 2, "severe": 3, "collapsed": 4}
 #: colours: :func:`sigreg_core.assessment.severity.verdict_colour` (one ramp for every page)
+
+
+#: what ``sigreg score --fail-on`` accepts, each with the rank from which it fails ("suspicious" = mild)
+FAIL_ON_LEVELS = {"healthy": 0, "mild": 1, "suspicious": 1, "marked": 2, "severe": 3, "collapsed": 4}
+
+
+def fail_on_met(verdict, fail_on: str) -> tuple:
+    """(met, why) for the ``--fail-on`` gate: met when ``verdict`` ranks at ``fail_on`` or worse.
+
+    Fails closed: a verdict the gate cannot rank (``too few rows``, an unknown word, none) meets
+    it, with ``why`` saying so; ``why`` is empty for an ordinary ranked verdict."""
+    text = str(verdict) if verdict is not None else ""
+    rank = VERDICT_RANK.get(text)
+    if rank is None or rank < 0:
+        return True, f"verdict {text or 'none'!r} is not ranked, so the gate fails closed"
+    return rank >= FAIL_ON_LEVELS[fail_on], ""
 
 
 def verdict_rank(verdict: str) -> int:

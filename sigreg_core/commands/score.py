@@ -35,9 +35,9 @@ from sigreg_core.util.jsonsafe import to_jsonable
 
 __all__ = ["add_score_parser", "cmd_score", "VERDICT_LEVEL"]
 
-#: verdict order (sigreg_core.assessment.verdict, inlined to keep start-up light); "suspicious" is
-#: the earlier name of everything between healthy and collapsed, kept as a --fail-on alias of mild
-VERDICT_LEVEL = {"healthy": 0, "mild": 1, "suspicious": 1, "marked": 2, "severe": 3, "collapsed": 4}
+#: verdict order: the one table in sigreg_core.assessment.verdict ("suspicious", the earlier name of
+#: everything between healthy and collapsed, is a --fail-on alias of mild)
+from sigreg_core.assessment.verdict import FAIL_ON_LEVELS as VERDICT_LEVEL, GATE_P  # noqa: E402
 
 
 def add_score_parser(sub):
@@ -99,6 +99,15 @@ def _fmt(x, digits=4) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{max(digits - 1, 1)}f}"
 
 
+def _fmt_p(p) -> str:
+    """A p-value; the floor (1e-300, below which only log10_p_value keeps the value) prints as < 1e-300."""
+    try:
+        v = float(p)
+    except (TypeError, ValueError):
+        return _fmt(p)
+    return "< 1e-300" if 0 <= v <= 1e-300 else _fmt(v, 3)
+
+
 def _modes_text(modes) -> str:
     if not modes:
         return "-"
@@ -130,7 +139,7 @@ def _table(rows: list) -> str:
         rho = dist.get("relative_distance")
         body.append([
             label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("sigreg_over_null")),
-            _fmt(r.get("p_value"), 3), str((ans.get("collapse") or {}).get("answer", "-")),
+            _fmt_p(r.get("p_value")), str((ans.get("collapse") or {}).get("answer", "-")),
             f"{dist.get('level', '-')}" + (f" ({_fmt(rho, 2)})" if isinstance(rho, (int, float)) else ""),
             str(r.get("verdict")), _modes_text(r.get("modes")),
             ", ".join(str(c.get("name")) for c in ans.get("conventions") or []) or "-",
@@ -149,7 +158,7 @@ def _table(rows: list) -> str:
             f"preset {first.get('preset')}, {first.get('family')} slices x {first.get('num_slices')}, "
             f"seed {first.get('seed')}, device {first.get('device')}; collapsing? no / dimensional / full "
             f"(scale-free); distance: healthy < mild < marked < severe by the relative distance in brackets "
-            f"(0 = N(0, I), 1 = collapse onto 0), gated by the calibrated p-value < 1e-3; docs/calibration.md"
+            f"(0 = N(0, I), 1 = collapse onto 0), gated by the {'calibrated' if first.get('config', {}).get('null_draws') else 'UNCALIBRATED (--null-draws 0)'} p-value < {GATE_P:g}; docs/calibration.md"
         )
     for r in rows:
         for n in r.get("notices", []):
@@ -231,19 +240,21 @@ def _load(path: str, args):
     )
 
 
-def _verdict_level(verdict) -> int:
-    text = str(verdict).strip().lower()
-    for name, level in sorted(VERDICT_LEVEL.items(), key=lambda kv: -kv[1]):
-        if text.startswith(name):
-            return level
-    return 0
-
-
 def _exit_code(rows: list, fail_on: Optional[str]) -> int:
+    """0, or 1 when ``--fail-on`` is met; fails closed: a verdict the gate does not rank (too few rows,
+    an unknown word) fails it too, with one line on stderr saying so."""
     if fail_on is None:
         return EXIT_OK
-    threshold = VERDICT_LEVEL[fail_on]
-    return EXIT_FAIL_ON if any(_verdict_level(r.get("verdict")) >= threshold for r in rows) else EXIT_OK
+    from sigreg_core.assessment.verdict import fail_on_met
+
+    failed = False
+    for r in rows:
+        met, why = fail_on_met(r.get("verdict"), fail_on)
+        if met:
+            failed = True
+            if why:
+                err(f"{PROG} score: --fail-on {fail_on}: {r.get('file')}: {why}")
+    return EXIT_FAIL_ON if failed else EXIT_OK
 
 
 def _emit(rows: list, args) -> None:

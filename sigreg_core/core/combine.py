@@ -6,6 +6,16 @@ Combinations of dependent per-slice p-values (slices share the data):
   p = 1/2 - arctan(T) / pi.  Its tail is exact under arbitrary dependence as p -> 0,
   and it stays close to nominal at alpha = 0.05 (tested in tests/test_calibration.py).
 * Bonferroni: min(1, m * min_i p_i), valid under any dependence, conservative.
+* Cauchy–Bonferroni minimum (:func:`cauchy_bonferroni`, the verdict's rule):
+  p = min(1, 2 min(p_Cauchy, p_Bonferroni)), with every p_i capped at ``P_CAP`` = 0.99
+  inside the Cauchy sum.  One p_i near 1 drives the plain Cauchy statistic towards
+  -inf (tan((1/2 - p) pi) -> -inf) and can hide every small p-value (a set of uniform
+  columns plus one Gaussian-looking column read p = 1 while Bonferroni gave 3e-5); the
+  cap bounds that term at tan(-0.49 pi) = -31.8 and the Bonferroni arm cannot be
+  hidden at all (a union bound of two valid tests is valid, hence the factor 2).  The
+  cap and the min change the statistic's law in the bulk, so the assessment calibrates
+  it on a Monte Carlo null (SIGREG.md §8; Chen, Xu & Gao 2025, arXiv 2506.12489, on
+  why a few large p-values must not drive the combination).
 * Monte Carlo: (1 + #{null >= observed}) / (B + 1), exact for B null draws but
   never below 1 / (B + 1).
 """
@@ -16,9 +26,11 @@ import math
 import numpy as np
 from scipy import special
 
-__all__ = ["cauchy_combination", "bonferroni", "empirical_pvalue", "pvalue_floor"]
+__all__ = ["cauchy_combination", "cauchy_bonferroni", "P_CAP", "bonferroni", "empirical_pvalue", "pvalue_floor"]
 
 _LOG_PI = math.log(math.pi)
+#: per-slice p-values are capped here inside the verdict's Cauchy sum (one p near 1 cannot hide the rest)
+P_CAP = 0.99
 
 
 def cauchy_combination(p=None, *, log_p=None, weights=None) -> tuple[float, float]:
@@ -61,6 +73,21 @@ def cauchy_combination(p=None, *, log_p=None, weights=None) -> tuple[float, floa
     pc = 0.5 - math.atan(T) / math.pi
     pc = min(max(pc, 0.0), 1.0)
     return float(pc), float(math.log(pc)) if pc > 0 else float("-inf")
+
+
+def cauchy_bonferroni(p=None, *, log_p=None, weights=None) -> tuple[float, float]:
+    """The verdict's combination: min(1, 2 min(Cauchy with p_i capped at P_CAP, Bonferroni)). (p, log p)."""
+    if log_p is None:
+        with np.errstate(divide="ignore"):
+            log_p = np.log(np.asarray(p, dtype=np.float64).ravel())
+    log_p = np.asarray(log_p, dtype=np.float64).ravel()
+    _, lc = cauchy_combination(log_p=np.minimum(log_p, math.log(P_CAP)), weights=weights)
+    _, lb = bonferroni(log_p=log_p)
+    if math.isnan(lc) and math.isnan(lb):
+        return float("nan"), float("nan")
+    lm = min(v for v in (lc, lb) if not math.isnan(v)) + math.log(2.0)
+    lm = min(lm, 0.0)
+    return float(math.exp(lm)), float(lm)
 
 
 def bonferroni(p=None, *, log_p=None) -> tuple[float, float]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from sigreg_core.util.errors import InputError
+
 __all__ = ["resolve_device", "device_report", "cuda_available", "openmp_spin_note"]
 
 
@@ -24,11 +26,11 @@ def resolve_device(device: "str | torch.device | None" = "auto") -> torch.device
         try:
             dev = torch.device(name)
         except RuntimeError:
-            raise ValueError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+            raise InputError(f"unknown device {device!r}; use auto, cpu or cuda") from None
     if dev.type == "cuda" and not cuda_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use auto or cpu")
+        raise InputError("device 'cuda' was asked for but no CUDA GPU is available; use auto or cpu")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {dev}; use auto, cpu or cuda")
+        raise InputError(f"unsupported device {dev}; use auto, cpu or cuda")
     return dev
 
 

@@ -54,7 +54,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from sigreg_core.core.combine import bonferroni, cauchy_combination, empirical_pvalue, pvalue_floor
+from sigreg_core.core.combine import bonferroni, cauchy_bonferroni, cauchy_combination, empirical_pvalue, pvalue_floor
 from sigreg_core.core.lawcache import load_law_table, save_law_table
 from sigreg_core.core.presets import Preset, get_preset
 
@@ -70,6 +70,7 @@ __all__ = [
     "imhof_sf",
     "saddlepoint_logsf",
     "cauchy_combination",
+    "cauchy_bonferroni",
     "bonferroni",
     "empirical_pvalue",
     "pvalue_floor",
