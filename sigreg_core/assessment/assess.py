@@ -42,7 +42,10 @@ from sigreg_core.core.device import resolve_device
 from sigreg_core.assessment.budget import check_assessment, fit_null_draws
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment import verdict as V
-from sigreg_core.assessment.diagnosis import MODES, diagnose, rank_loss, relative_spread
+from sigreg_core.assessment.diagnosis import MODES, diagnose, rank_loss
+from sigreg_core.assessment.distance import shape_distance
+from sigreg_core.assessment.families import make_directions
+from sigreg_core.assessment.health import measure_health
 from sigreg_core.assessment.families import FAMILIES
 from sigreg_core.assessment.metrics import metrics_from_sums
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
@@ -170,6 +173,21 @@ def _spread_of(sums) -> float:
 
 def _over(sig: float, null_mean: float) -> float:
     return sig / null_mean if null_mean and np.isfinite(null_mean) else float("nan")
+
+
+def _shape_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim) -> dict:
+    """The convention-free distance (:mod:`sigreg_core.assessment.distance`) on the random screen's slices."""
+    sp = screen_preset(preset)
+    rms = float(bulk.get("rms_std", 0.0))
+    if not (rms > 0 and math.isfinite(rms)):
+        return {"relative_distance": float("nan"), "relative_distance_raw": float("nan"), "clipped": False,
+                "rank1_reference": float("nan"), "per_row_distance": float("nan"),
+                "note": "no spread to standardise (every row equal)"}
+    c = float(scale)
+    a = make_directions(z, "random", num_slices, seed)[0].double() * (c / rms)
+    st = score_slices(z, a, sp, device=dev, distributed=distributed)
+    law = nl.slice_law(sp, standardized=False)
+    return shape_distance(nl.to_scaled(centred_statistic(st, sp), sp, n), law.mean, n, dim, sp)
 
 
 def _screen_effects(ev, n: int) -> dict:
@@ -301,10 +319,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         screen_p = dict(ev.group_p)
         how = ("Cauchy combination over the screens, NOT calibrated (null_draws=0): valid in the tail "
                "(small p), can be off near alpha = 0.2")
-    effects = _screen_effects(ev, n)
-    rho = float(np.nanmax(list(effects.values()))) if effects else float("nan")
-    worst_screen = max(effects, key=lambda k: effects[k] if np.isfinite(effects[k]) else -1) if effects else None
-
+    effects = _screen_effects(ev, n)  # on the rows as given (kept for the screens' table)
     significant = bool(p < gate_p) and not too_few
     moments = [(name, g["skew"], g["kurt"]) for name, g in ev.groups.items()]
     outl = facts.outliers_dict()
@@ -312,30 +327,35 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
                                         outliers=outl)
     modes = [f["mode"] for f in found]
     evidence = {f["mode"]: f for f in found}
-    spread = relative_spread(bulk)
-    frac, dead, k = rank_loss(bulk["eigenvalues"], int(bulk["n"]), dim)
-    collapse = V.collapse_answer(spread, frac, dead, k, "outlier rows set aside" if robust_ev is not None else "")
-    level = V.grade(rho, significant, any(md not in ("full_collapse", "dimensional_collapse") for md in modes))
+    _, dead, k = rank_loss(bulk["eigenvalues"], int(bulk["n"]), dim)
+    health = measure_health(z, seed=seed)
+    collapse = V.collapse_answer(health, dead, k, "outlier rows set aside" if robust_ev is not None else "")
+    shape = _shape_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim)
+    departure = [md for md in modes if md not in ("full_collapse", "dimensional_collapse")]
     if too_few:
         verdict, collapse["answer"], collapse["collapsing"] = V.TOO_FEW, "too few rows to judge", False
-        level = V.TOO_FEW
+        level = dlevel = V.TOO_FEW
     else:
-        verdict = "collapsed" if collapse["collapsing"] else level
+        verdict = V.grade_verdict(collapse["collapsing"], significant, health["relative_effective_rank"],
+                                  bool(departure))
+        level = V.health_level(health["relative_effective_rank"])
+        dlevel = V.distance_level(shape["relative_distance"])
     conventions = [] if too_few else _conventions(z, facts, scale, bulk, modes, ev, preset, n, null_mean, dev)
     answers = {
         "verdict": verdict,
+        "health": dict(health, level=level, edges=list(V.HEALTH_EDGES),
+                       description=V.describe_health(health, level)),
         "collapse": collapse,
-        "distance": {
-            "level": level, "relative_distance": rho, "by_screen": effects, "largest_on": worst_screen,
-            "sigreg_over_null": over, "significant": significant, "p_value": p, "gate_p": gate_p,
-            "p_calibration": (f"calibrated on {mc.size} Monte Carlo null draws" if mc is not None else
-                              "Cauchy combination, not calibrated (no Monte Carlo null): valid for small p, "
-                              "can be off near 0.2"),
-            "level_edges": list(V.LEVEL_EDGES), "modes": [{k2: v for k2, v in f.items()} for f in found
-                                                         if f["mode"] not in ("full_collapse", "dimensional_collapse")],
-            "rankme_fraction": metrics["rankme_fraction"],
-            "description": V.describe_verdict(level),
-        },
+        "distance": dict(
+            shape, level=dlevel, edges=list(V.DISTANCE_EDGES), levels=list(V.DISTANCE_LEVELS),
+            as_given_by_screen=effects, sigreg_over_null=over, significant=significant, p_value=p, gate_p=gate_p,
+            p_calibration=(f"calibrated on {mc.size} Monte Carlo null draws" if mc is not None else
+                           "Cauchy–Bonferroni combination, NOT calibrated (no Monte Carlo null): valid for small p, "
+                           "can be off near 0.2"),
+            modes=[{k2: v for k2, v in f.items()} for f in found if f["mode"] in departure],
+            rankme_fraction=metrics["rankme_fraction"],
+            description=V.describe_distance(dlevel, shape),
+        ),
         "conventions": conventions,
     }
     if too_few:
@@ -377,8 +397,9 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
         "family_info": ev.family_info, "n": int(n), "d": int(dim), "device": str(dev),
         "distributed": bool(distributed), "null_draws": int(mc.size if mc is not None else 0),
         "screen_preset": screen_preset(preset).name, "row_scale": float(scale), "float64": bool(promoted),
-        "thresholds": {"gate_p": gate_p, "level_edges": list(V.LEVEL_EDGES), "full_spread": V.FULL_SPREAD,
-                       "rank_fraction": V.RANK_FRACTION, "min_rows": V.MIN_ROWS},
+        "thresholds": {"gate_p": gate_p, "health_edges": list(V.HEALTH_EDGES), "distance_edges": list(V.DISTANCE_EDGES),
+                       "collapse_directions": V.COLLAPSE_DIRECTIONS, "dead_fraction": V.DEAD_FRACTION,
+                       "min_rows": V.MIN_ROWS},
     }
     prog(1.0, "done")
     return Assessment(

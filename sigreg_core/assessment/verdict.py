@@ -51,7 +51,8 @@ import numpy as np
 
 __all__ = [
     "VERDICTS", "TOO_FEW", "VERDICT_RANK", "LEVEL_EDGES", "GATE_P", "MIN_ROWS",
-    "FULL_SPREAD", "RANK_FRACTION", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance", "grade",
+    "FULL_SPREAD", "RANK_FRACTION", "COLLAPSE_DIRECTIONS", "HEALTH_EDGES", "DISTANCE_LEVELS", "DISTANCE_EDGES",
+    "health_level", "distance_level", "grade_verdict", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance", "grade",
     "collapse_answer", "describe_verdict",
 ]
 
@@ -65,8 +66,18 @@ MIN_ROWS = 16
 GATE_P = 1e-3
 #: relative-distance edges: healthy < 0.002 <= mild < 0.02 <= marked < 0.1 <= severe
 LEVEL_EDGES = (0.002, 0.02, 0.1)
-#: full collapse: relative spread below this
+#: full collapse: the directions' effective rank exp S(ρ) below this (fewer than two directions in use;
+#: a mean cosine above 0.94, i.e. direction spread below 0.25, always lands here)
+COLLAPSE_DIRECTIONS = 2.0
+#: the direction spread sqrt(1 - mean cosine) under which the rows "point one way" (reported beside it)
 FULL_SPREAD = 0.25
+#: health edges on q = effective directions / those of N(0, I) at the same (N, D), round powers of two:
+#: q < 1/32 severe, < 1/8 marked, < 1/2 mild (only when the departure from N(0, I) is significant)
+HEALTH_EDGES = (1 / 32, 1 / 8, 1 / 2)
+#: the distance from N(0, I) after the conventions (centring, one global scale): words, nearest first,
+#: and edges as fractions of the distance of a set that lives on one line (the rank-1 reference)
+DISTANCE_LEVELS = ("at target", "near", "moderate", "far")
+DISTANCE_EDGES = (0.01, 0.05, 0.25)
 #: dimensional collapse: centred RankMe below this fraction of min(N - 1, D)
 RANK_FRACTION = 0.2
 #: covariance eigenvalues below this multiple of their mean are "dead"
@@ -112,18 +123,41 @@ def is_unhealthy(verdict: str) -> bool:
 def rank_key(answers: dict) -> tuple:
     """Sort key of one assessment's ``answers`` (``Assessment.answers`` or ``to_dict()["answers"]``), best first.
 
-    The one ordering of sets that Compare, the CLI and the report use (the headline: the verdict's
-    rank, then the distance); unknown or missing values sort last.
+    The one ordering of sets that Compare, the CLI and the report use (the headline): the
+    verdict's rank, then the health ``q`` (more effective directions first), then the distance
+    from N(0, I); unknown or missing values sort last.
     """
     a = answers or {}
     v = verdict_rank(a.get("verdict", "marked"))
     v = 99 if v < 0 else v
-    d = (a.get("distance") or {}).get("relative_distance", float("nan"))
-    try:
-        d = float(d)
-    except (TypeError, ValueError):
-        d = float("nan")
-    return (v, d if math.isfinite(d) else float("inf"))
+
+    def num(x):
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            return float("nan")
+        return x
+
+    q = num((a.get("health") or {}).get("relative_effective_rank"))
+    d = num((a.get("distance") or {}).get("relative_distance"))
+    return (v, -q if math.isfinite(q) else float("inf"), d if math.isfinite(d) else float("inf"))
+
+
+def describe_health(health: dict, level: str) -> str:
+    """One sentence on the health numbers (the card's second line)."""
+    r = health.get("effective_directions", float("nan"))
+    ref = health.get("reference_directions", float("nan"))
+    q = health.get("relative_effective_rank", float("nan"))
+    return (f"uses {r:.3g} effective directions, {100 * q:.3g} % of the {ref:.4g} that N(0, I) uses at this "
+            f"N x D (mean cosine between rows {health.get('mean_cosine', float('nan')):.2f})")
+
+
+def describe_distance(level: str, shape: dict) -> str:
+    """One sentence on the convention-free distance from N(0, I)."""
+    rho = shape.get("relative_distance", float("nan"))
+    extra = " (clipped: at least as far as a set on one line)" if shape.get("clipped") else ""
+    return (f"{level}: {rho:.3g} of the way from N(0, I) (0) to a set that lives on one line (1), after centring "
+            f"and one global scale{extra}")
 
 
 def describe_verdict(verdict: str) -> str:
@@ -153,35 +187,64 @@ def relative_distance(mean_scaled: float, null_mean_scaled: float, n: int, refer
     return float(max(0.0, (mean_scaled - null_mean_scaled) / n) / reference)
 
 
-def grade(rho: float, significant: bool, has_mode: bool) -> str:
-    """Level from the effect size, gated by significance; a detected mode makes it at least mild."""
+def health_level(q: float) -> str:
+    """The health word of q (effective directions relative to N(0, I)): healthy / mild / marked / severe."""
+    if not np.isfinite(q):
+        return "marked"
+    below = int(np.sum(q < np.asarray(HEALTH_EDGES)))  # 0: q >= 1/2 ... 3: q < 1/32
+    return VERDICTS[below]
+
+
+def distance_level(rho: float) -> str:
+    """The word of the convention-free distance from N(0, I) (a fraction of the rank-1 reference)."""
+    if not np.isfinite(rho):
+        return DISTANCE_LEVELS[-1]
+    return DISTANCE_LEVELS[int(np.searchsorted(np.asarray(DISTANCE_EDGES), rho, side="right"))]
+
+
+def grade_verdict(collapsing: bool, significant: bool, q: float, has_mode: bool) -> str:
+    """The verdict: ``collapsed``; else ``healthy`` when N(0, I) is not rejected; else the health word
+    of q, at least ``mild`` when a departure mode (shift, scale, tails, clusters, anisotropy, outliers)
+    was detected."""
+    if collapsing:
+        return "collapsed"
     if not significant:
         return "healthy"
-    level = 0 if not np.isfinite(rho) else int(np.searchsorted(np.asarray(LEVEL_EDGES), rho, side="right"))
+    level = VERDICTS.index(health_level(q))
     if has_mode:
         level = max(level, 1)
     return VERDICTS[level]
 
 
-def collapse_answer(spread: float, rankme_fraction: float, dead: int, k: int, robust_note: str) -> dict:
-    """The first answer: ``{"answer": "no" | "dimensional" | "full", numbers, thresholds, evidence}``."""
-    full = bool(spread < FULL_SPREAD)
-    dim = bool(rankme_fraction < RANK_FRACTION or dead >= max(1.0, DEAD_FRACTION * k))
+def collapse_answer(health: dict, dead: int, k: int, robust_note: str = "") -> dict:
+    """The first answer, "is it collapsing?": ``{"answer": "no" | "dimensional" | "full", numbers, evidence}``.
+
+    ``full``: fewer than ``COLLAPSE_DIRECTIONS`` effective directions (the rows point one way:
+    :mod:`sigreg_core.assessment.health`); ``dimensional``: an exact rank loss, at least
+    ``DEAD_FRACTION`` of the first k = min(N - 1, D) covariance eigenvalues dead (below ``DEAD_EIGEN``,
+    or ``NEAR_ZERO_EIGEN`` below N = 2D, times their mean).  A spectrum that decays without dying is
+    graded by the health q instead (a trained encoder uses few directions without having lost the rest).
+    """
+    r = float(health.get("effective_directions", float("nan")))
+    spread = float(health.get("direction_spread", float("nan")))
+    full = bool(math.isfinite(r) and r < COLLAPSE_DIRECTIONS)
+    dim = bool(dead >= max(1.0, DEAD_FRACTION * k))
     answer = "full" if full else ("dimensional" if dim else "no")
-    parts = [f"relative spread {spread:.3g} (full collapse below {FULL_SPREAD})",
-             f"centred RankMe {rankme_fraction:.3g} of min(N - 1, D) = {k} (dimensional collapse below {RANK_FRACTION})"]
+    parts = [f"{r:.3g} effective directions (one direction below {COLLAPSE_DIRECTIONS:g}; N(0, I) at this shape: "
+             f"{health.get('reference_directions', float('nan')):.4g})",
+             f"mean cosine between rows {1 - spread**2:.3g} (direction spread {spread:.3g})"]
     if dead:
-        parts.append(f"{dead} dead covariance eigenvalues (collapse from {max(1, math.ceil(DEAD_FRACTION * k))})")
+        parts.append(f"{dead} dead covariance eigenvalues of {k} (rank loss from {max(1, math.ceil(DEAD_FRACTION * k))})")
     if robust_note:
         parts.append(robust_note)
     return {
         "answer": answer,
         "collapsing": answer != "no",
-        "relative_spread": float(spread),
+        "effective_directions": r,
+        "effective_directions_threshold": COLLAPSE_DIRECTIONS,
+        "relative_spread": spread,
         "relative_spread_threshold": FULL_SPREAD,
         "mean_cosine_approx": float(1.0 - spread**2) if math.isfinite(spread) else float("nan"),
-        "centred_rankme_fraction": float(rankme_fraction),
-        "rankme_fraction_threshold": RANK_FRACTION,
         "dead_eigenvalues": int(dead),
         "rank_k": int(k),
         "evidence": "; ".join(parts),
