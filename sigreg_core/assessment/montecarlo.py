@@ -227,7 +227,12 @@ def family_pvalues(family, preset, stats, scaled, mc, n):
 def null_band(family, preset, mc, n, m) -> dict:
     """The chart's null band: per rank from the family's own null (principal, worst), else the one-slice law."""
     exact = nl.has_exact_law(preset)
-    if family in ("principal", "worst") and mc is not None and mc.per_slice.size:
+    if family in ("principal", "worst") and (mc is None or not mc.per_slice.size):
+        # the one-slice law is not the law of the k-th principal or searched direction (on N(0, I) the
+        # top principal axis sits at 8x the null mean, the searched ones at 50x): no band rather than a wrong one
+        return {0.95: float("nan"), 0.999: float("nan"),
+                "source": f"unavailable: the {family} family's band needs its Monte Carlo null (null draws > 0)"}
+    if family in ("principal", "worst"):
         band = nl.from_scaled(mc.sorted_band(m), preset, n)
         return {0.95: float(np.max(band[0])), 0.999: float(np.max(band[1])),
                 "per_rank": {"0.95": band[0].tolist(), "0.999": band[1].tolist()},

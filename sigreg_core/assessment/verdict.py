@@ -50,7 +50,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "VERDICTS", "TOO_FEW", "VERDICT_RANK", "LEVEL_EDGES", "GATE_P", "MIN_ROWS",
+    "VERDICTS", "TOO_FEW", "VERDICT_RANK", "NEGLIGIBLE", "GATE_P", "MIN_ROWS",
     "FULL_SPREAD", "RANK_FRACTION", "COLLAPSE_DIRECTIONS", "HEALTH_EDGES", "DISTANCE_LEVELS", "DISTANCE_EDGES",
     "health_level", "distance_level", "grade_verdict", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance", "grade",
     "collapse_answer", "describe_verdict",
@@ -64,8 +64,9 @@ TOO_FEW = "too few rows"
 MIN_ROWS = 16
 #: significance gate on the calibrated overall p-value
 GATE_P = 1e-3
-#: relative-distance edges: healthy < 0.002 <= mild < 0.02 <= marked < 0.1 <= severe
-LEVEL_EDGES = (0.002, 0.02, 0.1)
+#: a significant departure whose largest screen effect (relative distance as given, a fraction of a
+#: collapse onto 0) is below this is negligible: it does not make the verdict mild by itself
+NEGLIGIBLE = 0.002
 #: full collapse: the directions' effective rank exp S(ρ) below this (fewer than two directions in use;
 #: a mean cosine above 0.94, i.e. direction spread below 0.25, always lands here)
 COLLAPSE_DIRECTIONS = 2.0
@@ -202,16 +203,17 @@ def distance_level(rho: float) -> str:
     return DISTANCE_LEVELS[int(np.searchsorted(np.asarray(DISTANCE_EDGES), rho, side="right"))]
 
 
-def grade_verdict(collapsing: bool, significant: bool, q: float, has_mode: bool) -> str:
+def grade_verdict(collapsing: bool, significant: bool, q: float, has_mode: bool, effect: float = 0.0) -> str:
     """The verdict: ``collapsed``; else ``healthy`` when N(0, I) is not rejected; else the health word
     of q, at least ``mild`` when a departure mode (shift, scale, tails, clusters, anisotropy, outliers)
-    was detected."""
+    was detected or the effect on some screen is not negligible (``effect`` = the largest screen's
+    relative distance as given, >= ``NEGLIGIBLE``)."""
     if collapsing:
         return "collapsed"
     if not significant:
         return "healthy"
     level = VERDICTS.index(health_level(q))
-    if has_mode:
+    if has_mode or (np.isfinite(effect) and effect >= NEGLIGIBLE):
         level = max(level, 1)
     return VERDICTS[level]
 

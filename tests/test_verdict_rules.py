@@ -1,0 +1,161 @@
+"""The verdict's rules, each held by a test that fails when the rule is broken (mutation-checked).
+
+Mutations this file was run against (docs/calibration.md, "Mutation table"): removing "a
+detected mode makes it at least mild"; the Monte Carlo tail without subtracting q_K; the top-level
+numbers of view 0 instead of the deciding view / the mean over views; the plain Cauchy combination
+instead of the Cauchy–Bonferroni minimum; the 1e-9 dead-eigenvalue cut; --fail-on passing an
+unranked verdict; the health entropy on singular values instead of their squares.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sigreg_core.assessment import verdict as V
+from sigreg_core.assessment.assess import assess
+from sigreg_core.assessment.distance import rank1_reference
+from sigreg_core.assessment.health import effective_directions, measure_health
+from sigreg_core.assessment.montecarlo import CALIBRATION_K, calibrated_pvalue
+from sigreg_core.core.presets import get_preset
+
+
+# ----------------------------------------------------------------------------- health (oracles)
+def _erank_oracle(z: np.ndarray) -> float:
+    """exp of the entropy of the unit rows' squared singular values (SVD, float64: written differently)."""
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    s = np.linalg.svd(u, compute_uv=False)
+    lam = s**2 / np.sum(s**2)
+    lam = lam[lam > 0]
+    return float(np.exp(-np.sum(lam * np.log(lam))))
+
+
+def test_effective_directions_against_svd_oracle_and_closed_forms():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 40)) @ np.diag(np.geomspace(3, 0.1, 40))
+    r, spread = effective_directions(z)
+    assert r == pytest.approx(_erank_oracle(z), rel=1e-9)
+    # closed forms: rows all equal -> 1 direction; the D basis vectors equally often -> exactly D
+    assert effective_directions(np.tile(rng.standard_normal(12), (50, 1)))[0] == pytest.approx(1.0, abs=1e-9)
+    assert effective_directions(np.tile(np.eye(12) * 3.0, (5, 1)))[0] == pytest.approx(12.0, rel=1e-12)
+    # direction spread: 1 - s^2 is the squared norm of the mean unit row
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    assert spread == pytest.approx(math.sqrt(1 - np.sum(u.mean(0) ** 2)), rel=1e-12)
+
+
+def test_health_is_invariant_to_the_conventions():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((500, 32)) @ rng.standard_normal((32, 32))
+    base = measure_health(z)["effective_directions"]
+    assert measure_health(z * 37.0)["effective_directions"] == pytest.approx(base, rel=1e-9)  # global scale
+    unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+    assert measure_health(unit)["effective_directions"] == pytest.approx(base, rel=1e-9)  # L2-normalised rows
+    assert measure_health(rng.standard_normal((2048, 64)))["relative_effective_rank"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_rank1_reference_against_monte_carlo():
+    p = get_preset("lejepa")
+    d = 16
+    ref = rank1_reference(d, tuple(p.nodes), tuple(p.weights))
+    rng = np.random.default_rng(2)
+    u = rng.standard_normal((40000, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    sig2 = d * u[:, 0] ** 2  # a standardised rank-1 set: variance d along e_1, projected on u
+    t, c = np.asarray(p.nodes), np.asarray(p.weights)
+    mc = np.mean(np.sum(c * (np.exp(-np.outer(sig2, t**2) / 2) - np.exp(-t**2 / 2)) ** 2, axis=1))
+    assert ref == pytest.approx(mc, rel=0.02)
+
+
+def test_a_rank1_set_sits_at_distance_one_and_N01_at_zero():
+    rng = np.random.default_rng(3)
+    line = np.outer(rng.standard_normal(4096), rng.standard_normal(32))
+    a = assess(line.astype(np.float32), num_slices=256, null_draws=0)
+    assert a.answers["distance"]["relative_distance_raw"] == pytest.approx(1.0, abs=0.15)
+    g = assess(rng.standard_normal((4096, 32)).astype(np.float32), num_slices=256, null_draws=0)
+    assert g.answers["distance"]["relative_distance"] < 0.01 and g.verdict == "healthy"
+
+
+# ----------------------------------------------------------------------------- the verdict's rules
+def test_a_detected_mode_makes_it_at_least_mild(tmp_path):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((2048, 64)) + 0.4  # full rank (health "healthy"), but shifted: a mode
+    a = assess(z.astype(np.float32), num_slices=256, null_draws=20, cache_dir=tmp_path)
+    assert a.answers["health"]["level"] == "healthy" and "shift" in a.modes
+    assert a.verdict == "mild"
+
+
+def test_health_edges_grade_the_verdict():
+    assert V.grade_verdict(False, True, 0.9, False) == "healthy"
+    assert V.grade_verdict(False, True, 0.3, False) == "mild"
+    assert V.grade_verdict(False, True, 0.1, False) == "marked"
+    assert V.grade_verdict(False, True, 0.01, False) == "severe"
+    assert V.grade_verdict(True, True, 0.9, False) == "collapsed"
+    assert V.grade_verdict(False, False, 0.01, True) == "healthy"  # not significant: nothing is judged
+
+
+def test_calibrated_tail_subtracts_q_k():
+    b = 199
+    null = np.log((np.arange(b) + 0.5) / b)  # sorted null log p-values
+    obs = -60.0  # far beyond every null draw
+    p, lp = calibrated_pvalue(obs, null)
+    qk = np.sort(null)[CALIBRATION_K - 1]
+    assert lp == pytest.approx(obs - qk + math.log((1 + CALIBRATION_K) / (b + 1)), rel=1e-12)
+    # continuous where the tail meets the Monte Carlo bulk
+    p_edge, _ = calibrated_pvalue(float(qk) - 1e-12, null)
+    assert p_edge == pytest.approx((1 + CALIBRATION_K) / (b + 1), rel=1e-6)
+
+
+def test_one_too_good_slice_cannot_hide_the_rest(tmp_path):
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    u = rng.uniform(-math.sqrt(3), math.sqrt(3), (512, 64))
+    r = stats.rankdata(u[:, 0])
+    u[:, 0] = stats.norm.ppf((r - 0.5) / 512)  # one column made Gaussian-looking: per-slice p near 1
+    a = assess(u.astype(np.float32), num_slices=256, null_draws=40, cache_dir=tmp_path)
+    assert a.p_values["bonferroni"]["p_value"] < 1e-3
+    assert a.verdict != "healthy" and a.p_value < 1e-3
+
+
+def test_one_verdict_whatever_the_dtype(tmp_path):
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((1000, 555)) @ np.linalg.qr(rng.standard_normal((600, 555)))[0].T
+    v32 = assess(z.astype(np.float32), num_slices=128, null_draws=0)
+    v64 = assess(z.astype(np.float64), num_slices=128, null_draws=0)
+    assert v32.verdict == v64.verdict == "collapsed"
+    assert v32.answers["collapse"]["answer"] == v64.answers["collapse"]["answer"] == "dimensional"
+
+
+def test_views_report_the_deciding_view_with_multiplicity(tmp_path):
+    rng = np.random.default_rng(0)
+    healthy = rng.standard_normal((1024, 32))
+    collapsed = np.tile(rng.standard_normal(32), (1024, 1)) + 1e-3 * rng.standard_normal((1024, 32))
+    a = assess(np.stack([healthy, collapsed]).astype(np.float32), num_slices=128, null_draws=20, cache_dir=tmp_path)
+    v0, v1 = a.views
+    assert a.verdict == "collapsed" and a.answers["view"] == 1 and a.answers["view_verdicts"] == ["healthy", "collapsed"]
+    assert a.metrics["rankme"] == v1.metrics["rankme"] != v0.metrics["rankme"]  # the deciding view's numbers
+    assert a.sigreg == pytest.approx((v0.sigreg + v1.sigreg) / 2, rel=1e-12)  # the mean over views, as lejepa logs
+    assert a.answers["distance"]["gate_p"] == pytest.approx(V.GATE_P / 2)  # Bonferroni over the 2 views
+
+
+def test_without_monte_carlo_the_p_value_is_bonferroni():
+    rng = np.random.default_rng(6)
+    a = assess(rng.standard_normal((512, 16)).astype(np.float32), num_slices=64, null_draws=0)
+    assert a.p_value == pytest.approx(a.p_values["bonferroni"]["p_value"], rel=1e-12)
+    assert "Bonferroni" in a.p_values["verdict"]["method"]
+
+
+def test_fail_on_fails_closed_on_an_unranked_verdict():
+    assert V.fail_on_met("too few rows", "severe")[0] is True
+    assert V.fail_on_met("mild", "severe") == (False, "")
+    assert V.fail_on_met("collapsed", "severe") == (True, "")
+    assert V.fail_on_met(None, "collapsed")[0] is True
+
+
+def test_rank_key_orders_health_before_distance():
+    better = {"verdict": "mild", "health": {"relative_effective_rank": 0.4}, "distance": {"relative_distance": 0.9}}
+    worse = {"verdict": "mild", "health": {"relative_effective_rank": 0.2}, "distance": {"relative_distance": 0.01}}
+    collapsed = {"verdict": "collapsed", "health": {"relative_effective_rank": 0.9}}
+    order = sorted([collapsed, worse, better], key=V.rank_key)
+    assert order == [better, worse, collapsed]
