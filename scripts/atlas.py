@@ -21,8 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FAMILY_NAMES = {"minilm": "MiniLM-L6 (sentence transformer)", "ppocr-cls": "PP-OCR cls (CNN)",
-                "ppocr-det": "PP-OCR det (CNN)"}
+FAMILY_NAMES = {"minilm": "MiniLM-L6", "paraphrase-minilm-l3": "paraphrase-MiniLM-L3", "ppocr-cls": "PP-OCR cls CNN",
+                "ppocr-det": "PP-OCR det CNN", "effnet-lite0": "EfficientNet-lite0"}
 
 
 def references(n: int, d: int, seed: int = 0) -> dict:

@@ -87,8 +87,8 @@ def test_a_detected_mode_makes_it_at_least_mild(tmp_path):
 
 def test_health_edges_grade_the_verdict():
     assert V.grade_verdict(False, True, 0.9, False) == "healthy"
-    assert V.grade_verdict(False, True, 0.3, False) == "mild"
-    assert V.grade_verdict(False, True, 0.1, False) == "marked"
+    assert V.grade_verdict(False, True, 0.2, False) == "mild"
+    assert V.grade_verdict(False, True, 0.03, False) == "marked"
     assert V.grade_verdict(False, True, 0.01, False) == "severe"
     assert V.grade_verdict(True, True, 0.9, False) == "collapsed"
     assert V.grade_verdict(False, False, 0.01, True) == "healthy"  # not significant: nothing is judged

@@ -25,7 +25,7 @@ every convention the verdict names (row normalisation, a global scale; see
   (up to 1/N); the rows "point one way" when s < ``FULL_SPREAD`` (mean cosine above 0.94).
 
 The level words and edges live in :mod:`sigreg_core.assessment.verdict` (``HEALTH_EDGES``):
-they are round fractions of q (1/2, 1/8, 1/32), chosen from the meaning of q, not fitted to any
+they are powers of four of q (1/4, 1/16, 1/64), chosen from the meaning of q, not fitted to any
 encoder; ``docs/calibration.md`` lists where public encoders, their untrained twins and the
 reference sets fall (``scripts/atlas.py``).
 """

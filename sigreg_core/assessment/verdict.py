@@ -72,9 +72,9 @@ NEGLIGIBLE = 0.002
 COLLAPSE_DIRECTIONS = 2.0
 #: the direction spread sqrt(1 - mean cosine) under which the rows "point one way" (reported beside it)
 FULL_SPREAD = 0.25
-#: health edges on q = effective directions / those of N(0, I) at the same (N, D), round powers of two:
-#: q < 1/32 severe, < 1/8 marked, < 1/2 mild (only when the departure from N(0, I) is significant)
-HEALTH_EDGES = (1 / 32, 1 / 8, 1 / 2)
+#: health edges on q = effective directions / those of N(0, I) at the same (N, D), powers of four:
+#: q < 1/64 severe, < 1/16 marked, < 1/4 mild (only when the departure from N(0, I) is significant)
+HEALTH_EDGES = (1 / 64, 1 / 16, 1 / 4)
 #: the distance from N(0, I) after the conventions (centring, one global scale): words, nearest first,
 #: and edges as fractions of the distance of a set that lives on one line (the rank-1 reference)
 DISTANCE_LEVELS = ("at target", "near", "moderate", "far")
@@ -192,7 +192,7 @@ def health_level(q: float) -> str:
     """The health word of q (effective directions relative to N(0, I)): healthy / mild / marked / severe."""
     if not np.isfinite(q):
         return "marked"
-    below = int(np.sum(q < np.asarray(HEALTH_EDGES)))  # 0: q >= 1/2 ... 3: q < 1/32
+    below = int(np.sum(q < np.asarray(HEALTH_EDGES)))  # 0: q >= 1/4 ... 3: q < 1/64
     return VERDICTS[below]
 
 
