@@ -87,13 +87,16 @@ with st.expander("Nodes t_k and weights c_k of each preset"):
 st.header("How to read the plots (Inspect page)")
 st.markdown(
     """
-**Verdict card.** The verdict in its level's colour — healthy, mild, marked, severe (graded by the
-relative distance ρ to N(0, I), significance only as the gate) or collapsed — and three answers:
-*collapsing?* (scale-free: the rows' spread against their norm, centred RankMe), *how far and which way*
-(ρ and the modes with their numbers), *which conventions* (L2-normalised rows, uncentred mean, global
-scale, with the score after the matching rescale). Then SIGReg, its multiple of the null mean (≈ 1 when
-healthy), the calibrated overall p-value, N, D, M, preset, seed, device and time. Rules and thresholds:
-docs/calibration.md.
+**Verdict card.** The verdict once, in its level's colour, with what it means. The word answers *is
+it collapsing?* from the **health**: how many directions the rows really use (the effective rank of the
+unit rows, exp of the entropy of (1/N) Σ u uᵀ), as a fraction q of what N(0, I) uses at the same N × D —
+collapsed below two directions or on an exact rank loss, else healthy (q ≥ 1/4), mild (≥ 1/16), marked
+(≥ 1/64) or severe, and healthy whenever N(0, I) is not rejected (p ≥ 1e-3). Then the **distance from
+N(0, I)**, the SIGReg target, once the conventions are undone (centring, one global scale; 0 = N(0, I),
+1 = a set on one line) and the ways it departs; the **conventions** (L2-normalised rows, uncentred mean,
+global scale) with the score after the matching rescale; where the set falls in the **atlas** of public
+encoders and their untrained twins; and **what to try**, for a JEPA / SIGReg-trained encoder and for a
+contrastive one. Rules and thresholds: docs/calibration.md.
 
 **Per-slice statistics, sorted.** One point per slice, worst on the left. The green band runs up to the
 95 % quantile of one healthy slice, the orange band up to the 99.9 % quantile; the dotted line is the exact

@@ -74,8 +74,12 @@ def centred_rankme(eigenvalues: np.ndarray, n: int) -> float:
     return rankme(np.sqrt(ev * max(int(n) - 1, 1)))
 
 
-def _ev(mode: str, evidence: str, value: float, threshold) -> dict:
-    return {"mode": mode, "evidence": evidence, "value": float(value), "threshold": threshold}
+def _ev(mode: str, evidence: str, value: float, threshold, slice_ref: "tuple | None" = None) -> dict:
+    """One mode with its evidence; ``slice_ref`` = (screen, index) of the slice that shows it (the page opens it)."""
+    out = {"mode": mode, "evidence": evidence, "value": float(value), "threshold": threshold}
+    if slice_ref is not None:
+        out["slice"] = {"screen": str(slice_ref[0]), "index": int(slice_ref[1])}
+    return out
 
 
 def relative_spread(metrics: dict) -> float:
@@ -155,7 +159,7 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
         j = int(np.argmax(np.abs(dim_mean)))
         found.append(_ev("shift",
                          f"|mean vector| = {mn:.3g} = {rel:.3g} x the RMS std (threshold {thr:.3g}); "
-                         f"max |dim mean| = {abs(dim_mean[j]):.3g} (dim {j})", rel, thr))
+                         f"max |dim mean| = {abs(dim_mean[j]):.3g} (dim {j})", rel, thr, ("axes", j)))
 
     if not full:
         lo, hi = SCALE_RMS
@@ -167,7 +171,7 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
             j = int(np.argmax(np.abs(np.log(np.maximum(dim_std, 1e-300)))))
             found.append(_ev("scale",
                              f"{int(out.sum())} of {dim} dims have std outside [{SCALE_DIM[0]}, {SCALE_DIM[1]}]; "
-                             f"dim {j} std = {dim_std[j]:.3g}", float(dim_std[j]), list(SCALE_DIM)))
+                             f"dim {j} std = {dim_std[j]:.3g}", float(dim_std[j]), list(SCALE_DIM), ("axes", j)))
 
         if ev.size and ev.mean() > 0:
             mean_ev = float(ev[: max(1, min(n - 1, dim))].mean())
@@ -176,7 +180,7 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
             if top_ratio > hi_edge:
                 found.append(_ev("anisotropy",
                                  f"largest covariance eigenvalue = {top_ratio:.3g} x the mean (threshold {hi_edge:.3g})",
-                                 top_ratio, hi_edge))
+                                 top_ratio, hi_edge, ("principal", 0)))
             elif n > 2 * dim:
                 low_ratio = float(ev[min(n - 1, dim) - 1] / mean_ev)
                 lo_edge = (1 - ratio) ** 2 / ANISO_MARGIN
@@ -205,11 +209,11 @@ def diagnose(metrics: dict, slice_moments: Iterable[tuple[str, np.ndarray, np.nd
         if best[0] > kthr:
             found.append(_ev("heavy_tails",
                              f"max excess kurtosis = {best[0]:.3g} on {best[1]} slice {best[2]} (threshold {kthr:.3g})",
-                             best[0], kthr))
+                             best[0], kthr, (best[1], best[2])))
         if bc_best[0] > BIMODALITY:
             found.append(_ev("multimodal",
                              f"bimodality coefficient = {bc_best[0]:.3g} on {bc_best[1]} slice {bc_best[2]} "
-                             f"(threshold {BIMODALITY}; Gaussian 0.333)", bc_best[0], BIMODALITY))
+                             f"(threshold {BIMODALITY}; Gaussian 0.333)", bc_best[0], BIMODALITY, (bc_best[1], bc_best[2])))
     order = {m: i for i, m in enumerate(MODES)}
     found.sort(key=lambda e: order[e["mode"]])
     return found

@@ -1,47 +1,36 @@
-"""The verdict: three separate answers, then one graded level.
+"""The verdict: health first, then the distance from N(0, I), then the conventions — one home for every rule.
 
-SIGReg (LeJEPA, Balestriero & LeCun, arXiv 2511.08544; LeWorldModel,
-arXiv 2603.19312) pushes embeddings towards N(0, I).  A verdict users can
-trust on real encoders keeps three questions apart (thresholds also in
-docs/calibration.md):
+SIGReg (LeJEPA, Balestriero & LeCun, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312)
+pushes embeddings towards N(0, I), but most encoders users open first were never trained
+towards it: contrastive and sentence encoders sit in a cone, use part of their dimensions
+and normalise their rows (SIGREG.md §7-8).  So the questions stay apart (thresholds quoted
+in docs/calibration.md and on the card; every level, edge and ordering lives here):
 
-1. **Is it collapsing?**  Scale-invariant tests only.
+1. **Health: how many directions do the rows use?** (:mod:`sigreg_core.assessment.health`)
+   ``r = exp S(ρ)``, the effective rank of the unit rows' density matrix
+   ``ρ = (1/N) Σ u uᵀ``, and ``q = r / r_ref`` against N(0, I) at the same (N, D).  Invariant
+   to row normalisation and a global scale.  ``collapsed`` when ``r < COLLAPSE_DIRECTIONS = 2``
+   (fewer than two directions in use: full collapse, the rank collapse of untrained networks)
+   or on an exact rank loss (``DEAD_FRACTION`` of the covariance eigenvalues below
+   ``DEAD_EIGEN`` x their mean; ``NEAR_ZERO_EIGEN`` below N = 2D, 100x above float32's floor so
+   float32 and float64 copies agree).  Otherwise graded by q at powers of four
+   (``HEALTH_EDGES``): ``healthy`` >= 1/4 > ``mild`` >= 1/16 > ``marked`` >= 1/64 > ``severe``.
+2. **Is the departure real?**  The gate: the overall p-value (Cauchy–Bonferroni minimum over
+   the random, axes and principal screens, calibrated on a Monte Carlo null; Bonferroni when
+   there is none) below ``GATE_P`` (divided by V for V views).  Not significant: ``healthy``.
+   A significant departure is at least ``mild`` when a mode is detected (shift, scale,
+   anisotropy, tails, clusters, outliers) or some screen's effect is not negligible.
+3. **How far from N(0, I), once the conventions are undone?**
+   (:mod:`sigreg_core.assessment.distance`) After centring and one global scale, as a fraction
+   of a set on one line (0 = N(0, I), 1 = rank 1, clipped): ``at target`` < 0.01 <= ``near``
+   < 0.05 <= ``moderate`` < 0.25 <= ``far``.  Reported beside the verdict, not in it: an
+   untrained network can be closer to Gaussian in shape than a good trained one.
+4. **Conventions**: equal-norm rows (scored after the x sqrt(D) rescale), an uncentred mean,
+   a global scale, each named with the score after the matching rescale.
 
-   * *full collapse*: the rows are (nearly) identical relative to their own size,
-     ``relative spread = sqrt(tr Cov) / sqrt(mean ||z_n||^2) < 0.25``
-     (1 for a centred cloud; 1 - spread^2 is about the mean pairwise cosine, so
-     0.25 means the rows point one way with mean cosine above ~0.94).  An
-     untrained transformer (rank collapse at initialisation: Dong et al., ICML
-     2021) scores 0.22; a trained sentence encoder 0.94.
-   * *dimensional collapse*: rank loss of the centred cloud (Jing et al., ICLR
-     2022), robust to a few outlier rows (they are set aside first):
-     centred RankMe (Garrido et al., ICML 2023) < 0.2 min(N - 1, D), or some
-     at least 5 % of the first min(N - 1, D) covariance eigenvalues below 1e-4 x their
-     mean (only numerically zero ones, < 1e-9, below N = 2D, where the healthy
-     Marchenko–Pastur edge reaches 0).
-
-2. **How far from N(0, I), and in which way?**  The effect size is the
-   N-free *relative distance*
-
-       rho = max over screens of (mean_m EP_m / N - E0 / N) / (sum_k c_k (1 - phi_k)^2),
-
-   the unbiased estimate of the weighted squared ECF distance, as a fraction of
-   the distance of a full collapse onto 0 (rho = 1), taken over the random,
-   coordinate-axis and standardised principal-axis screens (``lejepa`` grid).
-   Graded: ``healthy`` < 0.002 <= ``mild`` < 0.02 <= ``marked`` < 0.1 <=
-   ``severe``; significance (the calibrated overall p-value < 1e-3) is only the
-   gate (not significant: healthy), and a detected mode makes it at least mild.
-   SIGReg's multiple of its null mean is reported beside it (it grows with N; rho
-   does not).
-
-3. **Which conventions does it follow?**  L2-normalised (equal-norm) rows, an
-   uncentred mean, a global scale: named as conventions, never as collapse, with
-   the score after the matching rescale (x sqrt(D) / norm, centring, global
-   standardisation).  Equal-norm rows are scored after the rescale, so
-   normalising the rows of a set does not change its verdict.
-
-The verdict is ``collapsed`` when (1) says so, else the level of (2); below
-``MIN_ROWS`` rows it is ``too few rows`` (nothing is judged).
+The verdict is ``collapsed``, else the graded health word; below ``MIN_ROWS`` rows it is
+``too few rows`` (nothing is judged; ``--fail-on`` fails closed on it).  One ordering of sets
+(:func:`rank_key`): the verdict, then q, then the distance.
 """
 from __future__ import annotations
 
