@@ -31,8 +31,8 @@ NO_VERDICT = "#BBBBBB"
 
 
 def verdict_levels() -> tuple:
-    """The verdict levels of the assessment, mildest first."""
-    from sigreg_core.assessment.assess import VERDICTS
+    """The verdict levels of the assessment, mildest first (the one table in :mod:`.verdict`)."""
+    from sigreg_core.assessment.verdict import VERDICTS
 
     return tuple(str(v) for v in VERDICTS)
 
