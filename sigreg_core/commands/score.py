@@ -99,6 +99,14 @@ def _fmt(x, digits=4) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:,.{max(digits - 1, 1)}f}"
 
 
+def _directions(health: dict) -> str:
+    """'44.5 (12.7 %)': effective directions and their share of N(0, I)'s."""
+    r, q = health.get("effective_directions"), health.get("relative_effective_rank")
+    if not isinstance(r, (int, float)) or not isinstance(q, (int, float)):
+        return "-"
+    return f"{r:.3g} ({100 * q:.3g} %)"
+
+
 def _fmt_p(p) -> str:
     """A p-value; the floor (1e-300, below which only log10_p_value keeps the value) prints as < 1e-300."""
     try:
@@ -125,8 +133,8 @@ def _modes_text(modes) -> str:
 def _table(rows: list) -> str:
     from sigreg_core.util.text import visible
 
-    headers = ["file", "rows", "dim", "SIGReg", "x null", "p-value", "collapsing?", "distance", "verdict", "modes",
-               "conventions"]
+    headers = ["file", "rows", "dim", "SIGReg", "x null", "p-value", "verdict", "directions", "collapsing?",
+               "distance", "modes", "conventions"]
     body = []
     for r in rows:
         label = visible(r["file"]) + (f"[{visible(r['key'])}]" if r.get("key") else "")  # one row stays one line
@@ -139,9 +147,10 @@ def _table(rows: list) -> str:
         rho = dist.get("relative_distance")
         body.append([
             label, f"{r['rows']:,}", str(r["dim"]), _fmt(r.get("sigreg")), _fmt(r.get("sigreg_over_null")),
-            _fmt_p(r.get("p_value")), str((ans.get("collapse") or {}).get("answer", "-")),
+            _fmt_p(r.get("p_value")), str(r.get("verdict")), _directions(ans.get("health") or {}),
+            str((ans.get("collapse") or {}).get("answer", "-")),
             f"{dist.get('level', '-')}" + (f" ({_fmt(rho, 2)})" if isinstance(rho, (int, float)) else ""),
-            str(r.get("verdict")), _modes_text(r.get("modes")),
+            _modes_text(r.get("modes")),
             ", ".join(str(c.get("name")) for c in ans.get("conventions") or []) or "-",
         ])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(headers)]
@@ -156,9 +165,12 @@ def _table(rows: list) -> str:
         lines.append("")
         lines.append(
             f"preset {first.get('preset')}, {first.get('family')} slices x {first.get('num_slices')}, "
-            f"seed {first.get('seed')}, device {first.get('device')}; collapsing? no / dimensional / full "
-            f"(scale-free); distance: healthy < mild < marked < severe by the relative distance in brackets "
-            f"(0 = N(0, I), 1 = collapse onto 0), gated by the {'calibrated' if first.get('config', {}).get('null_draws') else 'UNCALIBRATED (--null-draws 0)'} p-value < {GATE_P:g}; docs/calibration.md"
+            f"seed {first.get('seed')}, device {first.get('device')}; verdict: collapsed below 2 effective "
+            f"directions or on an exact rank loss, else healthy / mild / marked / severe by the share of N(0, I)'s "
+            f"directions in use (directions: r (% of N(0, I))), healthy whenever the "
+            f"{'Monte Carlo calibrated' if (first.get('config') or {}).get('null_draws') else 'Bonferroni (no Monte Carlo null)'}"
+            f" p-value is >= {GATE_P:g}; distance from N(0, I) after centring and one global scale, 0 = N(0, I), "
+            f"1 = a set on one line; docs/calibration.md"
         )
     for r in rows:
         for n in r.get("notices", []):
