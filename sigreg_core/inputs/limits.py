@@ -95,3 +95,52 @@ def max_columns() -> int:
 def max_nodes() -> int:
     """Object-graph node limit of ``.pt`` files: ``$LATENT_HEALTH_MAX_NODES`` if set, else 100 000."""
     return _env_count(MAX_NODES_ENV, DEFAULT_MAX_NODES)
+
+
+# ----------------------------------------------------------------------------- rows and views (issue 24)
+MAX_ROWS_ENV = "LATENT_HEALTH_MAX_ROWS"
+#: rows kept per view by default: 2^20 >= 10^6, the scale the product promises on a CPU
+DEFAULT_MAX_ROWS = 1 << 20
+MAX_VIEWS_ENV = "LATENT_HEALTH_MAX_VIEWS"
+#: views (or time steps) of a (V, N, D) array scored by default: each costs one whole assessment
+DEFAULT_MAX_VIEWS = 256
+MAX_MEMORY_ENV = "LATENT_HEALTH_MAX_MEMORY"
+DEFAULT_MAX_MEMORY = 1024**3
+
+
+def max_rows() -> int:
+    """Rows kept per view: ``$LATENT_HEALTH_MAX_ROWS`` if set, else 2^20 (a larger set is sampled while read)."""
+    return _env_count(MAX_ROWS_ENV, DEFAULT_MAX_ROWS)
+
+
+def max_views() -> int:
+    """Views of a (V, N, D) array scored at most: ``$LATENT_HEALTH_MAX_VIEWS`` if set, else 256."""
+    return _env_count(MAX_VIEWS_ENV, DEFAULT_MAX_VIEWS)
+
+
+def max_memory() -> int:
+    """The memory budget ``$LATENT_HEALTH_MAX_MEMORY`` (bytes, e.g. ``1GiB`` or ``4e9``), else 1 GiB."""
+    env = os.environ.get(MAX_MEMORY_ENV, "").strip()
+    if not env:
+        return DEFAULT_MAX_MEMORY
+    try:
+        return parse_byte_size(env)
+    except EmbeddingLoadError:
+        raise EmbeddingLoadError(
+            f"environment variable {MAX_MEMORY_ENV}={env[:40]!r} is not a byte size; write it like 1GiB or 4e9"
+        ) from None
+
+
+def row_limit(dim: int, views: int = 1) -> tuple:
+    """``(rows, why)``: the rows per view kept when nothing smaller is asked for.
+
+    The smaller of ``$LATENT_HEALTH_MAX_ROWS`` (2^20) and the rows whose float32 values
+    (views x rows x dim x 4 bytes) fit the memory budget ``$LATENT_HEALTH_MAX_MEMORY``
+    (1 GiB: 10^6 rows up to 256 dimensions); ``why`` names the limit that binds.
+    """
+    per_row = 4 * max(int(dim), 1) * max(int(views), 1)
+    by_memory = max(2, int(max_memory() // per_row))
+    by_count = max_rows()
+    if by_memory < by_count:
+        return by_memory, f"the memory budget {MAX_MEMORY_ENV}"
+    return by_count, f"the row limit {MAX_ROWS_ENV}"
