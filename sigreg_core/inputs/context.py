@@ -153,14 +153,17 @@ class _Ctx:
         return shape, view_index, idx, out_shape
 
 
-def _to_f32(block: np.ndarray, bf16: bool = False) -> np.ndarray:
+def _to_f32(block: np.ndarray, bf16: bool = False, lut: Optional[np.ndarray] = None) -> np.ndarray:
+    if lut is not None:  # an 8-bit float format: one float32 per code (see formats/safetensors.py)
+        return lut[np.asarray(block, dtype=np.uint8)]
     if bf16:  # bfloat16 stored as uint16: the upper half of a float32, exact
         return (np.asarray(block, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 range become Inf, reported later
         return np.asarray(block, dtype=np.float32)
 
 
-def _gather(arr: np.ndarray, shape: tuple, view_index, idx, out_shape, bf16: bool = False) -> np.ndarray:
+def _gather(arr: np.ndarray, shape: tuple, view_index, idx, out_shape, bf16: bool = False,
+            lut: Optional[np.ndarray] = None) -> np.ndarray:
     """Copy the chosen views/rows of an (possibly memory-mapped) array into float32, chunk by chunk."""
     out = np.empty(out_shape, dtype=np.float32)
     d = shape[-1]
@@ -170,9 +173,9 @@ def _gather(arr: np.ndarray, shape: tuple, view_index, idx, out_shape, bf16: boo
         views = [view_index] if view_index is not None else list(range(shape[0]))
         for j, v in enumerate(views):
             dst = out if view_index is not None else out[j]
-            _gather2(arr[v], idx, dst, rows_per, bf16)
+            _gather2(arr[v], idx, dst, rows_per, bf16, lut)
     else:
-        _gather2(arr, idx, out, rows_per, bf16)
+        _gather2(arr, idx, out, rows_per, bf16, lut)
     return out
 
 
@@ -201,13 +204,13 @@ def _release(mapping) -> None:
             pass
 
 
-def _gather2(arr2, idx, dst, rows_per, bf16):
+def _gather2(arr2, idx, dst, rows_per, bf16, lut=None):
     n = dst.shape[0]
     mapping = _mapping_of(arr2)
     for a in range(0, n, rows_per):
         b = min(n, a + rows_per)
         block = arr2[a:b] if idx is None else arr2[idx[a:b]]
-        dst[a:b] = _to_f32(block, bf16)
+        dst[a:b] = _to_f32(block, bf16, lut)
         _release(mapping)
 
 

@@ -144,3 +144,26 @@ def row_limit(dim: int, views: int = 1) -> tuple:
     if by_memory < by_count:
         return by_memory, f"the memory budget {MAX_MEMORY_ENV}"
     return by_count, f"the row limit {MAX_ROWS_ENV}"
+
+
+MAX_UPLOAD_ENV = "LATENT_HEALTH_MAX_UPLOAD"
+#: browser uploads: Streamlit holds each whole in the server's RAM
+DEFAULT_MAX_UPLOAD = 1024**3
+
+
+def max_upload_bytes() -> int:
+    """Bytes of one browser upload (``$LATENT_HEALTH_MAX_UPLOAD``, default 1 GiB), passed to Streamlit's
+    ``file_uploader(max_upload_size=...)``, and the byte limit its decoding gets (``max_bytes``): an upload
+    of a few hundred KB must not make the server decompress gigabytes."""
+    env = os.environ.get(MAX_UPLOAD_ENV, "").strip()
+    if not env:
+        return DEFAULT_MAX_UPLOAD
+    try:
+        return parse_byte_size(env)
+    except EmbeddingLoadError:
+        raise EmbeddingLoadError(f"environment variable {MAX_UPLOAD_ENV}={env[:40]!r} is not a byte size; write it like 1GiB") from None
+
+
+def max_upload_mb() -> int:
+    """:func:`max_upload_bytes` in whole megabytes, as ``st.file_uploader(max_upload_size=...)`` takes it."""
+    return max(1, max_upload_bytes() // (1024 * 1024))
