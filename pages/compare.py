@@ -47,7 +47,7 @@ from sigreg_core.inputs.loading import (
     resolve_server_path,
 )
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
-from sigreg_core.inputs.limits import max_upload_bytes, max_upload_mb
+from sigreg_core.inputs.limits import ENCODERS_OFF, encoders_allowed, max_upload_bytes, max_upload_mb
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.util.steps import parse_steps
 from sigreg_core.inputs.samples import list_samples
@@ -146,6 +146,9 @@ def _path_sets(max_rows: int) -> list:
 
 
 def _encoder_sets(settings: Settings) -> list:
+    if not encoders_allowed():  # an encoder is code run with the server's rights: off unless the operator opted in
+        st.info(md(ENCODERS_OFF, None))
+        return []
     st.caption("TorchScript (`torch.jit.save`) or `torch.export` (`.pt2`) encoders run on one probe batch, on "
                f"{'the GPU' if settings.device != 'cpu' else 'the CPU'} when available. Server paths only: these "
                "files carry code. For ordinary state_dict checkpoints use `sigreg embed` (see docs/compare.md).")

@@ -167,3 +167,20 @@ def max_upload_bytes() -> int:
 def max_upload_mb() -> int:
     """:func:`max_upload_bytes` in whole megabytes, as ``st.file_uploader(max_upload_size=...)`` takes it."""
     return max(1, max_upload_bytes() // (1024 * 1024))
+
+
+ALLOW_ENCODERS_ENV = "LATENT_HEALTH_ALLOW_ENCODERS"
+#: what the Compare page says while encoders are off
+ENCODERS_OFF = (
+    "Encoders are off on this server. A TorchScript or torch.export encoder is a program: running it can read and "
+    "write anything the server's user can. Start the server with LATENT_HEALTH_ALLOW_ENCODERS=1 to allow encoders "
+    "from the allowed directories (only files you trust), or embed offline with `sigreg embed` and compare the "
+    "embeddings."
+)
+
+
+def encoders_allowed() -> bool:
+    """True only when the server was started with ``LATENT_HEALTH_ALLOW_ENCODERS=1``: a TorchScript /
+    torch.export encoder runs arbitrary code with the server's rights (it can read /etc/passwd and write
+    files), so the dashboard never runs one unless its operator opted in."""
+    return os.environ.get(ALLOW_ENCODERS_ENV, "").strip() == "1"
