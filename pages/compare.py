@@ -46,7 +46,7 @@ from sigreg_core.inputs.loading import (
     load_embeddings,
     resolve_server_path,
 )
-from sigreg_core.util.text import md  # text from files is data: escaped before markdown
+from sigreg_core.util.text import csv_safe_frame, md  # text from files is data: escaped before markdown
 from sigreg_core.inputs.limits import ENCODERS_OFF, encoders_allowed, max_upload_bytes, max_upload_mb
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.util.steps import parse_steps
@@ -312,7 +312,7 @@ def _ranking(cmp) -> None:
                "multiple of its exact null mean (1 = the healthy floor). Intervals: bootstrap over rows; "
                "“against the set above”: the bootstrap interval of the SIGReg delta to the set ranked just above.")
     _chart(CF.ranking_figure(rk), "compare_ranking")
-    st.download_button("Ranking CSV", rk.to_csv(index=False).encode(), file_name="comparison_ranking.csv",
+    st.download_button("Ranking CSV", csv_safe_frame(rk).to_csv(index=False).encode(), file_name="comparison_ranking.csv",
                        mime="text/csv", key="cmp_dl_ranking", icon=":material/table:", on_click="ignore")
 
 

@@ -198,7 +198,7 @@ def _load(choice) -> bool:
         st.session_state["insp_failed_msg"] = " ".join(str(exc).split())
         st.error(md(st.session_state["insp_failed_msg"], None))
         return False
-    digest = f"{emb.sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
+    digest = f"{emb.data_sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"  # the bytes scored, not the file now
     st.session_state["insp_loaded"] = {
         "array": emb.array,
         "digest": digest,
