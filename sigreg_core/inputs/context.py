@@ -132,6 +132,8 @@ class _Ctx:
                 f"or raise {MAX_VIEWS_ENV}"
             )
         n = shape[-2]
+        if n > 10**9:  # beyond what the row draw supports (numpy's hypergeometric: fewer than 10^9 items)
+            self.fail(f"has {n:,} rows per view, more than 10^9; split the file")
         idx = None
         cap, why = row_limit(shape[-1], views)
         m = None if self.max_rows is None else int(self.max_rows)
