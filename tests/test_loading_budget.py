@@ -297,6 +297,7 @@ def test_markdown_cannot_form_auto_links():
         assert "<" not in out.replace("\\<", "")
         assert out.replace("\\", "") == text  # the text itself reads unchanged
     assert md("emb.safetensors") == "emb.safetensors" and md("runs/lambda-0") == "runs/lambda-0"
+    assert md("lambda-0.05@200") == "lambda-0.05@200"  # no dotted domain after '@': no e-mail link, left as is
 
 
 def test_compare_figures_show_hostile_set_names_as_text():

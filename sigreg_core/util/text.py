@@ -9,7 +9,7 @@ the file.  Before they reach a screen:
   title or hyperlink, cursor moves) is ever emitted raw;
 * :func:`escape_markdown` additionally backslash-escapes the markdown characters that
   could form markup (brackets, emphasis, code, HTML, LaTeX ``$``, entities, ``:`` before a
-  non-space, ``@`` and the ``.`` after ``www``, and a leading heading/list/quote marker) so that no
+  non-space, the ``.`` after ``www`` and an ``@`` before a dotted domain, and a leading heading/list/quote marker) so that no
   markup and no auto-link (``www.host``, ``http:``, an e-mail address) can form: ``![x](http://host/p.png)`` shows
   as text instead of fetching an image and Streamlit's ``:red[...]`` / ``:material/...:``
   directives stay literal, while ordinary names (``emb.safetensors``, ``runs/lambda-0``,
@@ -40,7 +40,9 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # escaped anywhere: emphasis, code, links/images ([ and ]), raw HTML (< >), strikethrough, LaTeX ($),
 # entities (&); ':' only before a non-space (Streamlit's :color[...] / :material/icon: / emoji, autolinks)
-_MD_ANYWHERE = re.compile(r"([\\`*_\[\]<>~$&|@])|(:)(?=\S)|(?<=[wW]{3})(\.)")
+# ... and the two auto-links GFM forms without a ':' -- "www." and an e-mail address, whose '@' is
+# followed by a domain holding a period (run labels such as "lambda-0.05@200" stay as they are)
+_MD_ANYWHERE = re.compile(r"([\\`*_\[\]<>~$&|])|(:)(?=\S)|(?<=[wW]{3})(\.)|(@)(?=[A-Za-z0-9_-]*[.][A-Za-z0-9_-])")
 # escaped at the start of the text only: headings, lists, quotes, ordered lists ("1." / "1)")
 _MD_LEADING = re.compile(r"^(\s*\d*)([#>+\-=.)])")
 
@@ -70,7 +72,7 @@ def visible(text, max_len: int | None = None) -> str:
 def escape_markdown(text, max_len: int | None = None) -> str:
     """:func:`visible` text with every markdown (and Streamlit directive) character backslash-escaped."""
     s = visible(text, max_len)
-    s = _MD_ANYWHERE.sub(lambda m: "\\" + (m.group(1) or m.group(2) or m.group(3)), s)
+    s = _MD_ANYWHERE.sub(lambda m: "\\" + (m.group(1) or m.group(2) or m.group(3) or m.group(4)), s)
     return _MD_LEADING.sub(lambda m: m.group(1) + "\\" + m.group(2), s, count=1)
 
 
