@@ -374,3 +374,23 @@ def test_embed_help_says_encoders_and_models_run_code():
     text = " ".join(sub.choices["embed"].format_help().split())
     assert "--model imports and runs Python code" in text and "--encoder runs the program stored in the file" in text
     assert "sandbox" in text
+
+
+def test_compare_page_runs_no_encoder_without_the_opt_in(monkeypatch):
+    """The Encoders + probe tab offers nothing to run unless the server was started with the opt-in."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app_compare import SHELL
+
+    monkeypatch.delenv("LATENT_HEALTH_ALLOW_ENCODERS", raising=False)
+    at = AppTest.from_string(SHELL, default_timeout=240)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Encoders are off on this server" in i.value for i in at.info)
+    assert not [t for t in at.text_area if t.key == "cmp_encoders"]
+    monkeypatch.setenv("LATENT_HEALTH_ALLOW_ENCODERS", "1")
+    at = AppTest.from_string(SHELL, default_timeout=240)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [t for t in at.text_area if t.key == "cmp_encoders"]
+    assert not any("Encoders are off" in i.value for i in at.info)
