@@ -165,8 +165,12 @@ def max_upload_bytes() -> int:
 
 
 def max_upload_mb() -> int:
-    """:func:`max_upload_bytes` in whole megabytes, as ``st.file_uploader(max_upload_size=...)`` takes it."""
-    return max(1, max_upload_bytes() // (1024 * 1024))
+    """:func:`max_upload_bytes` in whole megabytes, as ``st.file_uploader(max_upload_size=...)`` takes it (the
+    default when the variable is malformed: the page still runs, and decoding an upload says what is wrong)."""
+    try:
+        return max(1, max_upload_bytes() // (1024 * 1024))
+    except EmbeddingLoadError:
+        return DEFAULT_MAX_UPLOAD // (1024 * 1024)
 
 
 ALLOW_ENCODERS_ENV = "LATENT_HEALTH_ALLOW_ENCODERS"
