@@ -46,12 +46,13 @@ from sigreg_core.inputs.loading import (
     load_embeddings,
     resolve_server_path,
 )
-from sigreg_core.util.text import md  # text from files is data: escaped before markdown
+from sigreg_core.util.text import csv_safe_frame, md  # text from files is data: escaped before markdown
+from sigreg_core.inputs.limits import ENCODERS_OFF, encoders_allowed, max_upload_bytes, max_upload_mb
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.util.steps import parse_steps
 from sigreg_core.inputs.samples import list_samples
 
-MAX_UPLOAD_MB = 1024
+MAX_UPLOAD_MB = max_upload_mb()  # LATENT_HEALTH_MAX_UPLOAD; decoding an upload gets the same byte limit
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
 DEFAULT_SAMPLES = ["healthy", "heavy-tailed"]
 MAX_CACHED = 4
@@ -118,7 +119,7 @@ def _upload_sets(max_rows: int) -> list:
     out = []
     for f in files or []:
         got = _read(("upload", f.file_id, max_rows),
-                    lambda f=f: load_embeddings(f.getvalue(), name=f.name, max_rows=max_rows), f"upload {f.name}")
+                    lambda f=f: load_embeddings(f.getvalue(), name=f.name, max_bytes=max_upload_bytes(), max_rows=max_rows), f"upload {f.name}")
         if got is not None:
             out.append((f.name, got, {"kind": "upload", "name": f.name, "bytes": f.size}))
     return out
@@ -126,7 +127,7 @@ def _upload_sets(max_rows: int) -> list:
 
 def _path_sets(max_rows: int) -> list:
     roots = allowed_roots()
-    st.caption("Allowed directories: " + (", ".join(f"`{r}`" for r in roots) or "none")
+    st.caption("Allowed directories: " + (", ".join(md(r, None) for r in roots) or "none")
                + " (set `LATENT_HEALTH_ALLOWED_ROOTS` to change).")
     text = st.text_area("Embedding files on the server (one path per line)", key="cmp_paths", height=80,
                         placeholder="e.g. healthy.safetensors\n/data/run1/step_1000.safetensors")
@@ -145,6 +146,9 @@ def _path_sets(max_rows: int) -> list:
 
 
 def _encoder_sets(settings: Settings) -> list:
+    if not encoders_allowed():  # an encoder is code run with the server's rights: off unless the operator opted in
+        st.info(md(ENCODERS_OFF, None))
+        return []
     st.caption("TorchScript (`torch.jit.save`) or `torch.export` (`.pt2`) encoders run on one probe batch, on "
                f"{'the GPU' if settings.device != 'cpu' else 'the CPU'} when available. Server paths only: these "
                "files carry code. For ordinary state_dict checkpoints use `sigreg embed` (see docs/compare.md).")
@@ -204,7 +208,7 @@ def _run_sets() -> list:
                   help="Comma-separated steps; a-b adds every kept step from a to b; a-b/k every k-th of them. "
                        "A step without a kept snapshot is replaced by the nearest kept one.")
     if st.session_state.get("cmp_steps_note"):
-        st.caption(st.session_state["cmp_steps_note"])
+        st.caption(md(st.session_state["cmp_steps_note"], None))
     chosen = st.multiselect(f"Steps ({len(steps):,} snapshots kept; type to search)", steps, key="cmp_steps",
                             help="Each step's stored embeddings become one set.")
     out = []
@@ -308,7 +312,7 @@ def _ranking(cmp) -> None:
                "multiple of its exact null mean (1 = the healthy floor). Intervals: bootstrap over rows; "
                "“against the set above”: the bootstrap interval of the SIGReg delta to the set ranked just above.")
     _chart(CF.ranking_figure(rk), "compare_ranking")
-    st.download_button("Ranking CSV", rk.to_csv(index=False).encode(), file_name="comparison_ranking.csv",
+    st.download_button("Ranking CSV", csv_safe_frame(rk).to_csv(index=False).encode(), file_name="comparison_ranking.csv",
                        mime="text/csv", key="cmp_dl_ranking", icon=":material/table:", on_click="ignore")
 
 
@@ -344,9 +348,9 @@ def _pairwise(cmp) -> None:
 
 
 def _results(cmp, sources: dict) -> None:
-    st.info(cmp.row_note, icon=":material/straighten:")
+    st.info(md(cmp.row_note, None), icon=":material/straighten:")  # set names inside: data
     for c in cmp.caveats:
-        st.warning(c, icon=":material/warning:")
+        st.warning(md(c, None), icon=":material/warning:")
 
     st.subheader("Summary")
     st.dataframe(_display(cmp.summary_frame(), {"p_value": 3}), hide_index=True, width="stretch",
@@ -490,7 +494,7 @@ if same_n:
     st.caption(f"Every set will be scored on {min(sizes.values()):,} rows (the smallest set), subsampled without "
                f"replacement (seed {settings.seed}).")
 else:
-    st.caption("All rows kept: " + ", ".join(f"{n} {k:,}" for n, k in sizes.items())
+    st.caption("All rows kept: " + ", ".join(f"{md(n)} {k:,}" for n, k in sizes.items())
                + (". Caveat: with different N, part of each delta is the change of N." if len(set(sizes.values())) > 1 else "."))
 if settings.max_rows and any(got["array"].shape[0] >= settings.max_rows for _, got, _ in entries):
     st.caption(f"Sets larger than the sidebar's row limit ({settings.max_rows:,}) were read as a random subset of "

@@ -44,6 +44,7 @@ from sigreg_core.inputs.loading import (
     resolve_server_path,
 )
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
+from sigreg_core.inputs.limits import max_upload_bytes, max_upload_mb
 from sigreg_core.present.exports import assessment_json, html_report, per_slice_csv
 from sigreg_core.present.report_cache import ReportCache
 from sigreg_core.present.report import (
@@ -61,7 +62,7 @@ from sigreg_core.present.report import (
 )
 from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
 
-MAX_UPLOAD_MB = 1024
+MAX_UPLOAD_MB = max_upload_mb()  # LATENT_HEALTH_MAX_UPLOAD; decoding an upload gets the same byte limit
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
 
 
@@ -129,12 +130,12 @@ def _choose_source(settings: Settings):
         fid = st.selectbox("File", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].size:,} bytes)",
                            key="insp_upload_pick") if len(files) > 1 else files[0].file_id
         f = by_id.get(fid, files[0])
-        key = _key_picker(("upload", f.file_id), lambda: list_keys(f.getvalue(), name=f.name))
+        key = _key_picker(("upload", f.file_id), lambda: list_keys(f.getvalue(), name=f.name, max_bytes=max_upload_bytes()))
         return (("upload", f.file_id, f.name, key, max_rows),
-                lambda: load_embeddings(f.getvalue(), name=f.name, key=key, max_rows=max_rows),
+                lambda: load_embeddings(f.getvalue(), name=f.name, max_bytes=max_upload_bytes(), key=key, max_rows=max_rows),
                 {"kind": "upload", "name": f.name, "bytes": f.size, "key": key})
     roots = allowed_roots()
-    st.caption("Allowed directories: " + (", ".join(f"`{r}`" for r in roots) or "none")
+    st.caption("Allowed directories: " + (", ".join(md(r, None) for r in roots) or "none")
                + " (set `LATENT_HEALTH_ALLOWED_ROOTS` to change).")
     with st.form("insp_path_form", border=False):
         path = st.text_input("Path on the server", key="insp_path",
@@ -197,7 +198,7 @@ def _load(choice) -> bool:
         st.session_state["insp_failed_msg"] = " ".join(str(exc).split())
         st.error(md(st.session_state["insp_failed_msg"], None))
         return False
-    digest = f"{emb.sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
+    digest = f"{emb.data_sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"  # the bytes scored, not the file now
     st.session_state["insp_loaded"] = {
         "array": emb.array,
         "digest": digest,
@@ -481,7 +482,7 @@ def _cloud_section(z: np.ndarray, rep, j: int) -> None:
                 view = memo[key] = cloud_view(z, kind, slice_index=j,
                                               direction=rep.directions[:, j] if kind == "slice" else None)
         except ValueError as exc:
-            st.error(" ".join(str(exc).split()))
+            st.error(md(exc, None))
             return
         _chart(cloud_figure(view), f"cloud_{kind}" + (f"_slice_{j}" if kind == "slice" else ""), key="insp_cloud_chart")
         st.caption(f"{view.note}. Highlighted: {view.rule} — {view.outlier_rows.size:,} of {view.n_total:,} rows.")

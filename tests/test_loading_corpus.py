@@ -135,7 +135,7 @@ def build_corpus(d: Path) -> list:
     add(
         "safetensors_object_dtype.safetensors",
         _safetensors_bytes({"z": {"dtype": "STR", "shape": [64, 8], "data_offsets": [0, 512]}}, bytes(512)),
-        "not a supported number type",
+        "which is not a safetensors dtype",
     )
     bomb = _zip_with({"z.npy": _npy_header((8192, 8192)) + bytes(8192 * 8192 * 4)})  # 256 MiB of zeros, ~260 KiB zipped
     add("zip_bomb.npz", bomb, "declares 256.0 MiB uncompressed")

@@ -605,8 +605,11 @@ def test_probe_batch_zero_stride_view_is_refused(tmp_path):
     assert arr.shape == (10, 3, 4, 4)
 
 
-def test_many_views_of_a_wide_batch_are_refused_before_any_work(tmp_path):
-    """(V, N, D) views are assessed one by one: the budget counts every view's spectral work."""
+def test_many_views_of_a_wide_batch_are_refused_before_any_work(tmp_path, monkeypatch):
+    """(V, N, D) views are assessed one by one: the budget counts every view's spectral work (here with the
+    view limit of issue 24 raised, so that the work limit is the one tested; tests/test_loading_budget.py
+    tests the view limit)."""
+    monkeypatch.setenv("LATENT_HEALTH_MAX_VIEWS", "100000")
     p = tmp_path / "views.npy"
     np.save(p, np.zeros((1000, 2, 2048), np.float32))
     emb = load_embeddings(p)

@@ -37,7 +37,7 @@ from typing import Optional
 __all__ = ["WorkBudgetError", "MAX_DIM_ENV", "DENSE_COPIES", "max_dim", "dense_bytes", "check_dense_dim",
            "MAX_WORK_ENV", "DEFAULT_MAX_WORK", "max_work", "fit_null_draws", "MAX_MEMORY_ENV", "DEFAULT_MAX_MEMORY",
            "max_memory", "MAX_EVAL_WORK_ENV", "DEFAULT_MAX_EVAL_WORK", "max_eval_work", "GRAM_MIN_DIM",
-           "GRAM_ROWS_BYTES", "route", "route_cost", "check_assessment"]
+           "GRAM_ROWS_BYTES", "route", "route_cost", "check_assessment", "max_views"]
 
 MAX_DIM_ENV = "LATENT_HEALTH_MAX_DIM"
 #: float64 D x D matrices alive at once at the peak (sums, covariance, Gram, eigh workspace, off-diagonal)
@@ -109,8 +109,29 @@ def max_dim() -> Optional[int]:
 
 
 def max_memory() -> float:
-    """Bytes of spectral matrices allowed: ``$LATENT_HEALTH_MAX_MEMORY`` (e.g. ``4e9``) if set, else 1 GiB."""
-    return _env_number(MAX_MEMORY_ENV, DEFAULT_MAX_MEMORY, "4e9")
+    """Bytes of spectral matrices allowed: ``$LATENT_HEALTH_MAX_MEMORY`` (e.g. ``4e9`` or ``2GiB``) if set, else 1 GiB.
+
+    The same budget bounds the rows the loader keeps (:func:`sigreg_core.inputs.limits.row_limit`)."""
+    try:
+        return _env_number(MAX_MEMORY_ENV, DEFAULT_MAX_MEMORY, "4e9")
+    except WorkBudgetError:
+        from sigreg_core.inputs.limits import parse_byte_size  # "2GiB", "512MiB"
+
+        try:
+            return float(parse_byte_size(os.environ.get(MAX_MEMORY_ENV, "")))
+        except ValueError:
+            raise WorkBudgetError(f"environment variable {MAX_MEMORY_ENV} is not a byte size; write it like 4e9 or 2GiB") from None
+
+
+def max_views() -> int:
+    """Views of a (V, N, D) batch assessed at most (``$LATENT_HEALTH_MAX_VIEWS``, default 256): each view is one
+    whole assessment, so 50 000 views of 2 x 4 (a 1.6 MB file) would be 50 000 of them."""
+    from sigreg_core.inputs.limits import max_views as _views
+
+    try:
+        return _views()
+    except ValueError as exc:  # EmbeddingLoadError is a ValueError: same one line, the budget's type
+        raise WorkBudgetError(str(exc)) from None
 
 
 def max_eval_work() -> float:
@@ -174,6 +195,11 @@ def check_assessment(n: int, dim: int, views: int = 1, slices: int = 0) -> tuple
     views = max(int(views), 1)
     r, nbytes, work = route_cost(n, dim)
     shape = f"{int(n):,} x {int(dim):,}" + (f" ({views:,} views)" if views > 1 else "")
+    if views > max_views():
+        raise WorkBudgetError(
+            f"{views:,} views of {int(n):,} x {int(dim):,} are over the work budget: each view is one whole "
+            f"assessment, at most {max_views():,} are scored; score one view (CLI --view, view=) or raise "
+            f"LATENT_HEALTH_MAX_VIEWS")
     how = "reduce the dimension (PCA or a random projection) or the rows (CLI --max-rows)"
     slice_bytes = SLICE_COPIES * 4 * int(dim) * int(slices)
     if slice_bytes > max_memory():

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 from sigreg_core.compare.comparison import compare_sets
 from sigreg_core.compare.exports import comparison_csv, comparison_html, comparison_text
 from sigreg_core.compare.model import COMPARABLE_FAMILIES, CompareError
+from sigreg_core.util.text import visible
 
 __all__ = ["add_compare_parser", "run_compare"]
 
@@ -57,7 +58,8 @@ def _labels(paths: Sequence[str]) -> list:
     distinct = {}
     for b, p in zip(base, paths):
         distinct.setdefault(b, set()).add(str(p))
-    names = [b if len(distinct[b]) == 1 else p for b, p in zip(base, paths)]
+    # names are data: a newline or an escape sequence in a file name must not reach the terminal (or forge a row)
+    names = [visible(b if len(distinct[b]) == 1 else p) for b, p in zip(base, paths)]
     out, seen = [], {}
     for n in names:
         seen[n] = seen.get(n, 0) + 1
@@ -86,7 +88,7 @@ def run_compare(args) -> int:
     bar = None
 
     def err(line: str) -> int:
-        sys.stderr.write(" ".join(str(line).split()) + "\n")
+        sys.stderr.write(visible(" ".join(str(line).split())) + "\n")
         sys.stderr.flush()
         return 2
 
@@ -157,6 +159,6 @@ def run_compare(args) -> int:
     else:
         sys.stdout.write(comparison_text(cmp) + "\n")
         for n in notes:
-            sys.stdout.write(f"note: {n}\n")
+            sys.stdout.write(f"note: {visible(n)}\n")
     sys.stdout.flush()
     return 0

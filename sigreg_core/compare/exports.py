@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, Comparison, _jsonable
+from sigreg_core.util.text import csv_safe_frame
 
 __all__ = ["comparison_csv", "comparison_json", "comparison_html", "comparison_text"]
 
@@ -36,7 +37,8 @@ def comparison_csv(cmp: Comparison) -> bytes:
                 df[col] = None
             df.loc[df["set"] == pt.set, col] = val
     df.insert(1, "reference", df["set"] == cmp.reference)
-    return df.to_csv(index=False, float_format="%.10g").encode("utf-8")
+    # set names come from file names: "=HYPERLINK(...)" must stay text in a spreadsheet
+    return csv_safe_frame(df).to_csv(index=False, float_format="%.10g").encode("utf-8")
 
 
 def comparison_json(cmp: Comparison) -> bytes:

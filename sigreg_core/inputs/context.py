@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _human
-from sigreg_core.inputs.limits import MAX_BYTES_ENV
+from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_VIEWS_ENV, max_views, row_limit
 from sigreg_core.inputs.sniff import _Source
 
 _STREAM_CHUNK = 4 * 1024**2  # bytes per read / per gathered block
@@ -39,6 +39,38 @@ def _dtype_name(dt) -> str:
         return np.dtype(dt).name
     except TypeError:
         return str(dt)
+
+
+#: above this many rows the draw goes block by block (numpy's choice would permute all n indices)
+_DRAW_WHOLE_MAX = 1 << 23
+_DRAW_BLOCK = 1 << 20
+
+
+def draw_rows(n: int, m: int, seed: int) -> np.ndarray:
+    """``m`` of ``range(n)`` uniformly without replacement, sorted, in O(m + block) memory.
+
+    Up to 2^23 rows this is ``np.sort(default_rng(seed).choice(n, m, replace=False))`` (the
+    draw of earlier releases, kept bit for bit).  Beyond, selection sampling by blocks of
+    2^20 consecutive rows: the count taken from a block is hypergeometric (block size, rows
+    after it, picks still to make), which is exactly the law of a uniform m-subset, and the
+    picks inside the block are a uniform subset of it.  numpy's choice would permute all n
+    indices (400 MB at n = 5 * 10^7) when m > n / 50.
+    """
+    n, m = int(n), int(m)
+    rng = np.random.default_rng(seed)
+    if n <= _DRAW_WHOLE_MAX:
+        return np.sort(rng.choice(n, size=m, replace=False))
+    out = np.empty(m, dtype=np.int64)
+    taken, left = 0, m
+    for start in range(0, n, _DRAW_BLOCK):
+        size = min(_DRAW_BLOCK, n - start)
+        rest = n - start - size
+        k = left if rest == 0 else (int(rng.hypergeometric(size, rest, left)) if left else 0)
+        if k:
+            out[taken:taken + k] = start + np.sort(rng.choice(size, size=k, replace=False))
+            taken += k
+            left -= k
+    return out
 
 
 class _Ctx:
@@ -92,16 +124,28 @@ class _Ctx:
             view_index = v % shape[0]
         elif len(shape) == 2 and self.view not in (None, 0):
             self.fail(f"view {self.view} asked for, but the array is 2-D {shape} (a single batch); leave view unset")
+        views = shape[0] if len(shape) == 3 and view_index is None else 1
+        if views > max_views():
+            self.fail(
+                f"holds {views:,} views of {shape[-2]:,} x {shape[-1]:,} (shape {shape}), over the limit of "
+                f"{max_views():,} views (each view is one whole assessment); pick one view (view=, CLI --view) "
+                f"or raise {MAX_VIEWS_ENV}"
+            )
         n = shape[-2]
+        if n > 10**9:  # beyond what the row draw supports (numpy's hypergeometric: fewer than 10^9 items)
+            self.fail(f"has {n:,} rows per view, more than 10^9; split the file")
         idx = None
-        if self.max_rows is not None:
-            m = int(self.max_rows)
-            if m < 2:
-                self.fail(f"max_rows={m} is too small; SIGReg needs at least 2 rows")
-            if m < n:
-                rng = np.random.default_rng(self.seed)
-                idx = np.sort(rng.choice(n, size=m, replace=False))
-                self.notices.append(f"subsampled {n:,} → {m:,} rows at random (seed {self.seed})")
+        cap, why = row_limit(shape[-1], views)
+        m = None if self.max_rows is None else int(self.max_rows)
+        if m is not None and m < 2:
+            self.fail(f"max_rows={m} is too small; SIGReg needs at least 2 rows")
+        limited = m is None or cap < m
+        if limited:
+            m = cap
+        if m < n:
+            idx = draw_rows(n, m, self.seed)
+            because = f" to stay within {why} (max_rows, CLI --max-rows, chooses fewer)" if limited else ""
+            self.notices.append(f"subsampled {n:,} → {m:,} rows at random (seed {self.seed}){because}")
         rows = n if idx is None else len(idx)
         if len(shape) == 3 and view_index is None:
             out_shape = (shape[0], rows, shape[-1])
@@ -111,14 +155,17 @@ class _Ctx:
         return shape, view_index, idx, out_shape
 
 
-def _to_f32(block: np.ndarray, bf16: bool = False) -> np.ndarray:
+def _to_f32(block: np.ndarray, bf16: bool = False, lut: Optional[np.ndarray] = None) -> np.ndarray:
+    if lut is not None:  # an 8-bit float format: one float32 per code (see formats/safetensors.py)
+        return lut[np.asarray(block, dtype=np.uint8)]
     if bf16:  # bfloat16 stored as uint16: the upper half of a float32, exact
         return (np.asarray(block, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 range become Inf, reported later
         return np.asarray(block, dtype=np.float32)
 
 
-def _gather(arr: np.ndarray, shape: tuple, view_index, idx, out_shape, bf16: bool = False) -> np.ndarray:
+def _gather(arr: np.ndarray, shape: tuple, view_index, idx, out_shape, bf16: bool = False,
+            lut: Optional[np.ndarray] = None) -> np.ndarray:
     """Copy the chosen views/rows of an (possibly memory-mapped) array into float32, chunk by chunk."""
     out = np.empty(out_shape, dtype=np.float32)
     d = shape[-1]
@@ -128,18 +175,45 @@ def _gather(arr: np.ndarray, shape: tuple, view_index, idx, out_shape, bf16: boo
         views = [view_index] if view_index is not None else list(range(shape[0]))
         for j, v in enumerate(views):
             dst = out if view_index is not None else out[j]
-            _gather2(arr[v], idx, dst, rows_per, bf16)
+            _gather2(arr[v], idx, dst, rows_per, bf16, lut)
     else:
-        _gather2(arr, idx, out, rows_per, bf16)
+        _gather2(arr, idx, out, rows_per, bf16, lut)
     return out
 
 
-def _gather2(arr2, idx, dst, rows_per, bf16):
+def _mapping_of(arr):
+    """The ``mmap.mmap`` behind a memory-mapped array (or one of its views), else None."""
+    import mmap
+
+    seen = 0
+    while arr is not None and seen < 32:
+        if isinstance(arr, mmap.mmap):
+            return arr
+        arr = getattr(arr, "base", None)
+        seen += 1
+    return None
+
+
+def _release(mapping) -> None:
+    """Drop the file pages read so far from this process's resident set (they stay in the page
+    cache): a sparse 1.5 GiB file sampled row by row must not count 1.5 GiB against the budget."""
+    import mmap
+
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mapping.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
+
+
+def _gather2(arr2, idx, dst, rows_per, bf16, lut=None):
     n = dst.shape[0]
+    mapping = _mapping_of(arr2)
     for a in range(0, n, rows_per):
         b = min(n, a + rows_per)
         block = arr2[a:b] if idx is None else arr2[idx[a:b]]
-        dst[a:b] = _to_f32(block, bf16)
+        dst[a:b] = _to_f32(block, bf16, lut)
+        _release(mapping)
 
 
 def _finish(ctx: _Ctx, arr: np.ndarray, fmt: str, key, original_shape, original_dtype, idx) -> LoadedEmbeddings:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sigreg_core.inputs.checkpoints import POOLS, CheckpointError, embed_checkpoint
 from sigreg_core.inputs.statedict import embed_state_dict, save_embeddings
+from sigreg_core.util.text import visible
 
 # ----------------------------------------------------------------------------- CLI
 def add_embed_parser(subparsers):
@@ -17,12 +18,17 @@ def add_embed_parser(subparsers):
         description="Embed a probe batch with a checkpoint, on the GPU when present. Either --model "
                     "package.module:factory --checkpoint CKPT (your model code is imported locally; the weights are "
                     "read with torch.load(weights_only=True)), or --encoder FILE (TorchScript or torch.export). "
+                    "WARNING: --model imports and runs Python code, and --encoder runs the program stored in the "
+                    "file: either can read, write or delete anything your user can. Use only code and files you "
+                    "trust, or run this in a sandbox (a container or a throwaway account). "
                     "Exit 0 on success, 2 on bad input.",
     )
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", metavar="PACKAGE.MODULE:FACTORY",
-                     help="callable building the model (imported from the current directory)")
-    src.add_argument("--encoder", metavar="FILE", help="TorchScript (torch.jit.save) or torch.export (.pt2) encoder")
+                     help="callable building the model (imported from the current directory; runs that code "
+                          "with your rights)")
+    src.add_argument("--encoder", metavar="FILE", help="TorchScript (torch.jit.save) or torch.export (.pt2) encoder "
+                                                      "(a program: runs with your rights; trusted files only)")
     e.add_argument("--checkpoint", metavar="CKPT", help="state_dict file (.pt/.pth via weights_only, or .safetensors); with --model")
     e.add_argument("--probe", required=True, metavar="FILE", help="probe batch: .safetensors .npy .pt (any shape, axis 0 = rows) or any embeddings format (2-D)")
     e.add_argument("--out", required=True, metavar="OUT.safetensors", help="where to write the embeddings (key 'embeddings')")
@@ -39,7 +45,7 @@ def add_embed_parser(subparsers):
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(" ".join(str(line).split()) + "\n")
+    sys.stderr.write(visible(" ".join(str(line).split())) + "\n")
     sys.stderr.flush()
 
 
@@ -94,9 +100,9 @@ def run_embed(args) -> int:
         if bar is not None:
             bar.close()
     n, d = res.array.shape
-    sys.stdout.write(f"wrote {res.out}: {n:,} x {d} embeddings from {what} on {res.meta.get('device', args.device)} "
+    sys.stdout.write(f"wrote {visible(res.out)}: {n:,} x {d} embeddings from {visible(what)} on {res.meta.get('device', args.device)} "
                      f"in {res.meta['seconds']:.2f} s\n")
     for note in res.notices:
-        sys.stdout.write(f"note: {note}\n")
+        sys.stdout.write(f"note: {visible(note)}\n")
     sys.stdout.flush()
     return 0

@@ -60,6 +60,7 @@ class LoadedEmbeddings:
     row_indices: Optional[np.ndarray] = None  # original rows kept (None: all, in order)
     _digest: Optional[str] = field(default=None, repr=False)
     _digest_source: Any = field(default=None, repr=False)
+    _data_digest: Optional[str] = field(default=None, repr=False)
 
     @property
     def sha256(self) -> str:
@@ -69,6 +70,16 @@ class LoadedEmbeddings:
 
             self._digest = source_digest(self._digest_source)
         return self._digest
+
+    @property
+    def data_sha256(self) -> str:
+        """sha256 of the array actually returned (dtype, shape, then its bytes): the key of anything
+        computed from it.  Unlike :attr:`sha256` (the source file, hashed when first asked, after the
+        load), it cannot describe other bytes than those scored: a server file replaced between the
+        load and the digest changes nothing here (one read, no window)."""
+        if self._data_digest is None:
+            self._data_digest = array_digest(self.array)
+        return self._data_digest
 
     @property
     def num_views(self) -> int:
@@ -91,6 +102,16 @@ class LoadedEmbeddings:
         shape = " x ".join(f"{s:,}" for s in self.array.shape)
         src = f"{self.name}" + (f"[{self.key}]" if self.key else "")
         return f"{shape} ({self.original_dtype} → float32) from {src}"
+
+
+def array_digest(arr: np.ndarray) -> str:
+    """sha256 hex digest of an array's dtype, shape and C-ordered bytes (hashed in place when contiguous)."""
+    import hashlib
+
+    a = np.ascontiguousarray(arr)
+    h = hashlib.sha256(f"{a.dtype.str}|{a.shape}|".encode())
+    h.update(memoryview(a).cast("B") if a.size else b"")
+    return h.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:

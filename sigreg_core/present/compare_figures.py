@@ -36,6 +36,7 @@ import plotly.graph_objects as go
 from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour
 from sigreg_core.present.figures import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, _layout, ecf_on_grid, normal_pdf
 from sigreg_core.present.monitor_figures import RUN_COLOURS
+from sigreg_core.util.text import plotly_text as _pt  # set names are data: Plotly renders HTML in names/hover/ticks
 
 __all__ = [
     "PALETTE",
@@ -58,6 +59,11 @@ PALETTE = list(RUN_COLOURS)
 
 def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def _tpl(name) -> str:
+    """A set name inlined into a hovertemplate: escaped, and ``%`` as an entity so ``%{...}`` stays text."""
+    return _pt(name).replace("%", "&#37;")
 
 
 def _use_log(values: np.ndarray, q: float) -> bool:
@@ -103,7 +109,7 @@ def slice_scatter_figure(
     fig.add_trace(go.Scatter(
         x=x, y=y, mode="markers", name="slices", customdata=idx[:, None],
         marker={"size": 6 if x.size <= 2048 else 4, "color": BLUE, "opacity": 0.7},
-        hovertemplate=f"slice %{{customdata[0]}}<br>{name_x}: %{{x:.4g}}<br>{name_y}: %{{y:.4g}}<extra></extra>",
+        hovertemplate=f"slice %{{customdata[0]}}<br>{_tpl(name_x)}: %{{x:.4g}}<br>{_tpl(name_y)}: %{{y:.4g}}<extra></extra>",
     ))
     fig.add_trace(go.Scatter(x=[band_lo, q95, q95], y=[q95, q95, band_lo], mode="lines",
                              name=f"null 95% band (q95 = {q95:.4g})", line={"color": GREEN, "width": 1}))
@@ -117,6 +123,7 @@ def slice_scatter_figure(
                                  marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": RED, "width": 3}}))
     u = f" ({units})" if units else ""
     below = int(np.sum(y < x))
+    name_x, name_y = _pt(name_x), _pt(name_y)
     _layout(fig, f"Same slices: {name_y} against {name_x} ({below} of {x.size} slices lower for {name_y})",
             f"statistic of {name_x}{u}", f"statistic of {name_y}{u}", height=420)
     if log:
@@ -149,7 +156,7 @@ def sorted_curves_figure(
     fig.add_hrect(y0=q95, y1=q999, fillcolor=ORANGE, opacity=0.12, line_width=0, layer="below")
     for i, (name, v) in enumerate(statistics.items()):
         v = np.sort(np.asarray(v, dtype=np.float64).ravel())[::-1]
-        fig.add_trace(go.Scatter(x=np.arange(1, v.size + 1), y=v, mode="lines", name=f"{name} (mean {v.mean():.4g})",
+        fig.add_trace(go.Scatter(x=np.arange(1, v.size + 1), y=v, mode="lines", name=f"{_pt(name)} (mean {v.mean():.4g})",
                                  line={"color": _color(i), "width": 2}))
     lines = [(q95, f"95% null quantile {q95:.4g}", "dash", GREEN), (q999, f"99.9% null quantile {q999:.4g}", "dash", RED)]
     if null_mean is not None and np.isfinite(null_mean):
@@ -181,7 +188,7 @@ def overlay_histogram_figure(values: Mapping[str, np.ndarray], *, slice_index: O
     fig = go.Figure()
     for i, (name, a) in enumerate(arrays.items()):
         dens, _ = np.histogram(a, bins=edges, density=True)
-        fig.add_trace(go.Bar(x=centres, y=dens, width=float(edges[1] - edges[0]), name=name,
+        fig.add_trace(go.Bar(x=centres, y=dens, width=float(edges[1] - edges[0]), name=_pt(name),
                              marker_color=_color(i), opacity=0.5))
     grid = np.linspace(lo, hi, 400)
     fig.add_trace(go.Scatter(x=grid, y=normal_pdf(grid), mode="lines", name="N(0, 1) density",
@@ -206,8 +213,8 @@ def overlay_cf_figure(values: Mapping[str, np.ndarray], *, t_max: float = 4.0, s
                              line={"color": GREY, "width": 1, "dash": "dot"}, hoverinfo="skip"))
     for i, (name, v) in enumerate(values.items()):
         re, im = ecf_on_grid(np.asarray(v, dtype=np.float64), t)
-        fig.add_trace(go.Scatter(x=t, y=re, mode="lines", name=f"{name}: Re", line={"color": _color(i), "width": 2}))
-        fig.add_trace(go.Scatter(x=t, y=im, mode="lines", name=f"{name}: Im",
+        fig.add_trace(go.Scatter(x=t, y=re, mode="lines", name=f"{_pt(name)}: Re", line={"color": _color(i), "width": 2}))
+        fig.add_trace(go.Scatter(x=t, y=im, mode="lines", name=f"{_pt(name)}: Im",
                                  line={"color": _color(i), "width": 1.5, "dash": "dot"}))
     if nodes is not None:
         nd = np.asarray(nodes, dtype=np.float64)
@@ -231,7 +238,7 @@ def overlay_spectrum_figure(eigenvalues: Mapping[str, np.ndarray]) -> go.Figure:
         ev = np.sort(np.asarray(e, dtype=np.float64).ravel())[::-1]
         d = max(d, ev.size)
         fig.add_trace(go.Scatter(x=np.arange(1, ev.size + 1), y=np.maximum(ev, floor), mode="lines+markers",
-                                 name=name, line={"color": _color(i)}, marker={"size": 4}))
+                                 name=_pt(name), line={"color": _color(i)}, marker={"size": 4}))
     fig.add_trace(go.Scatter(x=[1, d], y=[1, 1], mode="lines", name="N(0, I): all 1",
                              line={"dash": "dot", "color": GREEN}))
     _layout(fig, "Covariance eigen-spectra", "index (largest first)", "eigenvalue (log)", height=340)
@@ -256,12 +263,12 @@ def deltas_figure(deltas: pd.DataFrame, metric: str = "sigreg", *, label: Option
     df = deltas[deltas["metric"] == metric] if len(deltas) else deltas
     if df is None or not len(df):
         raise ValueError(f"no deltas of {metric!r} to draw")
-    names = [str(s) for s in df["set"]]
+    names = [_pt(s) for s in df["set"]]
     v = df["value"].to_numpy(dtype=np.float64)
     lo = df["ci_low"].to_numpy(dtype=np.float64)
     hi = df["ci_high"].to_numpy(dtype=np.float64)
     sig = df["significant"].to_numpy(dtype=bool)
-    notes = [str(n) if isinstance(n, str) else "" for n in df.get("note", pd.Series([""] * len(df)))]
+    notes = [_pt(n) if isinstance(n, str) else "" for n in df.get("note", pd.Series([""] * len(df)))]
     log = _wide(v) if log is None else bool(log)
     fig = go.Figure()
     colour = [VERDICT_COLOURS[2] if s else GREY for s in sig]
@@ -289,7 +296,7 @@ def deltas_figure(deltas: pd.DataFrame, metric: str = "sigreg", *, label: Option
             text=hover, hovertemplate="%{text}<extra></extra>"))
         fig.add_vline(x=0.0, line={"color": GREY, "dash": "dash"})
         xt = f"Δ {label or metric}"
-    ref = str(df["reference"].iloc[0])
+    ref = _pt(df["reference"].iloc[0])
     _layout(fig, f"Δ {label or metric} against {ref} (vermilion: interval excludes 0)", xt, "set",
             height=max(220, 70 + 40 * len(names)))
     return fig
@@ -298,7 +305,7 @@ def deltas_figure(deltas: pd.DataFrame, metric: str = "sigreg", *, label: Option
 def ranking_figure(ranking: pd.DataFrame, *, log: Optional[bool] = None) -> go.Figure:
     """SIGReg / null mean of every set, best on top, with its bootstrap interval, coloured by verdict."""
     df = ranking
-    names = [f"{r}. {s}" for r, s in zip(df["rank"], df["set"])]
+    names = [f"{r}. {_pt(s)}" for r, s in zip(df["rank"], df["set"])]
     x = df["x_null"].to_numpy(dtype=np.float64)
     lo = df["x_null_low"].to_numpy(dtype=np.float64)
     hi = df["x_null_high"].to_numpy(dtype=np.float64)
@@ -306,8 +313,8 @@ def ranking_figure(ranking: pd.DataFrame, *, log: Optional[bool] = None) -> go.F
     fig = go.Figure(go.Bar(
         x=x, y=names, orientation="h", marker={"color": [verdict_colour(v) for v in df["verdict"]]},
         error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - x), "arrayminus": np.nan_to_num(x - lo)},
-        text=[f"{v:.3g}× · {vd}" for v, vd in zip(x, df["verdict"])], textposition="auto",
-        customdata=np.stack([df["verdict"].astype(str), df["vs_above"].astype(str)], -1),
+        text=[f"{v:.3g}× · {_pt(vd)}" for v, vd in zip(x, df["verdict"])], textposition="auto",
+        customdata=np.stack([[_pt(c) for c in df["verdict"].astype(str)], [_pt(c) for c in df["vs_above"].astype(str)]], -1),
         hovertemplate="%{y}: %{x:.4g} × null mean<br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
         name="SIGReg / null mean"))
     fig.add_vline(x=1.0, line={"color": GREY, "dash": "dash"})
@@ -328,7 +335,9 @@ def pairwise_figure(code: pd.DataFrame, text: pd.DataFrame, *, metric_label: str
     """
     z = code.to_numpy(dtype=np.float64)
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(code.columns), y=list(code.index), text=text.to_numpy(), texttemplate="%{text}",
+        z=z, x=[_pt(c) for c in code.columns], y=[_pt(c) for c in code.index],
+        text=np.vectorize(lambda c: _pt(c, None), otypes=[object])(text.to_numpy()) if text.size else text.to_numpy(),
+        texttemplate="%{text}",
         textfont={"size": 10}, zmin=-1, zmax=1, showscale=False, xgap=2, ygap=2,
         colorscale=[[0.0, VERDICT_COLOURS[0]], [0.5, "#DDDDDD"], [1.0, VERDICT_COLOURS[2]]],
         hovertemplate="%{y} − %{x}: %{text}<extra></extra>"))

@@ -12,6 +12,7 @@ import json
 from typing import TYPE_CHECKING, Any, Optional
 
 from sigreg_core.util.jsonsafe import to_jsonable
+from sigreg_core.util.text import csv_safe_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from sigreg_core.present.report import Report, SliceView
@@ -24,8 +25,9 @@ def _jsonable(x: Any) -> Any:
 
 
 def per_slice_csv(report: Report) -> bytes:
-    """The per-slice table as CSV (one row per slice, columns as on the page)."""
-    return report.per_slice.to_csv(index=False, float_format="%.10g").encode("utf-8")
+    """The per-slice table as CSV (one row per slice, columns as on the page); text cells starting with
+    ``= + - @`` are neutralised (:func:`sigreg_core.util.text.csv_safe_frame`)."""
+    return csv_safe_frame(report.per_slice).to_csv(index=False, float_format="%.10g").encode("utf-8")
 
 
 def assessment_json(report: Report, source: Optional[dict] = None) -> bytes:

@@ -28,6 +28,8 @@ browser); :data:`PLOTLY_CONFIG` sets its format and scale.
 """
 from __future__ import annotations
 
+import re
+
 import math
 from typing import Optional, Sequence
 
@@ -72,7 +74,8 @@ PLOTLY_CONFIG = {
 def plotly_config(filename: str) -> dict:
     """:data:`PLOTLY_CONFIG` with the PNG file name set (``filename.png``)."""
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PLOTLY_CONFIG.items()}
-    cfg["toImageButtonOptions"]["filename"] = filename
+    # a download name only: letters, digits, '.', '-', '_' (the name may come from a file)
+    cfg["toImageButtonOptions"]["filename"] = re.sub(r"[^\w.-]+", "_", str(filename), flags=re.ASCII)[:100] or "chart"
     return cfg
 
 

@@ -22,6 +22,7 @@ from sigreg_core.present import figures as F
 from sigreg_core.present import verdict_card as VC
 from sigreg_core.present.reading import format_p, metrics_table, min_p_note, verdict_tone
 from sigreg_core.present.report import Report, SliceView, _jsonable, report_figures
+from sigreg_core.util.text import visible
 
 
 def _fmt(v) -> str:
@@ -66,7 +67,9 @@ def html_report(report: Report, view: SliceView, *, title: str = "latent-health 
     their N(0, I) reference, then every figure.  Every string from the data or a file
     is HTML-escaped.
     """
-    esc = html.escape
+    def esc(text, quote: bool = True) -> str:  # file names are data: bidi/tag/control characters shown as escapes
+        return html.escape(visible(text), quote)
+
     figs = report_figures(report, view)
     s = report.summary
     tone = verdict_tone(s["verdict"])

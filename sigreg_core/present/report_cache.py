@@ -3,6 +3,12 @@
 Selecting another slice or switching pages is a hit and never recomputes the
 statistic; only a new digest or a changed setting builds a report
 (:func:`sigreg_core.present.report.build_report`).
+
+The digest must be that of the bytes actually scored: the page passes
+:attr:`~sigreg_core.inputs.errors.LoadedEmbeddings.data_sha256` (the loaded array's own
+digest, :func:`data_digest`), never a digest of the source file taken after loading it (a
+server file replaced in between would cache the old report under the new file's digest,
+shared with every session).
 """
 from __future__ import annotations
 
@@ -15,7 +21,14 @@ import numpy as np
 from sigreg_core.present import report as _report  # build_report looked up at call time (tests count its calls)
 from sigreg_core.present.report import Report, Settings
 
-__all__ = ["ReportCache"]
+__all__ = ["ReportCache", "data_digest"]
+
+
+def data_digest(z: np.ndarray) -> str:
+    """The digest a report of ``z`` is cached under: sha256 of its dtype, shape and bytes."""
+    from sigreg_core.inputs.errors import array_digest
+
+    return array_digest(z)
 
 
 class ReportCache:

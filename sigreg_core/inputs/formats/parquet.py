@@ -1,8 +1,10 @@
 """``.parquet``: numeric columns, or one list / fixed-size-list column of vectors.
 
-A row subset (``max_rows`` below the row count) of a file with several row groups is read one row
-group at a time: decode a group, keep its rows that are in the planned ``idx``, drop it.  The
-budget is then the largest row group (from the footer) plus the result, not the whole column; the
+A row subset (``max_rows`` below the row count, or a table over the row limit of
+:func:`sigreg_core.inputs.limits.row_limit`) is read in bounded slices (``iter_batches`` of at
+most ``_SLICE_BYTES`` decoded, even inside one huge row group): decode a slice, keep its rows that
+are in the planned ``idx``, drop it.  The memory is then one slice plus the result, whatever the
+row groups (a dictionary + zstd row group of 40 M x 2 zeros is a few hundred KB on disk); the
 values, notices and errors are those of the whole-column decode.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from sigreg_core.inputs.context import _META_COLUMNS, _Ctx, _finish, _note_set_aside
 from sigreg_core.inputs.errors import ArrayEntry, EmbeddingLoadError, LoadedEmbeddings, _first_line, _human
-from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_COLUMNS_ENV, max_columns
+from sigreg_core.inputs.limits import MAX_BYTES_ENV, MAX_COLUMNS_ENV, max_columns, row_limit
 from sigreg_core.inputs.sniff import _sniff
 
 
@@ -75,12 +77,6 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
 
     pf, schema, meta = _parquet_file(ctx)
     sizes = [int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups)]
-    if _subset(ctx, meta):  # read one row group at a time: the largest one counts
-        g, rows = _largest_row_group(meta, sizes)
-        if sizes and sizes[g] > ctx.max_bytes:
-            _refuse_row_group(ctx, f"the parquet table's row group {g} ({rows:,} rows) is {_human(sizes[g])} uncompressed")
-    else:
-        ctx.check_bytes(sum(sizes), "the parquet table (uncompressed)")
     limit = max_columns()
     if meta.num_columns > limit:
         ctx.fail(f"has {meta.num_columns:,} columns, over the column limit of {limit:,}; store the vectors in one "
@@ -105,8 +101,9 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
             if aside:
                 ctx.notices.append(f"set aside columns {', '.join(aside[:10])}{' …' if len(aside) > 10 else ''} (used vector column {vec_col!r})")
             _check_vector_column(ctx, pf, schema, meta, vec_col)  # decoded size from metadata, before decoding
-            if _subset(ctx, meta) and meta.num_row_groups > 1:
+            if _subset(ctx, meta, _vector_width(schema.field(vec_col).type, meta, vec_col)):
                 return _vectors_by_row_group(ctx, pf, meta, vec_col, schema.field(vec_col).type)
+            ctx.check_bytes(sum(sizes), "the parquet table (uncompressed)")
             col = pf.read(columns=[vec_col]).column(0).combine_chunks()
             return _vectors_to_embeddings(ctx, col, vec_col)
         meta_cols = [c for c in num if c.strip().lower() in _META_COLUMNS or c.startswith("Unnamed:") or c == "__index_level_0__"]
@@ -117,15 +114,13 @@ def _load_parquet(ctx: _Ctx) -> LoadedEmbeddings:
         shape = (meta.num_rows, len(use))
         shape, _v, idx, out_shape = ctx.plan(shape)
         row_bytes = sum(max(_width(schema.field(c).type), 1) for c in use)
-        if _subset(ctx, meta):
-            g, rows = _largest_row_group(meta, [int(meta.row_group(i).num_rows) for i in range(meta.num_row_groups)])
-            group, result = rows * (row_bytes + 16), 4 * math.prod(out_shape)
-            if group + result > ctx.max_bytes:
-                _refuse_row_group(ctx, f"decoding {len(use):,} numeric columns needs {_human(group)} for row group {g} "
-                                       f"({rows:,} rows) plus {_human(result)} for the result")
-            if meta.num_row_groups > 1:
-                return _numeric_by_row_group(ctx, pf, meta, use, shape, idx, out_shape)
+        if idx is not None:  # a subset: decoded in bounded slices, whatever the row groups
+            rows = _slice_rows(ctx, row_bytes + 16 * len(use))
+            ctx.check_bytes(rows * (row_bytes + 16 * len(use)) + 4 * math.prod(out_shape),
+                            f"decoding {len(use):,} numeric columns in slices of {rows:,} rows plus the result")
+            return _numeric_by_row_group(ctx, pf, meta, use, shape, idx, out_shape, rows)
         else:
+            ctx.check_bytes(sum(sizes), "the parquet table (uncompressed)")
             ctx.check_bytes(meta.num_rows * row_bytes + 4 * math.prod(out_shape) + 8 * meta.num_rows,
                             f"decoding {len(use):,} numeric columns of {meta.num_rows:,} rows")
         table = pf.read(columns=use)
@@ -166,22 +161,29 @@ def _leaf_values(meta, column: str) -> list:
     return per_group
 
 
-def _subset(ctx: _Ctx, meta) -> bool:
-    """True when the caller asked for fewer rows than the file has (``ctx.plan`` will draw ``idx``)."""
-    return ctx.max_rows is not None and 2 <= int(ctx.max_rows) < int(meta.num_rows)
+#: decoded bytes of one slice of a subset read
+_SLICE_BYTES = 64 * 1024**2
 
 
-def _largest_row_group(meta, sizes: list) -> tuple:
-    """(index, rows) of the row group with the largest ``sizes`` entry."""
-    g = int(np.argmax(sizes)) if sizes else 0
-    return g, int(meta.row_group(g).num_rows) if sizes else 0
+def _slice_rows(ctx: _Ctx, row_bytes: int) -> int:
+    """Rows per decoded slice: ``_SLICE_BYTES`` (at most an eighth of the byte limit) of decoded values."""
+    return max(256, min(_SLICE_BYTES, ctx.max_bytes // 8) // max(int(row_bytes), 1))
 
 
-def _refuse_row_group(ctx: _Ctx, what: str) -> None:
-    ctx.fail(f"{what}, over the limit of {_human(ctx.max_bytes)} (checked from the footer before decoding; a "
-             f"max_rows subset is decoded one row group at a time, so the largest row group must fit); write the "
-             f"file with smaller row groups (pyarrow: write_table(..., row_group_size=ROWS)) or "
-             f"raise max_bytes / {MAX_BYTES_ENV}")
+def _vector_width(t, meta, name: str) -> int:
+    """Values per row of a vector column: the list size, else the footer's values per row."""
+    if hasattr(t, "list_size"):
+        return int(t.list_size)
+    return max(1, sum(_leaf_values(meta, name)) // max(int(meta.num_rows), 1))
+
+
+def _subset(ctx: _Ctx, meta, width: int = 1) -> bool:
+    """True when fewer rows than the file has will be kept (``ctx.plan`` will draw ``idx``): the caller
+    asked for fewer, or the table is over the row limit at ``width`` values per row."""
+    n = int(meta.num_rows)
+    if ctx.max_rows is not None and 2 <= int(ctx.max_rows) < n:
+        return True
+    return row_limit(width)[0] < n
 
 
 def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str, d: int | None = None) -> None:
@@ -205,14 +207,16 @@ def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str, d: int | None =
         values = [int(meta.row_group(i).num_rows) * int(t.list_size) for i in range(meta.num_row_groups)]
     else:
         values = _leaf_values(meta, name)
-    if _subset(ctx, meta):
-        g, rows = _largest_row_group(meta, values)
-        group = values[g] * (_width(t.value_type) + 16) + (0 if fixed else 24 * rows)
-        width = int(t.list_size) if fixed else (d if d is not None else sum(values) // max(n, 1))
-        result = 4 * int(ctx.max_rows) * width
+    width = int(t.list_size) if fixed else (d if d is not None else max(1, sum(values) // max(n, 1)))
+    if _subset(ctx, meta, width):  # decoded in slices: one slice and the result count
+        per_row = width * (_width(t.value_type) + 16) + (0 if fixed else 24)
+        rows = _slice_rows(ctx, per_row)
+        kept = min(n, row_limit(width)[0], int(ctx.max_rows) if ctx.max_rows is not None else n)
+        group, result = rows * per_row, 4 * kept * width
         if group + result > ctx.max_bytes:
-            _refuse_row_group(ctx, f"vector column {name!r}: row group {g} ({rows:,} rows) decodes to {values[g]:,} "
-                                   f"values needing {_human(group)}, plus {_human(result)} for the result")
+            ctx.fail(f"vector column {name!r}: a slice of {rows:,} rows decodes to {_human(group)}, plus "
+                     f"{_human(result)} for the result, over the limit of {_human(ctx.max_bytes)} (checked from the "
+                     f"footer before decoding); pass max_rows (CLI --max-rows) or raise max_bytes / {MAX_BYTES_ENV}")
         return
     per_value = _width(t.value_type) + 8 + 4
     need = sum(values) * per_value
@@ -294,8 +298,10 @@ def _vectors_by_row_group(ctx: _Ctx, pf, meta, name: str, t) -> LoadedEmbeddings
     d = int(t.list_size) if pa.types.is_fixed_size_list(t) else None
     nulls, first_null, ragged, deferred, plan, out = 0, None, None, None, None, None
     start = 0
-    for g in range(meta.num_row_groups):
-        col = pf.read_row_group(g, columns=[name]).column(0).combine_chunks()
+    width = _vector_width(t, meta, name)
+    rows = _slice_rows(ctx, width * (_width(t.value_type) + 16) + 24)
+    for batch in pf.iter_batches(batch_size=rows, columns=[name], use_threads=False):
+        col = batch.column(0)
         block = len(col)
         if col.null_count:
             nulls += int(col.null_count)
@@ -319,7 +325,7 @@ def _vectors_by_row_group(ctx: _Ctx, pf, meta, name: str, t) -> LoadedEmbeddings
                 if deferred is None:
                     _take_rows(block, [(None, col.flatten())], start, plan[2], out)
         start += block
-        del col
+        del col, batch
     if first_null is not None:
         ctx.fail(f"vector column {name!r} has {nulls} empty (null) rows, first at row {first_null}; fill or drop them")
     if ragged is not None:
@@ -331,14 +337,13 @@ def _vectors_by_row_group(ctx: _Ctx, pf, meta, name: str, t) -> LoadedEmbeddings
     return _finish(ctx, out, "parquet", name, shape, _arrow_name({str(t.value_type)}), idx)
 
 
-def _numeric_by_row_group(ctx: _Ctx, pf, meta, use: list, shape, idx, out_shape) -> LoadedEmbeddings:
-    """A max_rows subset of one-column-per-dimension numbers, decoded one row group at a time."""
+def _numeric_by_row_group(ctx: _Ctx, pf, meta, use: list, shape, idx, out_shape, rows: int) -> LoadedEmbeddings:
+    """A row subset of one-column-per-dimension numbers, decoded in slices of ``rows`` rows."""
     out = np.empty(out_shape, dtype=np.float32)
     dtypes = set()
     start = 0
-    for g in range(meta.num_row_groups):
-        table = pf.read_row_group(g, columns=use)
-        columns = [(j, table.column(j).combine_chunks()) for j in range(len(use))]
+    for table in pf.iter_batches(batch_size=rows, columns=use, use_threads=False):
+        columns = [(j, table.column(j)) for j in range(len(use))]
         dtypes.update(str(arr.type) for _j, arr in columns)
         _take_rows(table.num_rows, columns, start, idx, out)
         start += table.num_rows

@@ -18,11 +18,19 @@ _METHODS = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2", zipfile
 def _open_zip(ctx: _Ctx, what: str) -> zipfile.ZipFile:
     try:
         src = ctx.src
-        return zipfile.ZipFile(io.BytesIO(src.data) if src.data is not None else src.path)
+        zf = zipfile.ZipFile(io.BytesIO(src.data) if src.data is not None else src.path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
         ctx.fail(f"is not a readable {what} ({_first_line(exc)}); the file is corrupt or truncated, re-save it")
     except Exception as exc:  # any other parse failure of a hostile archive
         ctx.fail(f"is not a readable {what} ({type(exc).__name__}); re-save it")
+    seen: set = set()
+    for info in zf.infolist():  # the directory lists one name twice: one reader lists one member, loads the other
+        if info.filename in seen:
+            zf.close()
+            ctx.fail(f"holds the member {info.filename!r} twice (a duplicated zip entry; readers disagree on which one "
+                     f"is meant); re-save the {what}")
+        seen.add(info.filename)
+    return zf
 
 
 def _check_zip_member(ctx: _Ctx, info: zipfile.ZipInfo, budget: Optional[int] = None):
