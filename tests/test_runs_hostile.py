@@ -77,7 +77,8 @@ print(json.dumps(out))
 def _read(path: Path, action: str = "series", arg: str = "", tmp: Path = None) -> dict:
     cache = str((tmp or path.parent) / "cache")
     code = _CHILD.format(root=str(ROOT))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", LATENT_HEALTH_CACHE=cache)
+    # the package cache (compiled kernels, null-law tables) stays the user's: a fresh one would time a compile
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     for k in ("RANK", "WORLD_SIZE", "LATENT_HEALTH_MAX_MEMORY", "LATENT_HEALTH_MAX_BYTES"):
         env.pop(k, None)
     proc = subprocess.run([sys.executable, "-c", code, str(path), action, arg, cache], capture_output=True,
