@@ -22,6 +22,7 @@ import math
 import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
@@ -44,6 +45,9 @@ MAX_FOLDER_ENTRIES = 100_000
 MAX_FOLDER_STEPS = 256
 #: runs listed by discovery at most
 MAX_RUNS_LISTED = 500
+#: seconds one read of a folder run spends scoring files not yet cached (the newest first); the rest
+#: are scored by the next reads (cached), so a read never takes minutes
+FOLDER_SCORE_SECONDS = 15.0
 
 
 # ----------------------------------------------------------------------------- reader
@@ -381,7 +385,9 @@ class RunReader:
                                "max_bytes": _snapshot_max_bytes()}, sort_keys=True)
         records = []
         total = len(files)
-        for i, (step, p) in enumerate(sorted(files.items())):
+        t_end = time.monotonic() + FOLDER_SCORE_SECONDS
+        unscored = 0
+        for i, (step, p) in enumerate(sorted(files.items(), reverse=True)):  # the newest first
             try:
                 st_ = p.stat()
             except OSError:
@@ -389,6 +395,9 @@ class RunReader:
             ident = (str(p.resolve()), st_.st_mtime_ns, st_.st_size, settings)
             summ = cache.get(ident)
             if summ is None:
+                if time.monotonic() > t_end:
+                    unscored += 1
+                    continue
                 summ = self._score_file(p)
                 cache.put(ident, summ)
             rec = {"step": step, "time": st_.st_mtime, "snapshot": str(p)}
@@ -401,6 +410,10 @@ class RunReader:
             if progress is not None:
                 progress(i + 1, total)
         cache.close()
+        if unscored:
+            notices.append(f"{self.name}: {unscored:,} older snapshot files are not scored yet (this read's "
+                           f"{FOLDER_SCORE_SECONDS:.0f} s budget); the next reads score them")
+        records.sort(key=lambda r: r["step"])
         cols = ["step", "time", "snapshot", *SERIES_COLUMNS, *_TEXT_COLUMNS, "scalars"]
         df = pd.DataFrame.from_records(records, columns=cols)
         errors: list = []
