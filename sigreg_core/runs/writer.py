@@ -306,6 +306,9 @@ class RunWriter:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _acquire_lock(self.run_dir)
+        except RunLockedError:
+            self._sinks_closed = True  # refused: the caller's sinks are not ours to close (__del__ runs close())
+            raise
         except OSError as exc:  # unwritable folder: the writer warns and retries at each log, as before
             self._warn("io", f"cannot lock the run folder ({type(exc).__name__}: {exc})")
         self._open()
