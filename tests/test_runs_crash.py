@@ -235,3 +235,79 @@ def test_reader_polling_a_live_writer_sees_only_complete_snapshots(tmp_path):
         proc.communicate(timeout=30)
     assert len(seen_steps) >= 5 and loaded >= 5
     check_run(run_dir, set())
+
+
+# ----------------------------------------------------------------------------- one writer per run
+def test_second_writer_in_another_process_is_refused_and_the_lock_dies_with_its_holder(tmp_path):
+    """Two writers on one run (as when every DDP rank writes) used to leave rows pointing to
+    missing snapshots: the second is refused in one line, a rank-named writer goes beside it,
+    and after a SIGKILL of the holder the next writer gets the run (nothing reported is lost)."""
+    import torch
+
+    from sigreg_core.runs.writer import RunLockedError, RunWriter
+
+    run_dir = tmp_path / "run"
+    proc = _spawn(run_dir, 0)
+    try:
+        assert _read_lines(proc, time.monotonic() + 120, 1) == ["ready"]
+        lines = _read_lines(proc, time.monotonic() + 0.5)
+        with pytest.raises(RunLockedError) as info:
+            RunWriter(run_dir, max_rows=None, summary=False)
+        msg = str(info.value)
+        assert "\n" not in msg and "already being written" in msg and f"pid {proc.pid}" in msg and "rank=" in msg
+        with RunWriter(run_dir, max_rows=None, summary=False, rank=1) as w1:  # its own folder beside the run
+            assert w1.run_dir == tmp_path / "run-rank1"
+            assert w1.log(10**9, torch.ones(8, 4))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        rest, _err = proc.communicate(timeout=30)
+    reported = {int(s) for s in lines + rest.split() if s.isdigit()}
+    assert reported, "the first writer wrote nothing before the kill"
+    steps = check_run(run_dir, reported)
+    assert 10**9 not in steps  # the rank-1 row never entered rank 0's index
+    with RunWriter(run_dir, max_rows=None, summary=False) as w:  # the kill released the lock
+        nxt = max(steps) + 1
+        assert w.log(nxt, torch.from_numpy(expected(nxt)))
+    check_run(run_dir, reported | {nxt})
+    from sigreg_core.runs import RunReader
+
+    assert list(RunReader(tmp_path / "run-rank1").timeseries()["step"]) == [10**9]
+
+
+def test_second_writer_in_the_same_process_is_refused_until_the_first_closes(tmp_path):
+    import torch
+
+    from sigreg_core.runs.writer import RunLockedError, RunWriter
+
+    w = RunWriter(tmp_path / "run", max_rows=None, summary=False)
+    assert w.log(0, torch.ones(4, 3))
+    with pytest.raises(RunLockedError):
+        RunWriter(tmp_path / "run", max_rows=None, summary=False)
+    w.close()
+    with RunWriter(tmp_path / "run", max_rows=None, summary=False) as w2:
+        assert w2.log(1, torch.ones(4, 3))
+    with pytest.raises(ValueError):
+        RunWriter(tmp_path / "run", rank=-1)
+
+
+def test_two_writers_racing_on_one_run_leave_one_consistent_index(tmp_path):
+    """Two processes started together on one run: exactly one writes, the other is refused; the
+    index never holds a row whose snapshot is missing or holds another writer's data."""
+    run_dir = tmp_path / "run"
+    procs = [_spawn(run_dir, start) for start in (0, 100_000)]
+    lines = {}
+    try:
+        for p in procs:
+            lines[p.pid] = _read_lines(p, time.monotonic() + 120, 1)
+        time.sleep(0.8)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+    outs = [p.communicate(timeout=30) for p in procs]
+    refused = [err for (_o, err) in outs if "RunLockedError" in err]
+    assert len(refused) == 1, [e[-300:] for _o, e in outs]
+    winner = [o for (o, err) in outs if "RunLockedError" not in err][0]
+    reported = {int(s) for s in winner.split() if s.isdigit()}
+    steps = check_run(run_dir, reported)
+    assert steps and (max(steps) < 100_000 or min(steps) >= 100_000)  # one writer's steps only

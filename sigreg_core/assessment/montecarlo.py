@@ -122,6 +122,159 @@ class MonteCarloNull:
         return np.quantile(ref, quantiles, axis=0)
 
 
+# ----------------------------------------------------------------------------- the disk cache
+# A cached null is served only when (1) its name carries the fingerprint of the code that made it
+# (every module of sigreg_core.core and sigreg_core.assessment, the package, numpy and torch
+# versions: a new release or an edited scorer never reads an old table), (2) the file holds the
+# exact settings asked for and well-formed arrays of the expected shapes, and (3) its HMAC-SHA256
+# over settings, fingerprint and array bytes, keyed by a per-user secret (``cache.key``, mode
+# 0600, created once, refused unless owned by this user and private), matches.  A table altered
+# in place but still well-formed (the audit turned "severe" into "healthy" with p = 1.0 this way)
+# fails (3) and is recomputed and overwritten.  Arrays are read with ``allow_pickle=False``.
+_FIELDS = ("sigreg", "verdict_log_p", "per_slice", "screen_log_p")
+_KEY_FILE = "cache.key"
+
+
+def code_fingerprint() -> str:
+    """sha256 of the code that simulates and scores a null (hex); part of every cache file name."""
+    global _CODE_FINGERPRINT
+    if _CODE_FINGERPRINT is None:
+        import sigreg_core
+
+        pkg = Path(sigreg_core.__file__).resolve().parent
+        h = hashlib.sha256(f"latent-health mc v{_CACHE_VERSION}|{getattr(sigreg_core, '__version__', '')}|"
+                           f"numpy {np.__version__}|torch {torch.__version__}".encode())
+        for sub in ("core", "assessment"):
+            for f in sorted((pkg / sub).glob("*.py")):
+                try:
+                    data = f.read_bytes()
+                except OSError:
+                    data = b"unreadable"
+                h.update(f"|{sub}/{f.name}|{len(data)}|".encode())
+                h.update(data)
+        _CODE_FINGERPRINT = h.hexdigest()
+    return _CODE_FINGERPRINT
+
+
+_CODE_FINGERPRINT: Optional[str] = None
+
+
+def _cache_path(root: Optional[Path], key: str) -> Optional[Path]:
+    return None if root is None else root / f"null-{key}-{code_fingerprint()[:12]}.npz"
+
+
+def _secret(root: Path, create: bool) -> Optional[bytes]:
+    """The per-user HMAC key of the cache folder, or None when it is missing or not private."""
+    path = root / _KEY_FILE
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(str(path), flags)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(os.urandom(32))
+        except FileExistsError:
+            pass  # another process made it meanwhile
+        except OSError:
+            return None
+        return _secret(root, create=False)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o077 or st.st_size != 32:
+            return None  # planted by someone else, or readable by others: trust nothing signed with it
+        key = os.read(fd, 64)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return key if len(key) == 32 else None
+
+
+def _digest(secret: bytes, config: dict, arrays: dict) -> str:
+    import hmac
+
+    h = hmac.new(secret, digestmod=hashlib.sha256)
+    h.update(json.dumps(config, sort_keys=True).encode())
+    h.update(code_fingerprint().encode())
+    for name in _FIELDS:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"|{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _well_formed(config: dict, arrays: dict) -> bool:
+    draws, m = int(config["draws"]), int(config["num_slices"])
+    sig, vlp, per, slp = (arrays[k] for k in _FIELDS)
+    return (sig.dtype == np.float64 and sig.shape == (draws,) and vlp.dtype == np.float64 and vlp.shape == (draws,)
+            and slp.dtype == np.float64 and slp.shape == (draws, len(SCREENS)) and per.dtype == np.float32
+            and per.ndim == 2 and per.shape[0] <= draws and (per.shape[0] == 0 or per.shape[1] <= m)
+            and bool(np.all(np.isfinite(sig))))
+
+
+def _load_cached(path: Optional[Path], config: dict) -> Optional["MonteCarloNull"]:
+    """The cached null at ``path`` if it was made by this code for ``config`` and is intact; else None."""
+    if path is None or not path.is_file() or path.is_symlink():
+        return None
+    secret = _secret(path.parent, create=False)
+    if secret is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if set(f.files) != {*_FIELDS, "config", "code", "digest"}:
+                return None
+            if bytes(f["code"].tobytes()).decode("ascii") != code_fingerprint():
+                return None
+            if json.loads(bytes(f["config"].tobytes()).decode("utf-8")) != json.loads(json.dumps(config)):
+                return None
+            arrays = {k: f[k] for k in _FIELDS}
+            digest = bytes(f["digest"].tobytes()).decode("ascii")
+    except Exception:  # unreadable or foreign entry: recompute and overwrite
+        return None
+    import hmac
+
+    if not _well_formed(config, arrays) or not hmac.compare_digest(digest, _digest(secret, config, arrays)):
+        return None
+    return MonteCarloNull(config=config, sigreg=arrays["sigreg"], verdict_log_p=arrays["verdict_log_p"],
+                          per_slice=arrays["per_slice"], screen_log_p=arrays["screen_log_p"], source="cache",
+                          seconds=0.0, path=str(path))
+
+
+def _save_cached(path: Optional[Path], out: "MonteCarloNull") -> Optional[str]:
+    """Write ``out`` atomically with its settings, code fingerprint and digest; the path, or None."""
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = _secret(path.parent, create=True)
+        if secret is None:
+            return None  # no private key here: keep the result in memory only
+        arrays = {"sigreg": np.asarray(out.sigreg, np.float64), "verdict_log_p": np.asarray(out.verdict_log_p, np.float64),
+                  "per_slice": np.asarray(out.per_slice, np.float32), "screen_log_p": np.asarray(out.screen_log_p, np.float64)}
+        as_bytes = lambda text: np.frombuffer(text.encode(), dtype=np.uint8)  # noqa: E731
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays, config=as_bytes(json.dumps(out.config, sort_keys=True)),
+                         code=as_bytes(code_fingerprint()), digest=as_bytes(_digest(secret, out.config, arrays)))
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return str(path)
+    except OSError:
+        return None  # read-only cache location: keep the result in memory only
+
+
 def _cache_dir(cache_dir) -> Optional[Path]:
     if cache_dir is False:
         return None
@@ -144,17 +297,10 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
     }
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
     root = _cache_dir(cache_dir)
-    path = root / f"null-{key}.npz" if root is not None else None
-    if path is not None and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                out = MonteCarloNull(config=config, sigreg=f["sigreg"], verdict_log_p=f["verdict_log_p"],
-                                     per_slice=f["per_slice"], screen_log_p=f["screen_log_p"], source="cache",
-                                     seconds=0.0, path=str(path))
-            if out.size == draws:
-                return out
-        except Exception:
-            pass  # unreadable cache entry: recompute and overwrite
+    path = _cache_path(root, key)
+    cached = _load_cached(path, config)
+    if cached is not None:
+        return cached
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(int(key[:12], 16) % (2**62))
     sig = np.empty(draws)
@@ -180,16 +326,7 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
     per = np.stack(pool) if pool else np.zeros((0, num_slices), np.float32)
     out = MonteCarloNull(config=config, sigreg=sig, verdict_log_p=vlp, per_slice=per, screen_log_p=slp,
                          source="computed", seconds=time.perf_counter() - t0)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, sigreg=sig, verdict_log_p=vlp, per_slice=per, screen_log_p=slp)
-            os.replace(tmp, path)
-            out.path = str(path)
-        except OSError:
-            out.path = None  # read-only cache location: keep the result in memory only
+    out.path = _save_cached(path, out)
     return out
 
 

@@ -104,21 +104,25 @@ def as_float_tensor(z, name: str = "z") -> torch.Tensor:
     return t
 
 
-def check_shape(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> None:
-    """Refuse shapes the statistic cannot score (the cheap part of the checks)."""
+def check_shape(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2, min_rows: int = 2) -> None:
+    """Refuse shapes the statistic cannot score (the cheap part of the checks).
+
+    ``min_rows=0`` under torch.distributed: a rank may hold few or no rows of the global batch
+    (the global count is checked after the all-reduce, on every rank alike).
+    """
     if z.ndim < min_ndim:
         raise ValueError(
             f"{name} must have shape (..., N, D) with N rows and D dimensions, got shape {tuple(z.shape)}"
         )
-    if z.shape[-2] < 2:
+    if z.shape[-2] < min_rows:
         raise ValueError(f"{name} has {z.shape[-2]} row(s); the statistic needs at least 2 rows")
     if z.shape[-1] < 1:
         raise ValueError(f"{name} has no columns (shape {tuple(z.shape)})")
 
 
-def check_embeddings(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2) -> None:
+def check_embeddings(z: torch.Tensor, name: str = "z", *, min_ndim: int = 2, min_rows: int = 2) -> None:
     """Refuse what would silently give NaN or a meaningless number (shape and finiteness)."""
-    check_shape(z, name, min_ndim=min_ndim)
+    check_shape(z, name, min_ndim=min_ndim, min_rows=min_rows)
     bad = ~torch.isfinite(z.detach())
     if bool(bad.any()):
         count = int(bad.sum())
@@ -171,6 +175,10 @@ class _SlicedEppsPulley(torch.autograd.Function):
         keep = directions is not None and ctx.needs_input_grad[0] and n_local * m * z.element_size() <= keep_bytes
         kept = []
         sum_c = sum_s = None
+        if n_local == 0:  # a rank without rows joins the all-reduce with zero sums (it never hangs the others)
+            k = len(preset.nodes)
+            sum_c = torch.zeros(m, k, dtype=torch.float64, device=z.device)
+            sum_s = torch.zeros(m, k, dtype=torch.float64, device=z.device)
         for r0 in range(0, n_local, chunk_rows):
             x = z[r0 : r0 + chunk_rows]
             if directions is not None:
@@ -186,7 +194,12 @@ class _SlicedEppsPulley(torch.autograd.Function):
         n = torch.tensor(float(n_local), dtype=torch.float64, device=z.device)
         if reduce:
             sum_c, sum_s, n = _dist.all_reduce_sum(sum_c, sum_s, n)
+            n_global = int(round(float(n)))  # the same on every rank: all raise or all go on
+            if n_global < 2:
+                raise ValueError(f"the global batch has {n_global} row(s) over all ranks; the statistic needs at least 2 rows")
         stat, _, g_c, g_s = statistic_from_sums(sum_c, sum_s, n, preset)
+        if reduce and float(n) < preset.min_rows:  # as without DDP: 0 below the preset's minimum (global rows)
+            stat, g_c, g_s = stat * 0.0, g_c * 0.0, g_s * 0.0
         ctx.save_for_backward(z, directions if directions is not None else torch.empty(0))
         ctx.has_dirs = directions is not None
         ctx.preset = preset
@@ -200,6 +213,8 @@ class _SlicedEppsPulley(torch.autograd.Function):
         z, directions = ctx.saved_tensors
         directions = directions if ctx.has_dirs else None
         kept, ctx.kept = ctx.kept, None
+        if z.shape[0] == 0:  # a rank without rows: an empty gradient (nothing to reduce in the backward)
+            return torch.zeros_like(z), None, None, None, None, None
         g_c, g_s, n = ctx.g
         preset = ctx.preset
         nodes, _ = _grid_constants(preset, g_c.device)
@@ -234,7 +249,7 @@ def _standardize(z: torch.Tensor, reduce: bool, ddof: int = 0) -> torch.Tensor:
     return (z - mean) / std.clamp_min(torch.finfo(z.dtype).tiny ** 0.5)
 
 
-def _ensure_finite(per_slice: torch.Tensor, data: torch.Tensor, name: str) -> None:
+def _ensure_finite(per_slice: torch.Tensor, data: torch.Tensor, name: str, min_rows: int = 2) -> None:
     """The statistic is finite iff the data are: check the M results, not the N x D input.
 
     A NaN or Inf anywhere in a slice makes its ECF sums NaN, so a full scan of the
@@ -242,7 +257,7 @@ def _ensure_finite(per_slice: torch.Tensor, data: torch.Tensor, name: str) -> No
     """
     if bool(torch.isfinite(per_slice.detach()).all()):
         return
-    check_embeddings(data, name)
+    check_embeddings(data, name, min_rows=min_rows)
     raise ValueError(
         f"the statistic of {name} is not finite although {name} is: the projections overflow "
         f"{data.dtype}; rescale the embeddings"
@@ -270,18 +285,18 @@ def epps_pulley(
     """
     p = get_preset(preset)
     x = as_float_tensor(x, "x")
-    check_shape(x, "x")
     reduce = _dist.resolve_distributed(distributed)
+    check_shape(x, "x", min_rows=0 if reduce else 2)
     xc = _compute_dtype(x)
     if p.standardize:
         xc = _standardize(xc, reduce, p.std_ddof)
-    if xc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
+    if not reduce and xc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
         return (xc.sum(-2) * 0.0).to(x.dtype if x.dtype == torch.float64 else torch.float32)
     lead = xc.shape[:-2]
-    flat = xc.reshape(-1, xc.shape[-2], xc.shape[-1])
+    flat = xc.reshape(int(np.prod(lead, dtype=np.int64)), xc.shape[-2], xc.shape[-1])  # explicit: a rank may hold 0 rows
     rows = chunk_rows or default_chunk_rows(flat.shape[-1])
     out = torch.stack([_SlicedEppsPulley.apply(v, None, p, rows, reduce, 0) for v in flat])
-    _ensure_finite(out, x, "x")
+    _ensure_finite(out, x, "x", min_rows=0 if reduce else 2)
     return out.reshape(*lead, flat.shape[-1]).to(x.dtype if x.dtype == torch.float64 else torch.float32)
 
 
@@ -295,6 +310,7 @@ def sigreg(
     distributed: "bool | str" = "auto",
     chunk_rows: Optional[int] = None,
     return_slices: bool = False,
+    global_weight: bool = False,
 ):
     """SIGReg of embeddings ``z`` (..., N, D): the mean over slices of the per-slice statistic.
 
@@ -304,16 +320,24 @@ def sigreg(
     directions and averaged, as lejepa does.  Returns a 0-d tensor,
     differentiable with respect to ``z``; with ``return_slices=True`` also the
     per-slice statistics (..., M).
+
+    Under torch.distributed every rank returns the statistic of the global batch, a rank
+    with few or no rows included (it joins every collective with zero sums), and
+    ``global_weight`` keeps λ per global batch under DDP (see :class:`SIGReg`).
     """
     p = get_preset(preset)
     z = as_float_tensor(z, "z")
-    check_shape(z, "z")
+    reduce = _dist.resolve_distributed(distributed)
+    check_shape(z, "z", min_rows=0 if reduce else 2)
     d = z.shape[-1]
     if directions is None:
         a = sample_directions(d, num_slices, seed)
     else:
         a = check_directions(directions, d)
-    return _sigreg(z, a, p, _dist.resolve_distributed(distributed), chunk_rows, return_slices)
+    out = _sigreg(z, a, p, reduce, chunk_rows, return_slices)
+    if global_weight and reduce:
+        return (_ddp_global_weight(out[0]), out[1]) if return_slices else _ddp_global_weight(out)
+    return out
 
 
 def _sigreg(z: torch.Tensor, a: torch.Tensor, p: Preset, reduce: bool, chunk_rows, return_slices: bool):
@@ -323,21 +347,40 @@ def _sigreg(z: torch.Tensor, a: torch.Tensor, p: Preset, reduce: bool, chunk_row
     a = a.to(device=zc.device, dtype=zc.dtype)
     if p.standardize:
         zc = _standardize(zc, reduce, p.std_ddof)
-    if zc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows
+    if not reduce and zc.shape[-2] < p.min_rows:  # e.g. the blog's modulus code: 0 below 4 rows (DDP: global rows, in the kernel)
         zero = zc.sum() * 0.0
         return (zero, torch.zeros(*zc.shape[:-2], a.shape[1], dtype=zc.dtype)) if return_slices else zero
     rows = chunk_rows or default_chunk_rows(a.shape[1])
     if zc.ndim == 2:
         per = _SlicedEppsPulley.apply(zc, a, p, rows, reduce, KEEP_PROJECTION_BYTES)[None]
     else:
-        flat = zc.reshape(-1, zc.shape[-2], d)
+        flat = zc.reshape(int(np.prod(zc.shape[:-2], dtype=np.int64)), zc.shape[-2], d)  # a rank may hold 0 rows
         keep = KEEP_PROJECTION_BYTES // flat.shape[0]  # the budget holds for all views together
         per = torch.stack([_SlicedEppsPulley.apply(v, a, p, rows, reduce, keep) for v in flat])
-    _ensure_finite(per, z, "z")
+    _ensure_finite(per, z, "z", min_rows=0 if reduce else 2)
     value = per.mean()
     if return_slices:
         return value, per.reshape(*zc.shape[:-2], a.shape[1])
     return value
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity in the forward (bit for bit); multiplies the incoming gradient by ``factor``."""
+
+    @staticmethod
+    def forward(ctx, value, factor):  # type: ignore[override]
+        ctx.factor = factor
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return grad * ctx.factor, None
+
+
+def _ddp_global_weight(value: torch.Tensor) -> torch.Tensor:
+    """The loss value unchanged, its gradient times the world size (undoes DDP's gradient mean)."""
+    w = _dist.world_size()
+    return _ScaleGradient.apply(value, float(w)) if w > 1 else value
 
 
 def _usable_cores() -> int:
@@ -380,6 +423,22 @@ class SIGReg(torch.nn.Module):
 
         sigreg_loss = SIGReg(num_slices=1024)          # preset "lejepa"
         loss = pred_loss + 0.09 * sigreg_loss(emb)      # emb: (..., N, D)
+
+    Under DDP (an initialised torch.distributed group), the effective weight
+    -------------------------------------------------------------------------
+    Every rank's value is the statistic of the *global* batch (the ECF sums are
+    all-reduced; a rank with zero rows joins every collective with zero sums, so no
+    rank ever waits on it), and each rank's rows get exactly their part of the
+    global-batch gradient.  DistributedDataParallel then *averages* the parameter
+    gradients over the W ranks, so ``loss = pred + λ * SIGReg(emb)`` trains with an
+    effective SIGReg weight of **λ / W** relative to one process on the global batch
+    (the prediction loss, a per-rank mean, is averaged to the global mean and keeps
+    its weight): the same λ regularises half as hard on 2 GPUs as on 1.  This matches
+    lejepa's own DDP behaviour.  ``global_weight=True`` keeps λ per global batch: the
+    value is unchanged and its gradient is multiplied by W, so after DDP's mean the
+    parameter gradient equals the single-process one on the concatenated batch
+    (tested on gloo with uneven and empty ranks, tests/test_distributed_uneven.py).
+    Leading axes (views) must agree across ranks: one all-reduce per view.
     """
 
     def __init__(
@@ -391,8 +450,10 @@ class SIGReg(torch.nn.Module):
         fixed_directions: bool = False,
         directions: Optional[torch.Tensor] = None,
         prefetch: "bool | str" = "auto",
+        global_weight: bool = False,
     ) -> None:
         super().__init__()
+        self.global_weight = bool(global_weight)
         self.preset = get_preset(preset)
         self.num_slices = int(num_slices)
         if self.num_slices < 1:
@@ -433,7 +494,8 @@ class SIGReg(torch.nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z = as_float_tensor(z, "z")
-        check_shape(z, "z")
+        active = _dist.group_active()
+        check_shape(z, "z", min_rows=0 if active else 2)
         d = z.shape[-1]
         if self.directions is not None:
             if self.directions.shape[0] != d:
@@ -446,7 +508,9 @@ class SIGReg(torch.nn.Module):
             a = self._drawn.get(d, self.num_slices, seed, device=z.device)
             if not self.fixed_directions and _prefetch_pays(self.prefetch, z.device):
                 self._drawn.prefetch(d, self.num_slices, seed + 1, device=z.device)
-        value = _sigreg(z, a, self.preset, _dist.group_active(), None, False)
+        value = _sigreg(z, a, self.preset, active, None, False)
+        if self.global_weight and active:
+            value = _ddp_global_weight(value)
         with torch.no_grad():
             self.step.add_(1)
         return value
@@ -460,4 +524,5 @@ class SIGReg(torch.nn.Module):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        self.__dict__.setdefault("global_weight", False)  # modules pickled before the option existed
         self._drawn = DrawCache()

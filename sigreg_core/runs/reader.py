@@ -5,13 +5,24 @@ never the snapshots, so a 10 000-step time series loads in well under a second) 
 plain folder of step-numbered snapshot files written by any tool (``step_000100.npy``,
 ``emb-1200.pt``), which are loaded safely and scored here with the summaries cached in
 SQLite keyed by (path, mtime, size, settings).
+
+A run folder is untrusted input (issue 24): the index is read through
+:mod:`sigreg_core.runs.safeindex` (read-only, tables only, every row count, value size and
+query time bounded, settings validated like a user's), snapshots through the same bounded
+loader as uploads (:func:`sigreg_core.inputs.loading.load_embeddings`, byte limit
+``min(LATENT_HEALTH_MAX_BYTES, LATENT_HEALTH_MAX_MEMORY)``), folders listed and scored with
+caps (:data:`MAX_FOLDER_ENTRIES`, :data:`MAX_FOLDER_STEPS`, :data:`MAX_RUNS_LISTED`), and every
+file a run points to resolved inside the run folder.  Problems are one-line
+:class:`~sigreg_core.runs.safeindex.RunReadError` s; :func:`read_run` returns them as data.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
@@ -19,10 +30,24 @@ import numpy as np
 import pandas as pd
 
 from sigreg_core.util.cache import cache_root
-from sigreg_core.runs.summary import NULL_BAND_DRAWS, SummaryConfig, _jsonable, sigreg_null_band, summarize
-from sigreg_core.runs.writer import (INDEX_NAME, SERIES_COLUMNS, SNAPSHOT_KEY, _TEXT_COLUMNS, _connect)
+from sigreg_core.runs import safeindex as _si
+from sigreg_core.runs.safeindex import RunReadError
+from sigreg_core.runs.summary import (NULL_BAND_DRAWS, NULL_BAND_MAX_ROWS, SummaryConfig, _jsonable, sigreg_null_band,
+                                      summarize)
+from sigreg_core.runs.writer import INDEX_NAME, SERIES_COLUMNS, SNAPSHOT_KEY, _TEXT_COLUMNS
 
-__all__ = ["RunReader", "is_run_dir", "find_runs", "resolve_run_dir", "run_version", "step_from_name", "default_cache_dir"]
+__all__ = ["RunReader", "RunReadError", "read_run", "is_run_dir", "find_runs", "resolve_run_dir", "run_version",
+           "step_from_name", "default_cache_dir", "MAX_FOLDER_ENTRIES", "MAX_FOLDER_STEPS", "MAX_RUNS_LISTED"]
+
+#: directory entries looked at in a folder run (a folder of 50 000 files cost > 90 s per read)
+MAX_FOLDER_ENTRIES = 100_000
+#: snapshot files of a folder run scored per read: the latest ones (older steps are left out, and said so)
+MAX_FOLDER_STEPS = 256
+#: runs listed by discovery at most
+MAX_RUNS_LISTED = 500
+#: seconds one read of a folder run spends scoring files not yet cached (the newest first); the rest
+#: are scored by the next reads (cached), so a read never takes minutes
+FOLDER_SCORE_SECONDS = 15.0
 
 
 # ----------------------------------------------------------------------------- reader
@@ -37,32 +62,60 @@ def step_from_name(name: str) -> Optional[int]:
 
 
 def is_run_dir(path: Union[str, os.PathLike]) -> bool:
-    """A directory written by :class:`RunWriter` (holds ``index.sqlite``)."""
-    return (Path(path) / INDEX_NAME).is_file()
+    """A directory written by :class:`RunWriter` (holds an ``index.sqlite`` entry).
+
+    A link in place of the index counts (the run is listed), so that the reader can refuse it
+    with one line instead of the run silently vanishing or being read from elsewhere.
+    """
+    p = Path(path) / INDEX_NAME
+    return p.is_file() or p.is_symlink()
 
 
-def _snapshot_files(folder: Path) -> dict:
+def _snapshot_files(folder: Path, stop_after: Optional[int] = None, stats: Optional[dict] = None) -> dict:
+    """{step: path} of the step-numbered snapshot files directly in ``folder``.
+
+    At most :data:`MAX_FOLDER_ENTRIES` entries are looked at (``stats["truncated"]`` says when
+    more were there); ``stop_after`` ends the scan once that many are found (discovery).
+    """
     from sigreg_core.inputs.loading import SUPPORTED_EXTENSIONS
 
-    files = {}
+    files: dict = {}
     try:
-        entries = sorted(folder.iterdir())
         inside = folder.resolve()
+        it = os.scandir(folder)
     except (OSError, RuntimeError):
         return {}
-    for p in entries:
-        if p.name.startswith(".") or not p.is_file():
-            continue
-        if p.is_symlink() and not _within(p, [inside]):  # a folder run never follows a link out of itself
-            continue
-        ext = "".join(p.suffixes[-1:]).lower()
-        if ext not in SUPPORTED_EXTENSIONS:
-            continue
-        step = step_from_name(p.name)
-        if step is None or step in files:
-            continue
-        files[step] = p
-    return files
+    seen = 0
+    with it:
+        for entry in it:
+            seen += 1
+            if seen > MAX_FOLDER_ENTRIES:
+                if stats is not None:
+                    stats["truncated"] = True
+                break
+            name = entry.name
+            if name.startswith("."):
+                continue
+            ext = os.path.splitext(name)[1].lower()
+            if ext not in SUPPORTED_EXTENSIONS:
+                continue
+            step = step_from_name(name)
+            if step is None:
+                continue
+            p = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    if not _within(p, [inside]) or not p.is_file():  # never a link out of the folder
+                        continue
+                elif not entry.is_file(follow_symlinks=False):
+                    continue
+            except OSError:
+                continue
+            if step not in files or name < files[step].name:  # deterministic whatever the directory order
+                files[step] = p
+            if stop_after is not None and len(files) >= stop_after:
+                break
+    return dict(sorted(files.items()))
 
 
 def _within(p: Path, roots: list) -> bool:
@@ -91,6 +144,8 @@ def find_runs(roots: Iterable[Union[str, os.PathLike]], max_depth: int = 3) -> l
             continue
 
     def visit(p: Path, depth: int) -> None:
+        if len(out) >= MAX_RUNS_LISTED:
+            return
         try:
             rp = p.resolve()
         except (OSError, RuntimeError):
@@ -103,12 +158,19 @@ def find_runs(roots: Iterable[Union[str, os.PathLike]], max_depth: int = 3) -> l
         if is_run_dir(rp):
             out.append(rp)
             return
-        if len(_snapshot_files(rp)) >= 2:
+        if len(_snapshot_files(rp, stop_after=2)) >= 2:
             out.append(rp)
         if depth >= max_depth:
             return
         try:
-            children = sorted(c for c in rp.iterdir() if c.is_dir() and not c.name.startswith("."))
+            children = []
+            with os.scandir(rp) as it:
+                for i, e in enumerate(it):
+                    if i >= MAX_FOLDER_ENTRIES:
+                        break
+                    if not e.name.startswith(".") and e.is_dir():
+                        children.append(Path(e.path))
+            children.sort()
         except OSError:
             return
         for c in children:
@@ -151,7 +213,7 @@ def resolve_run_dir(path: Union[str, os.PathLike], roots: Optional[Iterable] = N
                                      f"directories ({shown}); add it to {ALLOWED_ROOTS_ENV}")
         if not resolved.is_dir():
             raise EmbeddingLoadError(f"{text!r} is not a directory; give a run directory")
-        if not is_run_dir(resolved) and not _snapshot_files(resolved):
+        if not is_run_dir(resolved) and not _snapshot_files(resolved, stop_after=1):
             raise EmbeddingLoadError(f"{text!r} is neither a run directory ({INDEX_NAME}) nor a folder of "
                                      "snapshot files whose names carry a step number (step_000100.npy, ...)")
         return resolved
@@ -171,7 +233,7 @@ def run_version(path: Union[str, os.PathLike]) -> tuple:
             except OSError:
                 out.append((n, None, None))
         return tuple(out)
-    for step, f in sorted(_snapshot_files(p).items()):
+    for step, f in list(_snapshot_files(p).items())[-MAX_FOLDER_STEPS:]:
         try:
             st_ = f.stat()
             out.append((f.name, st_.st_mtime_ns, st_.st_size))
@@ -185,13 +247,30 @@ def default_cache_dir() -> Path:
     return cache_root()
 
 
+def _snapshot_max_bytes() -> int:
+    """Byte limit of one snapshot: the loader's limit, and never more than the memory budget."""
+    from sigreg_core.assessment.budget import max_memory
+    from sigreg_core.inputs.limits import default_max_bytes
+
+    return int(min(default_max_bytes(), max_memory()))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:600] or type(exc).__name__
+
+
 class RunReader:
     """Read a run written by :class:`RunWriter`, or a folder of step-numbered snapshot files.
 
     ``timeseries()`` returns one row per step (a pandas DataFrame) with the columns
     ``step, time, snapshot, n, d, m, sigreg, null_mean, sigreg_over_null, p_value, log10_p, rankme, q50, q95, qmax, slice_null_q95, verdict, modes,
-    error`` and one column per user scalar.  For a plain folder the summaries are
-    computed here with ``config`` (cached by path, mtime, size and settings).
+    error`` and one column per user scalar (the first :data:`~sigreg_core.runs.safeindex.MAX_SCALAR_COLUMNS`).
+    For a plain folder the summaries are computed here with ``config`` (cached by path, mtime,
+    size and settings).  At most the latest :data:`~sigreg_core.runs.safeindex.MAX_SERIES_ROWS`
+    steps of an index (``offset`` pages back) and :data:`MAX_FOLDER_STEPS` files of a folder are
+    read; ``df.attrs["notices"]`` says what was left out and ``df.attrs["errors"]`` lists the
+    rows the index got wrong (also in their ``error`` column).  Whole-run problems raise
+    :class:`RunReadError` (one line).
     """
 
     def __init__(
@@ -211,33 +290,36 @@ class RunReader:
         self.key = key
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._config = config
-        if self.kind == "folder" and not _snapshot_files(self.path):
+        if self.kind == "folder" and not _snapshot_files(self.path, stop_after=1):
             raise FileNotFoundError(
                 f"{self.path}: neither a run directory ({INDEX_NAME}) nor a folder of snapshot files "
                 "whose names carry a step number (step_000100.npy, emb-1200.pt, ...)")
 
     @property
     def name(self) -> str:
-        return self.path.name
+        from sigreg_core.util.text import visible
+
+        return visible(self.path.name)
 
     # -- metadata
-    def _con(self) -> sqlite3.Connection:
-        return _connect(self.path / INDEX_NAME, readonly=True)
+    def _index(self) -> "_si.Index":
+        return _si.open_index(self.path, self.name)
 
     def meta(self) -> dict:
-        """The run's stored configuration (summary settings, retention, user metadata)."""
+        """The run's stored configuration (summary settings, retention, user metadata); settings validated."""
         if self.kind != "run":
             cfg = self.config
             return {"format": None, "summary": cfg.to_dict(), "max_rows": self.max_rows, "metadata": {},
                     "source": "folder"}
-        con = self._con()
-        try:
-            rows = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            con.close()
-        out = json.loads(rows.get("config", "{}"))
+        with self._index() as idx:
+            rows = _si.read_meta(idx)
+        out = rows.get("config") or {}
+        if not isinstance(out, dict):
+            raise RunReadError(f"{self.name}: the run configuration is not a JSON object; the index was edited or crafted")
+        out = dict(out)
+        out["summary"] = _si.validated_settings(out.get("summary"), self.name)
         if "created" in rows:
-            out["created"] = json.loads(rows["created"])
+            out["created"] = rows["created"]
         return out
 
     @property
@@ -245,37 +327,67 @@ class RunReader:
         if self._config is not None:
             return self._config
         if self.kind == "run":
-            s = self.meta().get("summary", {})
-            return SummaryConfig(**{k: s[k] for k in ("preset", "num_slices", "seed") if k in s})
+            return SummaryConfig(**self.meta().get("summary", {}))
         return SummaryConfig()
 
     # -- the time series
-    def timeseries(self, *, progress: Optional[Callable[[int, int], None]] = None) -> pd.DataFrame:
-        """One row per logged step, sorted by step (from the index only, never the snapshots)."""
+    def timeseries(self, *, progress: Optional[Callable[[int, int], None]] = None, offset: int = 0) -> pd.DataFrame:
+        """One row per logged step, sorted by step (from the index only, never the snapshots).
+
+        The latest steps first: ``offset`` skips that many of the most recent ones (paging back).
+        """
         if self.kind == "run":
-            return self._run_series()
+            return self._run_series(int(offset))
         return self._folder_series(progress)
 
     steps = timeseries
 
-    def _run_series(self) -> pd.DataFrame:
-        con = self._con()
-        try:
-            cols = ["step", "time", "snapshot", *SERIES_COLUMNS, *_TEXT_COLUMNS, "scalars"]
-            cur = con.execute(f"SELECT {', '.join(cols)} FROM steps ORDER BY step")
-            rows = cur.fetchall()
-        finally:
-            con.close()
+    def _run_series(self, offset: int = 0) -> pd.DataFrame:
+        cols = ["step", "time", "snapshot", *SERIES_COLUMNS, *_TEXT_COLUMNS, "scalars"]
+        with self._index() as idx:
+            total = _si.count_steps(idx)
+            rows = _si.read_steps(idx, SERIES_COLUMNS, _TEXT_COLUMNS, limit=_si.MAX_SERIES_ROWS, offset=max(0, offset))
         df = pd.DataFrame.from_records(rows, columns=cols)
-        return _finish_frame(df)
+        errors: list = []
+        bad = []
+        for i, (n, d) in enumerate(zip(df["n"], df["d"])):
+            if n is None and d is None or (isinstance(n, float) and math.isnan(n) and isinstance(d, float) and math.isnan(d)):
+                continue
+            why = _si.check_claimed_shape(n, d)
+            if why:
+                bad.append(i)
+                msg = f"the index row claims {why}; shape dropped"
+                df.at[i, "error"] = msg
+                if len(errors) < 20:
+                    errors.append(f"{self.name} step {df.at[i, 'step']}: {msg}")
+        if bad:
+            df.loc[bad, ["n", "d"]] = None
+        notices = []
+        if total > len(df) + max(0, offset):
+            notices.append(f"{self.name}: showing {len(df):,} of {total:,} steps (the latest; the index holds more "
+                           f"than the {_si.MAX_SERIES_ROWS:,} read at once)")
+        out = _finish_frame(df, self.name, errors)
+        out.attrs["notices"], out.attrs["errors"], out.attrs["total_steps"] = notices, errors, int(total)
+        return out
 
     def _folder_series(self, progress) -> pd.DataFrame:
-        files = _snapshot_files(self.path)
+        stats: dict = {}
+        files = _snapshot_files(self.path, stats=stats)
+        total_files = len(files)
+        notices = []
+        if stats.get("truncated"):
+            notices.append(f"{self.name}: the folder holds over {MAX_FOLDER_ENTRIES:,} entries; only the first were looked at")
+        if total_files > MAX_FOLDER_STEPS:
+            files = dict(list(files.items())[-MAX_FOLDER_STEPS:])
+            notices.append(f"{self.name}: scoring the latest {MAX_FOLDER_STEPS:,} of {total_files:,} snapshot files")
         cache = _SummaryCache(self._cache_dir or default_cache_dir())
-        settings = json.dumps({**self.config.to_dict(), "max_rows": self.max_rows, "key": self.key}, sort_keys=True)
+        settings = json.dumps({**self.config.to_dict(), "max_rows": self.max_rows, "key": self.key,
+                               "max_bytes": _snapshot_max_bytes()}, sort_keys=True)
         records = []
         total = len(files)
-        for i, (step, p) in enumerate(sorted(files.items())):
+        t_end = time.monotonic() + FOLDER_SCORE_SECONDS
+        unscored = 0
+        for i, (step, p) in enumerate(sorted(files.items(), reverse=True)):  # the newest first
             try:
                 st_ = p.stat()
             except OSError:
@@ -283,6 +395,9 @@ class RunReader:
             ident = (str(p.resolve()), st_.st_mtime_ns, st_.st_size, settings)
             summ = cache.get(ident)
             if summ is None:
+                if time.monotonic() > t_end:
+                    unscored += 1
+                    continue
                 summ = self._score_file(p)
                 cache.put(ident, summ)
             rec = {"step": step, "time": st_.st_mtime, "snapshot": str(p)}
@@ -295,25 +410,40 @@ class RunReader:
             if progress is not None:
                 progress(i + 1, total)
         cache.close()
+        if unscored:
+            notices.append(f"{self.name}: {unscored:,} older snapshot files are not scored yet (this read's "
+                           f"{FOLDER_SCORE_SECONDS:.0f} s budget); the next reads score them")
+        records.sort(key=lambda r: r["step"])
         cols = ["step", "time", "snapshot", *SERIES_COLUMNS, *_TEXT_COLUMNS, "scalars"]
         df = pd.DataFrame.from_records(records, columns=cols)
-        return _finish_frame(df)
+        errors: list = []
+        out = _finish_frame(df, self.name, errors)
+        out.attrs["notices"], out.attrs["errors"], out.attrs["total_steps"] = notices, errors, total_files
+        return out
 
     def _score_file(self, p: Path) -> dict:
         from sigreg_core.inputs.loading import EmbeddingLoadError, load_embeddings
 
         try:
-            emb = load_embeddings(p, key=self.key, max_rows=self.max_rows)
+            emb = load_embeddings(p, key=self.key, max_rows=self.max_rows, max_bytes=_snapshot_max_bytes())
             z = emb.array
             z = z.reshape(-1, z.shape[-1])
             return summarize(z, self.config)
-        except (EmbeddingLoadError, ValueError, RuntimeError) as exc:
-            return {"error": " ".join(str(exc).split())}
+        except (EmbeddingLoadError, ValueError, RuntimeError, MemoryError, RecursionError) as exc:
+            return {"error": _one_line(exc)}
 
     # -- the null band of SIGReg
     def null_band(self, n: int, d: int, *, level: float = 0.95, draws: int = NULL_BAND_DRAWS) -> tuple[float, float]:
-        """Central ``level`` null interval of this run's SIGReg at (n rows, d dims) (Monte Carlo, cached on disk)."""
+        """Central ``level`` null interval of this run's SIGReg at (n rows, d dims) (Monte Carlo, cached on disk).
+
+        The shape and the run's settings are checked against the memory budget and a work limit
+        first (:func:`sigreg_core.runs.safeindex.check_null_band`): a shape an index merely claims
+        is refused in one line instead of simulated.
+        """
         cfg = self.config
+        _si.check_null_band(n, d, cfg.num_slices, draws, NULL_BAND_MAX_ROWS, self.name)
+        if not 0.0 < float(level) < 1.0:
+            raise RunReadError(f"{self.name}: null band level must be between 0 and 1, got {level}")
         cache = _SummaryCache(self._cache_dir or default_cache_dir())
         ident = ("null-band", int(n), int(d), json.dumps({**cfg.to_dict(), "level": level, "draws": draws},
                                                           sort_keys=True))
@@ -333,48 +463,53 @@ class RunReader:
         step = int(step)
         if self.kind == "folder":
             return _snapshot_files(self.path).get(step)
-        con = self._con()
-        try:
-            row = con.execute("SELECT snapshot FROM steps WHERE step = ?", (step,)).fetchone()
-        finally:
-            con.close()
-        if row is None or row[0] is None:
+        with self._index() as idx:
+            row = _si.read_snapshot_name(idx, step)
+        if row is None or (row[0] is None and row[1] == "null"):
             return None
+        if row[0] is None:
+            raise RunReadError(f"{self.name}: the index gives step {step} a snapshot entry that is not short text "
+                               f"({row[1]}); the index was edited or crafted")
         return self._confined(str(row[0]), step)
 
     def _confined(self, name: str, step: int) -> Optional[Path]:
         """The index's snapshot entry as a path inside this run; absolute, ``..`` or escaping paths refused."""
-        from sigreg_core.inputs.loading import EmbeddingLoadError
         from sigreg_core.util.text import visible
 
         rel = Path(name)
         if not name or "\x00" in name or rel.is_absolute() or rel.drive or any(part == ".." for part in rel.parts):
-            raise EmbeddingLoadError(f"{self.name}: the index gives step {step} the snapshot path {visible(name)[:120]!r}, "
-                                     f"which is absolute or leaves the run directory; refused (the index was edited or crafted)")
+            raise RunReadError(f"{self.name}: the index gives step {step} the snapshot path {visible(name)[:120]!r}, "
+                               f"which is absolute or leaves the run directory; refused (the index was edited or crafted)")
         p = self.path / rel
         try:  # not strict: retention may remove the file meanwhile (then None below)
             inside = p.resolve().is_relative_to(self.path.resolve())
         except (OSError, RuntimeError):
             return None
         if not inside:
-            raise EmbeddingLoadError(f"{self.name}: the snapshot of step {step} links outside the run directory; refused")
+            raise RunReadError(f"{self.name}: the snapshot of step {step} links outside the run directory; refused")
         return p if p.is_file() else None
 
     def snapshot(self, step: int) -> np.ndarray:
-        """The embeddings stored at ``step`` as float32 (N, D); KeyError when there is none."""
+        """The embeddings stored at ``step`` as float32 (N, D); KeyError when there is none.
+
+        Loaded through the same bounded loader as uploads (byte limit: the smaller of
+        ``LATENT_HEALTH_MAX_BYTES`` and ``LATENT_HEALTH_MAX_MEMORY``): a forged, truncated,
+        1-D or oversized snapshot is a one-line :class:`EmbeddingLoadError`.
+        """
+        from sigreg_core.inputs.loading import EmbeddingLoadError, load_embeddings
+
         p = self.snapshot_path(step)
         if p is None:
             raise KeyError(f"{self.name}: no snapshot for step {step} (not logged, or dropped by retention)")
-        if self.kind == "run":
-            from safetensors.numpy import load_file
-
-            try:
-                return np.asarray(load_file(str(p))[SNAPSHOT_KEY], dtype=np.float32)
-            except FileNotFoundError:  # retention removed it after the index was read
+        try:
+            if self.kind == "run":
+                arr = load_embeddings(p, key=SNAPSHOT_KEY, max_bytes=_snapshot_max_bytes()).array
+            else:
+                arr = load_embeddings(p, key=self.key, max_bytes=_snapshot_max_bytes()).array
+        except EmbeddingLoadError as exc:
+            if not p.exists():  # retention removed it after the index was read
                 raise KeyError(f"{self.name}: the snapshot of step {step} was just dropped by retention") from None
-        from sigreg_core.inputs.loading import load_embeddings
-
-        arr = load_embeddings(p, key=self.key).array
+            raise RunReadError(f"{self.name} step {step}: {exc}") from None
         return arr.reshape(-1, arr.shape[-1])
 
     def summary(self, step: int) -> dict:
@@ -385,29 +520,76 @@ class RunReader:
             if row.empty:
                 raise KeyError(f"{self.name}: no step {step}")
             return row.iloc[0].to_dict()
-        con = self._con()
-        try:
-            row = con.execute("SELECT summary, scalars, error FROM steps WHERE step = ?", (int(step),)).fetchone()
-        finally:
-            con.close()
+        with self._index() as idx:
+            row = _si.read_summary(idx, int(step))
         if row is None:
             raise KeyError(f"{self.name}: no step {step}")
-        out = json.loads(row[0]) if row[0] else {}
-        out["scalars"] = json.loads(row[1]) if row[1] else {}
+        out = _si.bounded_json(row[0], f"{self.name}: the summary of step {int(step)}", max_len=_si.MAX_SUMMARY_TEXT)
+        out = out if isinstance(out, dict) else {}
+        scal = _si.bounded_json(row[1], f"{self.name}: the scalars of step {int(step)}", max_len=_si.MAX_SCALARS_TEXT)
+        out["scalars"] = scal if isinstance(scal, dict) else {}
         out["error"] = row[2]
         return out
 
 
-def _finish_frame(df: pd.DataFrame) -> pd.DataFrame:
+def read_run(path: Union[str, os.PathLike], **kwargs) -> tuple:
+    """``(time series or None, [one-line problems])`` of a run: never raises for what the folder holds.
+
+    The problems are the whole-run refusal (then the frame is None), the rows the index got
+    wrong, and what was left out (notices); for a page that lists them beside good runs.
+    """
+    try:
+        df = RunReader(path, **kwargs).timeseries()
+    except (RunReadError, FileNotFoundError, OSError, ValueError, RecursionError, MemoryError) as exc:
+        return None, [_one_line(exc)]
+    return df, list(df.attrs.get("errors", [])) + list(df.attrs.get("notices", []))
+
+
+def _finish_frame(df: pd.DataFrame, name: str = "", errors: Optional[list] = None) -> pd.DataFrame:
+    errors = [] if errors is None else errors
     for c in SERIES_COLUMNS:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     df["step"] = df["step"].astype("int64")
     for c in ("n", "d", "m"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+        whole = df[c].notna() & (df[c] == df[c].round()) & (df[c].abs() < 2**53)
+        df[c] = df[c].where(whole)
         df[c] = df[c].astype("Int64") if df[c].isna().any() else df[c].astype("int64")
     df["snapshot"] = df["snapshot"].astype(object).where(df["snapshot"].notna(), None)
-    df["modes"] = [", ".join(json.loads(m)) if isinstance(m, str) and m else "" for m in df["modes"]]
+
+    def modes(m, step):
+        if not (isinstance(m, str) and m):
+            return ""
+        try:
+            got = _si.bounded_json(m, f"{name} step {step}: the modes")
+        except RunReadError as exc:
+            if len(errors) < 20:
+                errors.append(str(exc))
+            return ""
+        if not isinstance(got, list):
+            return ""
+        return ", ".join(str(x)[:80] for x in got[:16] if isinstance(x, (str, int, float)))
+
+    df["modes"] = [modes(m, s) for m, s in zip(df["modes"], df["step"])]
     scal = df.pop("scalars")
-    parsed = [json.loads(s) if isinstance(s, str) and s else {} for s in scal]
+    parsed = []
+    keys: dict = {}
+    for s, step in zip(scal, df["step"]):
+        d = {}
+        if isinstance(s, str) and s:
+            try:
+                got = _si.bounded_json(s, f"{name} step {step}: the scalars", max_len=_si.MAX_SCALARS_TEXT)
+            except RunReadError as exc:
+                got = None
+                if len(errors) < 20:
+                    errors.append(str(exc))
+            if isinstance(got, dict):
+                for k, v in got.items():
+                    if k not in keys and len(keys) >= _si.MAX_SCALAR_COLUMNS:
+                        continue
+                    keys.setdefault(k, None)
+                    d[k] = v if isinstance(v, (int, float, bool)) or v is None else str(v)[:200]
+        parsed.append(d)
     if any(parsed):
         sf = pd.DataFrame.from_records(parsed, index=df.index)
         sf.columns = [c if c not in df.columns else f"user_{c}" for c in sf.columns]

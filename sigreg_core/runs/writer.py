@@ -43,6 +43,7 @@ in a SQLite file keyed by (path, mtime, size, settings).
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -59,7 +60,7 @@ import torch
 from sigreg_core.util.cache import CACHE_ENV
 from sigreg_core.runs.summary import SummaryConfig, _float, _jsonable, summarize
 
-__all__ = ["RunWriter", "INDEX_NAME", "SNAPSHOT_DIR", "SNAPSHOT_KEY", "SERIES_COLUMNS", "CACHE_DIR_ENV"]
+__all__ = ["RunWriter", "RunLockedError", "LOCK_NAME", "rank_run_dir", "INDEX_NAME", "SNAPSHOT_DIR", "SNAPSHOT_KEY", "SERIES_COLUMNS", "CACHE_DIR_ENV"]
 
 INDEX_NAME = "index.sqlite"
 SNAPSHOT_DIR = "snapshots"
@@ -67,6 +68,7 @@ SNAPSHOT_KEY = "embeddings"
 FORMAT_VERSION = 1
 CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.util.cache)
 _TMP_MARK = ".tmp-"
+LOCK_NAME = ".writer.lock"  # flock'ed by the one writer of a run (the OS releases it when that process dies)
 _SNAPSHOT_RE = re.compile(r"step_-?\d+\.safetensors")  # the names _snapshot_name produces
 
 #: real columns of the index, in order (the time series; ``summary`` and ``scalars`` are JSON)
@@ -166,6 +168,62 @@ def _connect(path: Path, *, readonly: bool, timeout: float = 10.0) -> sqlite3.Co
     return con
 
 
+# ----------------------------------------------------------------------------- one writer per run
+class RunLockedError(RuntimeError):
+    """A second writer on a run folder another live process (or object) is writing; one line."""
+
+
+def rank_run_dir(run_dir: Union[str, os.PathLike], rank: Optional[int]) -> Path:
+    """The folder rank ``rank`` writes: the run itself for rank 0 / None, ``<run>-rank<k>`` beside it otherwise."""
+    p = Path(run_dir)
+    if rank is None or int(rank) == 0:
+        return p
+    if int(rank) < 0:
+        raise ValueError(f"rank must be >= 0, got {rank}")
+    return p.with_name(f"{p.name}-rank{int(rank)}")
+
+
+def _acquire_lock(run_dir: Path) -> int:
+    """An exclusive, non-blocking ``flock`` on ``run_dir/.writer.lock``; returns its fd.
+
+    The lock belongs to the open file, so it dies with the process that holds it (SIGKILL
+    included) and never needs cleaning up; a stale lock file is harmless.  Raises
+    :class:`RunLockedError` (one line) when another writer holds it, ``OSError`` when the
+    folder cannot be written at all.
+    """
+    path = run_dir / LOCK_NAME
+    fd = os.open(str(path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise RunLockedError(
+            f"run folder {run_dir} is already being written by another writer{who}; one writer per run: "
+            "write from rank 0 only, or give each DDP rank its own folder with RunWriter(..., rank=rank)") from None
+    except OSError:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    except OSError:
+        pass  # the pid is only shown to a refused second writer
+    return fd
+
+
+def _release_lock(fd: Optional[int]) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)  # closing the last descriptor releases the flock
+        except OSError:
+            pass
+
+
 # ----------------------------------------------------------------------------- writer
 class RunWriter:
     """Log embedding snapshots and their latent-health summary from a training loop.
@@ -189,6 +247,15 @@ class RunWriter:
         snapshot could be written; a sink that raises is warned about once and skipped
         (training goes on).  ``close()`` closes them (``sink.close()`` when they have one).
 
+    rank: under DDP, this process's rank: rank 0 (or None) writes ``run_dir``, rank k > 0
+        writes its own folder ``<run_dir>-rank<k>`` beside it (:func:`rank_run_dir`).
+
+    One writer per run: the writer holds an OS-level lock (``flock`` on ``.writer.lock`` in
+    the run folder) from construction to :meth:`close`; a second writer on the same folder,
+    in this process or another, is refused with :class:`RunLockedError` (one line) instead
+    of interleaving its rows and snapshots with the first one's.  The lock dies with its
+    process, so a killed writer never blocks the next one.
+
     ``log`` never raises for I/O or scoring problems: it warns once per kind and
     returns False.  Use as a context manager or call :meth:`close`.
     """
@@ -207,6 +274,7 @@ class RunWriter:
         summary: bool = True,
         metadata: Optional[dict] = None,
         sinks: Optional[Sequence] = None,
+        rank: Optional[int] = None,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -218,7 +286,9 @@ class RunWriter:
         from sigreg_core.core.presets import get_preset
 
         get_preset(preset)  # refuse an unknown preset now, not inside the loop
-        self.run_dir = Path(run_dir)
+        self.run_dir = rank_run_dir(run_dir, rank)
+        self.rank = None if rank is None else int(rank)
+        self._lock_fd: Optional[int] = None
         self.every = int(every)
         self.max_rows = None if max_rows is None else int(max_rows)
         self.keep_every = None if keep_every is None else int(keep_every)
@@ -233,6 +303,14 @@ class RunWriter:
         self._lock = threading.Lock()
         self.written = 0
         self.failed = 0
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _acquire_lock(self.run_dir)
+        except RunLockedError:
+            self._sinks_closed = True  # refused: the caller's sinks are not ours to close (__del__ runs close())
+            raise
+        except OSError as exc:  # unwritable folder: the writer warns and retries at each log, as before
+            self._warn("io", f"cannot lock the run folder ({type(exc).__name__}: {exc})")
         self._open()
 
     # -- lifecycle
@@ -247,6 +325,12 @@ class RunWriter:
             return True
         try:
             (self.run_dir / SNAPSHOT_DIR).mkdir(parents=True, exist_ok=True)
+            if self._lock_fd is None:  # never write without the lock (reopened after close or an I/O error)
+                try:
+                    self._lock_fd = _acquire_lock(self.run_dir)
+                except RunLockedError as exc:
+                    self._warn("locked", str(exc))
+                    return False
             for p in (self.run_dir / SNAPSHOT_DIR).iterdir():  # temp files of a killed writer
                 if _TMP_MARK in p.name and p.name.startswith("."):
                     try:
@@ -286,7 +370,9 @@ class RunWriter:
                 self._sinks_closed = True
                 close_sinks(self.sinks)
             con, self._con = self._con, None
+            lock_fd, self._lock_fd = self._lock_fd, None
             if con is None:
+                _release_lock(lock_fd)
                 return
             try:
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -295,6 +381,7 @@ class RunWriter:
                 pass
             finally:
                 con.close()
+                _release_lock(lock_fd)  # after the index is closed: the next writer finds it consistent
 
     def __enter__(self) -> "RunWriter":
         return self
