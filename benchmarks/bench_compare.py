@@ -53,7 +53,7 @@ def run(label: str, sets: dict, args) -> None:
     t = time.perf_counter()
     cmp = compare_sets(sets, n_boot=args.n_boot, null_draws=args.null_draws, cache_dir=args.cache)
     wall = time.perf_counter() - t
-    parts = ", ".join(f"{k} {v:.1f} s" for k, v in cmp.timings.items() if k != "total")
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in cmp.timings.items())
     mc = cmp.sets["trained"].assessment.get("p_values", {}).get("monte_carlo", {})
     print(f"{label}: {wall:.1f} s ({parts}); Monte Carlo null {mc.get('draws', 0)} draws, "
           f"source {mc.get('source', '-')} / {cmp.sets['untrained'].assessment.get('p_values', {}).get('monte_carlo', {}).get('source', '-')}; "

@@ -265,3 +265,22 @@ def test_trained_and_untrained_minilm_normalised_compare_and_rank_trained_first(
 
     assert cmp.order() == sorted(cmp.names, key=lambda n: rank_key(cmp.sets[n].assessment["answers"]))
     assert cmp.order().index("trained") < cmp.order().index("untrained")
+
+
+def test_rankme_resamples_are_capped_at_large_d_and_the_delta_says_so():
+    from sigreg_core.compare import statistics as S
+
+    assert S.rank_resamples(300, 24, 200) == 200                      # small: every resample
+    assert S.rank_resamples(2600, 768, 200) == S.RANKME_MIN_BOOT       # 2600 x 768: the floor
+    assert S.rank_resamples(2600, 768, 10) == 10
+    z = _gauss(200, 8, 1)
+    counts = S.bootstrap_counts(200, 30, np.random.default_rng(0))
+    full = S.bootstrap_metrics(z, counts, ["rankme"])
+    few = S.bootstrap_metrics(z, counts, ["rankme"], rank_boot=12)
+    np.testing.assert_array_equal(few["rankme"], full["rankme"][:12])   # the first resamples, exactly
+    cmp = compare_sets({"a": z, "b": _gauss(200, 8, 2) + 0.5}, **FAST)
+    cmp.draws["a"]["rankme"] = cmp.draws["a"]["rankme"][:20]
+    d, _ = S.delta_between(cmp.sets["a"], cmp.sets["b"], cmp.draws["a"], cmp.draws["b"], n_boot=30, level=0.95)
+    r = next(x for x in d if x.metric == "rankme")
+    assert r.note == "interval from 20 of the 30 resamples (each needs an eigen-decomposition)"
+    assert math.isfinite(r.ci_low) and r.ci_low <= r.value <= r.ci_high

@@ -327,6 +327,8 @@ def compare_sets(
     if not 0.5 < float(level) < 1.0:
         raise CompareError(f"level must be in (0.5, 1), got {level}")
 
+    timings = {"inputs": time.perf_counter() - t0}
+
     # same N (rows: the second axis of every (V, N, D) set)
     sizes = {n: int(z.shape[1]) for n, z in data.items()}
     n_min = min(sizes.values())
@@ -356,7 +358,9 @@ def compare_sets(
         caveats.append("The sets have different numbers of views (" + ", ".join(f"{n}: {v}" for n, v in n_views.items())
                        + "): each set's SIGReg and metrics are the mean over its own views.")
 
+    t1 = time.perf_counter()
     directions_t, dir_info = make_directions(used[reference][0], family, num_slices, seed, p)
+    timings["directions"] = time.perf_counter() - t1
     directions = directions_t.detach().cpu().numpy().astype(np.float32)
     if dir_info.get("data_dependent"):
         raise CompareError(f"slice family {family!r} is data-dependent; compare with random or coordinate slices")
@@ -373,7 +377,6 @@ def compare_sets(
     extra = {}
     if null_draws is not None:
         extra["null_draws"] = int(null_draws)
-    timings = {}
 
     # 1. the dry run: every set's assessment on its first PROBE_ROWS rows, no Monte Carlo null
     t1 = time.perf_counter()
@@ -431,6 +434,7 @@ def compare_sets(
             timings[f"bootstrap:{name}"] = time.perf_counter() - t1
 
     # deltas and paired tests against the reference, in the ranking's order (any other pair: Comparison.pair)
+    t1 = time.perf_counter()
     order = headline_order(names, {n: results[n].answers for n in names})
     deltas, paired = [], []
     for name in order:
@@ -446,6 +450,7 @@ def compare_sets(
         rows = [used[name][v] if c == 1.0 else used[name][v] * np.asarray(c, dtype=used[name].dtype)
                 for v, c in enumerate(scales)]
         arrays[name] = rows[0] if len(rows) == 1 else np.concatenate(rows, axis=0)
+    timings["deltas"] = time.perf_counter() - t1
     report(1.0, "done")
     timings["total"] = time.perf_counter() - t0
     return Comparison(

@@ -27,7 +27,7 @@ _KERNEL_BLOCK = 1 << 22
 #: RankMe bootstrap work (in N D^2 + 4 min(N, D)^3 units) above which fewer resamples get a RankMe
 RANKME_BOOT_WORK = 6e10
 #: ... but never fewer than this many (unless n_boot is smaller)
-RANKME_MIN_BOOT = 40
+RANKME_MIN_BOOT = 20
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -152,7 +152,7 @@ def rank_resamples(n: int, dim: int, n_boot: int) -> int:
     spectrum of a min(N, D)-sized Gram matrix (forming it costs N D^2 or N^2, decomposing it
     ~4 min(N, D)^3).  All ``n_boot`` resamples while that work stays under
     :data:`RANKME_BOOT_WORK`, else as many as fit, but at least :data:`RANKME_MIN_BOOT`
-    (2600 x 768: 40 of 200).  The delta's note says when fewer were used.
+    (2600 x 768: 20 of 200).  The delta's note says when fewer were used.
     """
     n, dim, n_boot = int(n), int(dim), int(n_boot)
     k = min(n, dim)
@@ -280,7 +280,9 @@ def bootstrap_metrics(z, counts: np.ndarray, keys: Sequence[str] = tuple(k for k
         for b in range(r_total):
             w = w_all[b]
             if k0 is None:
-                g = (zz.T * w) @ zz                              # Z^T W Z (D x D)
+                keep = w > 0                                     # about 63 % of the rows are drawn
+                zk = zz[keep]
+                g = (zk.T * w[keep]) @ zk                        # Z^T W Z (D x D)
             else:
                 sw = np.sqrt(w)
                 g = sw[:, None] * k0 * sw[None, :]              # W^1/2 Z Z^T W^1/2 (N x N)
