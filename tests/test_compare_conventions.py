@@ -24,7 +24,6 @@ from sigreg_core.assessment.slices import score_slices
 from sigreg_core.compare import comparison as C
 from sigreg_core.compare.comparison import CompareError, compare_sets, comparison_csv, comparison_text
 from sigreg_core.compare.statistics import bootstrap_set
-from sigreg_core.core.directions import sample_directions
 
 FAST = dict(num_slices=48, n_boot=30, null_draws=0, cache_dir=False, device="cpu")
 D = 24
