@@ -100,7 +100,7 @@ def test_different_dimensions_are_refused_clearly():
     [
         ({"a": np.zeros((1, 4), np.float32), "b": np.zeros((5, 4), np.float32)}, {}, "at least 2 rows"),
         ({"a": np.zeros((5, 4), np.float32)}, {}, "at least 2 embedding sets"),
-        ({"a": np.zeros((2, 5, 4), np.float32), "b": np.zeros((5, 4), np.float32)}, {}, "pick one view"),
+        ({"a": np.zeros((2, 2, 5, 4), np.float32), "b": np.zeros((5, 4), np.float32)}, {}, "(V, N, D) views"),
         ({"a": np.ones((5, 4), np.float32), "b": np.ones((5, 4), np.float32)}, {"reference": "c"}, "not one of the sets"),
         ({"a": np.ones((5, 4), np.float32), "b": np.ones((5, 4), np.float32)}, {"family": "principal"}, "share slices"),
         ({"a": np.ones((5, 4), np.float32), "b": np.ones((5, 4), np.float32)}, {"n_boot": 5}, "at least 20"),

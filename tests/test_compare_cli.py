@@ -100,3 +100,40 @@ def test_bad_input_exits_2_with_one_line(files, capsys, argv, needle):
     assert len(lines) == 1 and lines[0].startswith("sigreg compare: error:"), err
     assert needle in lines[0]
     assert "Traceback" not in err
+
+
+def test_normalised_rows_and_views_compare_and_say_the_rescale(tmp_path, capsys):
+    """L2-normalised rows exited 3 ("did not use the comparison's directions"); (V, N, D) files were refused."""
+    rng = np.random.default_rng(5)
+    mu = rng.standard_normal(16)
+    paths = []
+    for i, spread in enumerate((2.0, 0.4)):
+        z = mu + spread * rng.standard_normal((300, 16))
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        paths.append(str(tmp_path / f"unit{i}.npy"))
+        np.save(paths[-1], z.astype(np.float32))
+    views = str(tmp_path / "views.npy")
+    np.save(views, rng.standard_normal((2, 300, 16)).astype(np.float32))
+    rc, out, err = _run([*paths, views, *FAST], capsys)
+    assert rc == 0, err
+    assert "convention: unit0.npy: equal-norm (L2-normalised) rows" in out
+    assert "convention: unit1.npy:" in out and "convention: views.npy" not in out
+    assert "caveat: The sets have different numbers of views" in out  # views.npy has 2, the others 1
+    rc, out, err = _run([*paths, views, "--json", *FAST], capsys)
+    doc = json.loads(out)
+    assert doc["sets"]["views.npy"]["views"] == 2 and doc["sets"]["unit0.npy"]["row_scale"][0] == pytest.approx(4.0)
+    assert doc["ranking"] == list(doc["sets"])
+
+
+def test_internal_errors_exit_3_with_one_line(files, capsys, monkeypatch):
+    from sigreg_core.compare import cli
+
+    def broken(*a, **k):
+        raise ValueError("an internal ValueError is not bad input")
+
+    monkeypatch.setattr(cli, "compare_sets", broken)
+    monkeypatch.delenv("SIGREG_DEBUG", raising=False)
+    rc, out, err = _run([files["healthy"], files["collapsed"], *FAST], capsys)
+    assert rc == 3 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sigreg compare: internal error: ValueError: an internal"), err

@@ -23,13 +23,14 @@ def cmp():
     return compare_sets(sets, num_slices=48, n_boot=60, null_draws=0, cache_dir=False)
 
 
-def test_ranking_order_is_severity_then_multiple_of_the_null(cmp):
-    from sigreg_core.assessment.severity import severity
+def test_ranking_order_is_the_headline_rank_key(cmp):
+    from sigreg_core.assessment.verdict import rank_key
 
     rk = ranking_frame(cmp)
-    # oracle: the same order written out directly from the per-set results
-    want = sorted(cmp.names, key=lambda n: (severity(cmp.sets[n].verdict), cmp.sets[n].sigreg / cmp.sets[n].null_mean))
+    # oracle: the assessment's one ordering, applied to each set's assessment answers
+    want = sorted(cmp.names, key=lambda n: rank_key(cmp.sets[n].assessment["answers"]))
     assert list(rk["set"]) == want == rank_order(cmp)
+    assert list(rk["distance"]) == [cmp.sets[n].assessment["answers"]["distance"]["relative_distance"] for n in want]
     assert list(rk["rank"]) == list(range(1, 6))
     best = cmp.sets[want[0]]
     for r in rk.itertuples():
@@ -108,7 +109,7 @@ def test_text_and_html_exports_carry_the_ranking(cmp):
     from sigreg_core.compare.comparison import comparison_html
 
     txt = comparison_text(cmp)
-    assert "Ranking, best first" in txt and NO_SPREAD in txt
+    assert "Sets, best first" in txt and NO_SPREAD in txt
     html = comparison_html(cmp)
     assert "Ranking, best first" in html and "Every pair" in html and "None" not in html.split("<h2>Figures")[0]
 

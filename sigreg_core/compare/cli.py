@@ -1,7 +1,8 @@
 """``sigreg compare``: the command-line subcommand over :func:`sigreg_core.compare.comparison.compare_sets`.
 
-Exit 0 on success, 2 with one line on stderr for bad input or sets that cannot be
-compared (different D, too few rows); never a traceback.
+Exit 0 on success; 2 with one line on stderr for bad input or sets that cannot be
+compared (different D, too few rows, unreadable files, out of memory); 3 with one line
+("internal error: ...") for anything else; never a traceback (``SIGREG_DEBUG=1`` shows it).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def add_compare_parser(subparsers):
     c.add_argument("files", nargs="+", metavar="FILE", help="two or more embedding files (.npy .npz .pt .safetensors .csv .parquet ...)")
     c.add_argument("--reference", default=None, help="the set the others are compared with: a FILE as given, its name, or its position (1 = first; default the first)")
     c.add_argument("--key", default=None, help="array inside each container (.npz member, safetensors tensor, ...)")
-    c.add_argument("--view", type=int, default=None, help="for (V, N, D) files, compare this view")
+    c.add_argument("--view", type=int, default=None, help="for (V, N, D) files, compare only this view (default: every view, SIGReg averaged over views)")
     c.add_argument("--preset", default="lejepa", choices=sorted(PRESETS), help="Epps-Pulley variant (default lejepa)")
     c.add_argument("--slices", type=int, default=1024, help="number of random directions M (default 1024)")
     c.add_argument("--seed", type=int, default=0, help="seed of the directions, of the subsampling and of the bootstrap (default 0)")
@@ -80,7 +81,9 @@ def _resolve_reference(ref: Optional[str], paths: Sequence[str], labels: Sequenc
 
 
 def run_compare(args) -> int:
-    """Run ``sigreg compare``; 0 on success, 2 with one line on stderr for bad input or incompatible sets."""
+    """Run ``sigreg compare``; 0 on success, 2 with one line on stderr for bad input or incompatible sets,
+    3 with one line for an internal error."""
+    import os
     import sys
 
     from sigreg_core.inputs.loading import EmbeddingLoadError, load_embeddings
@@ -123,7 +126,6 @@ def run_compare(args) -> int:
             bar.n = int(1000 * frac)
             bar.set_postfix_str(msg[:60], refresh=True)
 
-        import os
         import warnings
 
         with warnings.catch_warnings():
@@ -135,10 +137,20 @@ def run_compare(args) -> int:
                                null_draws=args.null_draws)
     except (CompareError, EmbeddingLoadError) as exc:
         return err(f"sigreg compare: error: {exc}")
-    except ValueError as exc:
-        return err(f"sigreg compare: error: {exc}")
     except MemoryError:
         return err("sigreg compare: error: out of memory; use --max-rows, fewer --slices or a smaller --n-boot")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # anything else is ours: exit 3, one line (ValueErrors included)
+        if os.environ.get("SIGREG_DEBUG", "") not in ("", "0"):
+            raise
+        text = " ".join(str(exc).split())
+        if isinstance(exc, RuntimeError) and ("allocate" in text.lower() or "out of memory" in text.lower()):
+            return err(f"sigreg compare: error: out of memory ({text[:160]}); use --max-rows, fewer --slices or a "
+                       f"smaller --n-boot")
+        err(f"sigreg compare: internal error: {type(exc).__name__}: {text[:300]} "
+            f"(rerun with SIGREG_DEBUG=1 for the traceback)")
+        return 3
     finally:
         if bar is not None:
             bar.close()

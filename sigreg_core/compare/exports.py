@@ -137,16 +137,18 @@ def comparison_text(cmp: Comparison) -> str:
     """The comparison as plain-text tables (what ``sigreg compare`` prints)."""
     lines = []
     rows = []
-    for n in cmp.names:
+    for i, n in enumerate(cmp.order()):
         s = cmp.sets[n]
-        rows.append([n + (" (ref)" if n == cmp.reference else ""), s.n, s.sigreg, s.sigreg_over_null, s.p_value,
-                     s.verdict, ", ".join(s.modes) or "none", s.metrics.get("rankme")])
-    lines += _text_table(["set", "rows", "SIGReg", "x null", "p-value", "verdict", "modes", "RankMe"], rows, {1, 2, 3, 4, 7})
+        rows.append([i + 1, n + (" (ref)" if n == cmp.reference else ""), s.n, s.verdict, s.distance, s.sigreg,
+                     s.sigreg_over_null, s.p_value, ", ".join(s.modes) or "none", s.metrics.get("rankme")])
+    lines.append("Sets, best first (the headline: verdict, then distance; sigreg_core.assessment.verdict.rank_key):")
+    lines += _text_table(["rank", "set", "rows", "verdict", "distance", "SIGReg", "x null", "p-value", "modes",
+                          "RankMe"], rows, {0, 2, 4, 5, 6, 7, 9})
     from sigreg_core.compare.ranking import ranking_frame
 
     rk = ranking_frame(cmp)
     lines.append("")
-    lines.append("Ranking, best first (verdict severity, then SIGReg / null mean):")
+    lines.append("Each set against the one ranked above it (bootstrap interval of the SIGReg delta):")
     lines += _text_table(["rank", "set", "verdict", "x null", "excess over best (x null)", "vs the set above"],
                          [[r.rank, r.set, r.verdict, r.x_null, r.excess_over_best, r.vs_above or "-"]
                           for r in rk.itertuples(index=False)], {0, 3, 4})
@@ -156,10 +158,13 @@ def comparison_text(cmp: Comparison) -> str:
         lines.append(f"Deltas against {cmp.reference} ({pct}% bootstrap intervals over rows, {cmp.n_boot} resamples per set):")
         rows = []
         for d in cmp.deltas:
-            ci = d.note or ("-" if not math.isfinite(d.ci_low) else f"[{_cell(d.ci_low)}, {_cell(d.ci_high)}]")
+            has = math.isfinite(d.ci_low) and math.isfinite(d.ci_high)
+            ci = f"[{_cell(d.ci_low)}, {_cell(d.ci_high)}]" if has else (d.note or "-")
             rows.append([d.set, DELTA_METRICS[d.metric][0], d.value, ci, d.p_boot,
-                         ("yes" if d.significant else "no") if not d.note else "-", d.healthier or "-"])
-        lines += _text_table(["set", "metric", "delta", "interval", "p (boot)", "significant", "healthier"], rows, {2, 4})
+                         ("yes" if d.significant else "no") if has else "-", d.healthier or "-",
+                         d.note if has and d.note else ""])
+        lines += _text_table(["set", "metric", "delta", "interval", "p (boot)", "significant", "healthier", "note"],
+                             rows, {2, 4})
     if cmp.paired:
         lines.append("")
         lines.append("Paired test over slices (approximate: the slices share the data; p adjusted by the design effect "
@@ -170,6 +175,7 @@ def comparison_text(cmp: Comparison) -> str:
                               "Wilcoxon p indep.", "healthier"], rows, {1, 2, 3, 4, 5, 6, 7})
     lines.append("")
     lines.append(cmp.row_note)
+    lines += [f"convention: {n}: {c}" for n, c in cmp.conventions().items()]
     lines += [f"caveat: {c}" for c in cmp.caveats]
     lines.append(f"preset {cmp.preset.name}, {cmp.num_slices_scored} {cmp.family} slices, seed {cmp.seed}, "
                  f"D = {cmp.directions.shape[0]}, reference {cmp.reference}")

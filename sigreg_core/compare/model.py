@@ -72,10 +72,25 @@ class SetResult:
     row_indices: Optional[np.ndarray] = None  # rows kept (None: all, in order)
     assessment: dict = field(default_factory=dict)
     seconds: float = 0.0
+    slice_statistic: Optional[np.ndarray] = None  # (M,) per-slice statistic as assessed (mean over views)
+    answers: dict = field(default_factory=dict)   # the assessment's answers (the headline: verdict, distance)
+    row_scale: list = field(default_factory=lambda: [1.0])  # the convention rescale of each view (1: none)
+    views: int = 1
+    convention: str = ""         # the convention rescale applied, in words ("" when none)
 
     @property
     def statistic(self) -> np.ndarray:
+        if self.slice_statistic is not None:
+            return np.asarray(self.slice_statistic, dtype=np.float64)
         return np.asarray(self.slices.statistic, dtype=np.float64)
+
+    @property
+    def distance(self) -> float:
+        """The headline's distance (``answers["distance"]["relative_distance"]``), NaN when absent."""
+        try:
+            return float((self.answers.get("distance") or {}).get("relative_distance", float("nan")))
+        except (TypeError, ValueError, AttributeError):
+            return float("nan")
 
     def row(self) -> dict:
         out = {
@@ -83,12 +98,17 @@ class SetResult:
             "rows": self.n,
             "rows_given": self.n_original,
             "dim": self.dim,
+            "views": self.views,
             "sigreg": self.sigreg,
             "null_mean": self.null_mean,
             "sigreg_over_null": self.sigreg_over_null,
             "p_value": self.p_value,
             "verdict": self.verdict,
+            "distance": self.distance,
             "modes": ", ".join(self.modes) if self.modes else "none",
+            "row_scale": (self.row_scale[0] if len(set(self.row_scale)) == 1
+                          else " ".join(f"{c:.6g}" for c in self.row_scale)),
+            "convention": self.convention or "none",
         }
         for k in ("rankme", "normalized_std", "vicreg_variance", "vicreg_covariance", "spectrum_slope",
                   "top_eigen_fraction"):
@@ -164,10 +184,22 @@ class Comparison:
     arrays: dict = field(default_factory=dict, repr=False)  # name -> rows scored (for slice views)
     timings: dict = field(default_factory=dict)
     draws: dict = field(default_factory=dict, repr=False)   # name -> bootstrap draws (for any pair of sets)
+    rank_resamples: int = 0      # resamples that got a RankMe (fewer than n_boot at large D)
 
     # -- tables
+    def order(self) -> list:
+        """Set names best first: the headline's ordering (:func:`sigreg_core.compare.ranking.rank_order`)."""
+        from sigreg_core.compare.ranking import rank_order
+
+        return rank_order(self)
+
+    def conventions(self) -> dict:
+        """name -> the convention rescale applied to that set, for the sets that had one."""
+        return {n: self.sets[n].convention for n in self.names if self.sets[n].convention}
+
     def summary_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([self.sets[n].row() for n in self.names])
+        """One row per set, best first (the headline's ordering), with its rank."""
+        return pd.DataFrame([{"rank": i + 1, **self.sets[n].row()} for i, n in enumerate(self.order())])
 
     def deltas_frame(self) -> pd.DataFrame:
         cols = list(Delta.__dataclass_fields__)
@@ -234,6 +266,7 @@ class Comparison:
             "dim": int(self.directions.shape[0]),
             "same_n": self.same_n,
             "n_boot": self.n_boot,
+            "rankme_resamples": self.rank_resamples,
             "level": self.level,
             "reference": self.reference,
         }
@@ -247,9 +280,12 @@ class Comparison:
             "row_note": self.row_note,
             "caveats": list(self.caveats),
             "null_quantiles": self.null_quantiles,
-            "sets": {n: {**self.sets[n].row(), "modes": list(self.sets[n].modes),
+            "ranking": self.order(),
+            "ranking_rule": "sigreg_core.assessment.verdict.rank_key of each set's answers (verdict, then distance)",
+            "conventions": self.conventions(),
+            "sets": {n: {**self.sets[n].row(), "modes": list(self.sets[n].modes), "row_scale": self.sets[n].row_scale,
                          "metrics": self.sets[n].metrics, "seconds": self.sets[n].seconds}
-                     for n in self.names},
+                     for n in self.order()},
             "deltas": [d.to_dict() for d in self.deltas],
             "paired_tests": [p.to_dict() for p in self.paired],
             "per_slice_statistic": {n: self.sets[n].statistic for n in self.names},

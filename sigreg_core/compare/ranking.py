@@ -1,10 +1,11 @@
 """Ranking every set of a comparison, and every pair of sets against each other.
 
-* :func:`ranking_frame` — the sets best to worst: first by the severity of their verdict
-  (:func:`sigreg_core.assessment.severity.severity`, the order the assessment itself uses),
-  then by SIGReg's multiple of its exact null mean (SIGReg / E_null[SIGReg]; LeJEPA,
-  arXiv 2511.08544: E_null = sum_k c_k (1 - exp(-t_k^2)) per slice).  Relative columns
-  are in units of the null mean, so a 16-unit and a 1914-unit difference read as 15× and
+* :func:`ranking_frame` — the sets best to worst by the headline:
+  :func:`sigreg_core.assessment.verdict.rank_key` of each set's assessment answers (the
+  one ordering of assessed sets, kept by the assessment: the verdict, then the distance),
+  never an ordering of Compare's own.  Beside it, SIGReg's multiple of its exact null mean
+  (SIGReg / E_null[SIGReg]; LeJEPA, arXiv 2511.08544: E_null = sum_k c_k (1 - exp(-t_k^2))
+  per slice).  Relative columns are in units of the null mean, so a 16-unit and a 1914-unit difference read as 15× and
   1800× the healthy floor.  Each set's bootstrap interval of that multiple and the
   comparison with the set ranked just above it (bootstrap interval of the delta) come along.
 * :func:`pairwise_frame` — every ordered pair (a, b), a ≠ b: delta a − b of one metric
@@ -22,25 +23,25 @@ import math
 import numpy as np
 import pandas as pd
 
-from sigreg_core.assessment.severity import severity
+from sigreg_core.assessment import verdict as _verdict
 from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, Comparison
 from sigreg_core.compare.statistics import centred_interval, delta_between
 
-__all__ = ["ranking_frame", "pairwise_frame", "pairwise_matrix", "rank_order", "interval_text", "RANKING_COLUMNS"]
+__all__ = ["ranking_frame", "pairwise_frame", "pairwise_matrix", "rank_order", "headline_order", "interval_text", "RANKING_COLUMNS"]
 
-RANKING_COLUMNS = ["rank", "set", "verdict", "sigreg", "x_null", "x_null_low", "x_null_high", "excess_over_best",
+RANKING_COLUMNS = ["rank", "set", "verdict", "distance", "sigreg", "x_null", "x_null_low", "x_null_high", "excess_over_best",
                    "p_value", "rankme", "modes", "vs_above", "interval_note"]
 
 
+def headline_order(names, answers) -> list:
+    """``names`` best to worst by :func:`sigreg_core.assessment.verdict.rank_key` of ``answers[name]``
+    (each set's assessment answers): the headline's one ordering; ties keep the given order."""
+    return sorted(names, key=lambda n: _verdict.rank_key(answers[n]))
+
+
 def rank_order(cmp: Comparison) -> list:
-    """Set names best to worst: verdict severity, then SIGReg / null mean, then the name."""
-    return sorted(cmp.names, key=lambda n: (severity(cmp.sets[n].verdict), _x_null(cmp, n), n))
-
-
-def _x_null(cmp: Comparison, name: str) -> float:
-    s = cmp.sets[name]
-    v = s.sigreg / s.null_mean if s.null_mean else float("nan")
-    return v if math.isfinite(v) else float("inf")
+    """Set names best to worst by the headline (:func:`headline_order` of each set's answers)."""
+    return headline_order(cmp.names, {n: cmp.sets[n].answers for n in cmp.names})
 
 
 def _pair_text(d, above: str) -> str:
@@ -78,7 +79,7 @@ def ranking_frame(cmp: Comparison) -> pd.DataFrame:
             d = next((x for x in ds if x.metric == "sigreg"), None)
             vs_above = _pair_text(d, above) if d is not None and cmp.n_boot else "no bootstrap (resamples = 0)"
         rows.append({
-            "rank": i + 1, "set": name, "verdict": s.verdict, "sigreg": s.sigreg, "x_null": s.sigreg / nm,
+            "rank": i + 1, "set": name, "verdict": s.verdict, "distance": s.distance, "sigreg": s.sigreg, "x_null": s.sigreg / nm,
             "x_null_low": lo, "x_null_high": hi, "excess_over_best": (s.sigreg - best.sigreg) / nm,
             "p_value": s.p_value, "rankme": s.metrics.get("rankme", float("nan")),
             "modes": ", ".join(s.modes) if s.modes else "none", "vs_above": vs_above, "interval_note": note,

@@ -18,10 +18,16 @@ from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, CompareError, Delta, PairedTest
 
 __all__ = ["same_n_indices", "bootstrap_counts", "centred_interval", "bootstrap_sigreg", "bootstrap_metrics",
-           "design_effect", "paired_slice_test", "delta_between"]
+           "rank_resamples", "one_blas_thread", "bootstrap_set", "design_effect", "paired_slice_test", "delta_between"]
 
 #: rows x slices x nodes of one cos/sin block in the bootstrap
 _BOOT_BLOCK = 1 << 22
+#: elements of one block of the N x N kernel (d_i . d_j)^2 in the VICReg-covariance bootstrap
+_KERNEL_BLOCK = 1 << 22
+#: RankMe bootstrap work (in N D^2 + 4 min(N, D)^3 units) above which fewer resamples get a RankMe
+RANKME_BOOT_WORK = 6e10
+#: ... but never fewer than this many (unless n_boot is smaller)
+RANKME_MIN_BOOT = 20
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -84,6 +90,7 @@ def bootstrap_sigreg(
     device="auto",
     progress: Optional[Callable[[int, int], None]] = None,
     per_slice: bool = False,
+    float64: Optional[bool] = None,
 ) -> np.ndarray:
     """SIGReg of every resample given by row ``counts`` (B, N): (B,) float64 (or (B, M) with ``per_slice``).
 
@@ -91,6 +98,8 @@ def bootstrap_sigreg(
     for the ECF presets the resampled sums are counts @ cos(t_k X) and
     counts @ sin(t_k X) with X = z A computed once (no (B, N, D) copy); presets that
     standardise each dimension first re-score each resample with ``score_slices``.
+    The projections are taken in float64 when ``z`` is float64 or ``float64=True`` (as
+    ``score_slices`` and the assessment do), else in float32; the sums are float64.
     """
     from sigreg_core.core.device import resolve_device
     from sigreg_core.assessment.slices import score_slices
@@ -110,18 +119,21 @@ def bootstrap_sigreg(
         out = np.stack(rows).astype(np.float64)
         return out if per_slice else out.mean(1)
     dev = resolve_device(device)
-    a = torch.as_tensor(directions, dtype=torch.float32).to(dev)
+    if float64 is None:
+        float64 = getattr(z, "dtype", None) in (torch.float64, np.float64)
+    wd = torch.float64 if float64 else torch.float32
+    a = torch.as_tensor(directions).to(device=dev, dtype=wd)
     m = a.shape[1]
-    t = torch.as_tensor(p.nodes, dtype=torch.float32, device=dev)
+    t = torch.as_tensor(p.nodes, dtype=wd, device=dev)
     k = t.numel()
-    w_all = torch.from_numpy(np.ascontiguousarray(counts, dtype=np.float32)).to(dev)
+    w_all = torch.from_numpy(np.ascontiguousarray(counts, dtype=np.float32)).to(device=dev, dtype=wd)
     sum_c = torch.zeros(b_total, m * k, dtype=torch.float64, device=dev)
     sum_s = torch.zeros(b_total, m * k, dtype=torch.float64, device=dev)
     rows = max(1, _BOOT_BLOCK // max(1, m * k))
-    zz = z if isinstance(z, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(z, dtype=np.float32)))
+    zz = z if isinstance(z, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(z)))
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
-        x = zz[r0:r1].to(device=dev, dtype=torch.float32) @ a  # (r, M)
+        x = zz[r0:r1].to(device=dev, dtype=wd) @ a  # (r, M)
         arg = (x[:, :, None] * t).reshape(r1 - r0, m * k)
         w = w_all[:, r0:r1]
         sum_c += (w @ torch.cos(arg)).double()
@@ -133,73 +145,201 @@ def bootstrap_sigreg(
     return out if per_slice else out.mean(1)
 
 
+def rank_resamples(n: int, dim: int, n_boot: int) -> int:
+    """How many of the ``n_boot`` resamples get a RankMe (each needs its own eigen-decomposition).
+
+    RankMe is the only companion metric without a cheaper exact route: every resample needs the
+    spectrum of a min(N, D)-sized Gram matrix (forming it costs N D^2 or N^2, decomposing it
+    ~4 min(N, D)^3).  All ``n_boot`` resamples while that work stays under
+    :data:`RANKME_BOOT_WORK`, else as many as fit, but at least :data:`RANKME_MIN_BOOT`
+    (2600 x 768: 20 of 200).  The delta's note says when fewer were used.
+    """
+    n, dim, n_boot = int(n), int(dim), int(n_boot)
+    k = min(n, dim)
+    per = 4.0 * k**3 + (float(n) * dim * dim if n >= dim else float(n) * n)
+    fits = int(RANKME_BOOT_WORK // max(per, 1.0))
+    return int(min(n_boot, max(RANKME_MIN_BOOT, fits)))
+
+
+def _gram_frobenius(d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """||d^T diag(w_b) d||_F^2 for every row of weights ``w`` (B, N): (B,) float64.
+
+    ||d^T W d||_F^2 = sum_ij w_i w_j (d_i . d_j)^2 = w^T K w with K = (d d^T)^2 (elementwise):
+    N^2 D once plus N^2 per resample, instead of N D^2 per resample; K is built in row blocks
+    (never all of it in memory).  When N > B D the per-resample Gram is cheaper and is used.
+    """
+    n, dim = d.shape
+    b_total = w.shape[0]
+    out = np.zeros(b_total)
+    if float(n) * n * dim + float(b_total) * n * n <= float(b_total) * n * dim * dim:
+        blk = max(1, min(n, _KERNEL_BLOCK // max(n, 1)))
+        for i0 in range(0, n, blk):
+            i1 = min(n, i0 + blk)
+            k = d[i0:i1] @ d.T
+            k *= k                                            # (blk, N): (d_i . d_j)^2
+            out += np.einsum("bi,bi->b", w[:, i0:i1], w @ k.T)
+        return out
+    for b in range(b_total):
+        g = (d.T * w[b]) @ d
+        out[b] = float(np.sum(g * g))
+    return out
+
+
+def _eigvalsh(g: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a symmetric matrix with one BLAS thread (see :func:`one_blas_thread`)."""
+    with one_blas_thread():
+        return np.linalg.eigvalsh(g)
+
+
+def one_blas_thread():
+    """A context with numpy's BLAS/LAPACK on one thread (a no-op without ``threadpoolctl``).
+
+    Measured on the 2-core project machine under load (about 12 runnable processes): eigh of a
+    768 x 768 covariance 4.2 s on 2 OpenBLAS threads, 0.51 s on one; 128 x 128: 0.89 s against
+    0.008 s (the threads wait for each other).  Eigen-decompositions of Compare and the
+    assessments it runs use one thread.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn / scipy stacks
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def bootstrap_metrics(z, counts: np.ndarray, keys: Sequence[str] = tuple(k for k in DELTA_METRICS if k != "sigreg"),
-                      progress: Optional[Callable[[int, int], None]] = None) -> dict:
+                      progress: Optional[Callable[[int, int], None]] = None,
+                      rank_boot: Optional[int] = None) -> dict:
     """Companion metrics of every resample given by row ``counts`` (B, N): {key: (B,)}.
 
-    Computed in batches from the weighted moment sums, with d = z - mean(z) and
-    u = z / ||z||: n = sum w, s1 = w d, S2 = d^T diag(w) d, u1 = w u, u2 = w u^2, then
-    (the definitions of :mod:`sigreg_core.assessment.metrics`)
+    From weighted sums over the rows, with d = z - mean(z) and u = z / ||z||: n = sum w,
+    s1 = w d, q = w d^2, u1 = w u, u2 = w u^2 (each O(N D) per resample), then (the
+    definitions of :mod:`sigreg_core.assessment.metrics`)
 
-    * covariance C = (S2 - s1 s1^T / n) / (n - 1); VICReg variance mean_j relu(1 - sqrt(C_jj + 1e-4)),
-      VICReg covariance sum_{i != j} C_ij^2 / D;
-    * Gram Z^T diag(w) Z = S2 + m s1^T + s1 m^T + n m m^T (m = mean(z)); its eigenvalues are the
-      squared singular values of the resampled rows; RankMe = exp(-sum p log p), p = sigma / sum sigma + 1e-7;
+    * variances C_jj = (q_j - s1_j^2 / n) / (n - 1); VICReg variance mean_j relu(1 - sqrt(C_jj + 1e-4));
+    * VICReg covariance (||C||_F^2 - sum_j C_jj^2) / D with
+      ||C||_F^2 (n - 1)^2 = ||A||_F^2 - 2 s1^T A s1 / n + ||s1||^4 / n^2, A = d^T diag(w) d,
+      ||A||_F^2 = w^T K w (K = (d d^T)^2, :func:`_gram_frobenius`) and s1^T A s1 = sum_n w_n (d_n . s1)^2;
+    * RankMe from the singular values of the resampled rows: eigenvalues of Z^T diag(w) Z (D x D)
+      or of diag(sqrt w) Z Z^T diag(sqrt w) (N x N, when N < D); p = sigma / sum sigma + 1e-7,
+      RankMe = exp(-sum p log p); only for the first ``rank_boot`` resamples (default all:
+      :func:`rank_resamples` picks fewer for large D), so ``rankme`` has ``rank_boot`` values;
     * std of normalised rows mean_j sqrt((u2_j / n - (u1_j / n)^2) n / (n - 1)).
 
     Each value is exactly the metric of the resampled rows (checked against
-    :func:`sigreg_core.assessment.metrics.companion_metrics` of ``z[rows]``).  Eigenvalues are
-    taken in batches (``torch.linalg.eigvalsh``), not one LAPACK call per resample.
+    :func:`sigreg_core.assessment.metrics.companion_metrics` of ``z[rows]``), in float64.
     """
     from sigreg_core.assessment.metrics import RANKME_EPS, VICREG_EPS
 
-    zz = torch.from_numpy(np.ascontiguousarray(np.asarray(z, dtype=np.float64)))
+    zz = np.ascontiguousarray(np.asarray(z, dtype=np.float64))
     n, dim = zz.shape
-    mean = zz.mean(0)
-    d = zz - mean
-    u = zz / zz.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    uu = u * u
-    w_all = torch.from_numpy(np.ascontiguousarray(np.asarray(counts, dtype=np.float64)))
+    w_all = np.ascontiguousarray(np.asarray(counts, dtype=np.float64))
     b_total = w_all.shape[0]
     keys = list(keys)
-    out = {k: np.empty(b_total) for k in keys}
-    chunk = int(max(1, min(b_total, (1 << 24) // max(1, n * dim))))
-    r = min(n, dim)
-    for b0 in range(0, b_total, chunk):
-        w = w_all[b0:b0 + chunk]                      # (b, N)
-        nb = w.sum(1)                                 # (b,)
-        s1 = w @ d                                    # (b, D)
-        s2 = torch.einsum("bn,nd,ne->bde", w, d, d)   # (b, D, D)
-        dm = s1 / nb[:, None]
-        cov = (s2 - nb[:, None, None] * dm[:, :, None] * dm[:, None, :]) / (nb[:, None, None] - 1).clamp_min(1)
-        cov = 0.5 * (cov + cov.transpose(1, 2))
-        res = {}
-        if "vicreg_variance" in keys or "vicreg_covariance" in keys:
-            var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0.0)
-            res["vicreg_variance"] = torch.relu(1.0 - torch.sqrt(var + VICREG_EPS)).mean(1)
-            off = cov - torch.diag_embed(torch.diagonal(cov, dim1=1, dim2=2))
-            res["vicreg_covariance"] = (off * off).sum((1, 2)) / dim
-        if "rankme" in keys or "rankme_fraction" in keys:
-            gram = (s2 + mean[None, :, None] * s1[:, None, :] + s1[:, :, None] * mean[None, None, :]
-                    + nb[:, None, None] * mean[None, :, None] * mean[None, None, :])
-            gram = 0.5 * (gram + gram.transpose(1, 2))
-            ev = torch.linalg.eigvalsh(gram).clamp_min(0.0).flip(1)[:, :r]
-            sing = torch.sqrt(ev)
-            tot = sing.sum(1, keepdim=True)
-            pk = sing / tot.clamp_min(1e-300) + RANKME_EPS
-            rk = torch.exp(-(pk * torch.log(pk)).sum(1))
-            res["rankme"] = torch.where(tot[:, 0] > 0, rk, torch.ones_like(rk))
-            res["rankme_fraction"] = res["rankme"] / r
-        if "normalized_std" in keys:
-            um = (w @ u) / nb[:, None]
-            uv = ((w @ uu) / nb[:, None] - um * um) * (nb / (nb - 1).clamp_min(1))[:, None]
-            res["normalized_std"] = torch.sqrt(uv.clamp_min(0.0)).mean(1)
-        for k in keys:
-            if k not in res:
-                raise ValueError(f"no bootstrap for companion metric {k!r}")
-            out[k][b0:b0 + w.shape[0]] = res[k].numpy()
+    for k in keys:
+        if k not in ("vicreg_variance", "vicreg_covariance", "rankme", "rankme_fraction", "normalized_std"):
+            raise ValueError(f"no bootstrap for companion metric {k!r}")
+    out = {}
+    nb = w_all.sum(1)
+    den = np.maximum(nb - 1.0, 1.0)
+    mean = zz.mean(0)
+    d = zz - mean
+    steps = 1 + int("vicreg_covariance" in keys) + int("rankme" in keys or "rankme_fraction" in keys)
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
         if progress is not None:
-            progress(min(b_total, b0 + chunk), b_total)
+            progress(done, steps)
+
+    if "vicreg_variance" in keys or "vicreg_covariance" in keys:
+        s1 = w_all @ d                                   # (B, D)
+        var = (w_all @ (d * d) - s1 * s1 / nb[:, None]) / den[:, None]
+        if "vicreg_variance" in keys:
+            out["vicreg_variance"] = np.maximum(0.0, 1.0 - np.sqrt(np.maximum(var, 0.0) + VICREG_EPS)).mean(1)
+        if "vicreg_covariance" in keys:
+            fro = _gram_frobenius(d, w_all)
+            sas = np.sum(w_all.T * (d @ s1.T) ** 2, axis=0)
+            ss = np.sum(s1 * s1, axis=1)
+            fro_c = (fro - 2.0 * sas / nb + ss * ss / (nb * nb)) / (den * den)
+            out["vicreg_covariance"] = np.maximum(fro_c - np.sum(var * var, axis=1), 0.0) / dim
+            tick()
+    if "normalized_std" in keys:
+        u = zz / np.maximum(np.linalg.norm(zz, axis=1, keepdims=True), 1e-12)
+        um = (w_all @ u) / nb[:, None]
+        uv = ((w_all @ (u * u)) / nb[:, None] - um * um) * (nb / den)[:, None]
+        out["normalized_std"] = np.sqrt(np.maximum(uv, 0.0)).mean(1)
+    tick()
+    if "rankme" in keys or "rankme_fraction" in keys:
+        r_total = b_total if rank_boot is None else max(0, min(int(rank_boot), b_total))
+        r = min(n, dim)
+        rk = np.empty(r_total)
+        k0 = zz @ zz.T if n < dim else None
+        for b in range(r_total):
+            w = w_all[b]
+            if k0 is None:
+                keep = w > 0                                     # about 63 % of the rows are drawn
+                zk = zz[keep]
+                g = (zk.T * w[keep]) @ zk                        # Z^T W Z (D x D)
+            else:
+                sw = np.sqrt(w)
+                g = sw[:, None] * k0 * sw[None, :]              # W^1/2 Z Z^T W^1/2 (N x N)
+            ev = np.sort(np.maximum(_eigvalsh(0.5 * (g + g.T)), 0.0))[::-1][:r]
+            sing = np.sqrt(ev)
+            tot = float(sing.sum())
+            if tot > 0:
+                pk = sing / tot + RANKME_EPS
+                rk[b] = math.exp(-float(np.sum(pk * np.log(pk))))
+            else:
+                rk[b] = 1.0
+        if "rankme" in keys:
+            out["rankme"] = rk
+        if "rankme_fraction" in keys:
+            out["rankme_fraction"] = rk / r
+        tick()
+    return {k: out[k] for k in keys}
+
+
+def bootstrap_set(views: Sequence, directions: Sequence, scales: Sequence[float], preset: "str | Preset",
+                  counts: np.ndarray, *, keys: Sequence[str] = (), rank_boot: Optional[int] = None,
+                  device="auto", float64: bool = False,
+                  progress: Optional[Callable[[float, str], None]] = None) -> dict:
+    """The bootstrap draws of one set: {"sigreg": (B,), "slices": (B, M), metric: (B,) ...}.
+
+    ``views``: the set's V row arrays (N, D) as given (V = 1 for an (N, D) set);
+    ``directions``: the directions the assessment scored each view on (the comparison's unit
+    directions times that view's ``row_scale``); ``scales``: those row scales.  The rows of
+    every view are resampled **jointly** (one row of counts (N,) per resample: row n of every
+    view is drawn together), each view's per-slice statistics are taken on its own
+    directions, and the set's per-slice statistic is their mean over views (SIGReg averaged
+    over views, as the assessment does).  The companion metrics are those of the rows the
+    assessment scored, ``row_scale * z``, averaged over views.  With all counts 1 the draws
+    are the assessment's own values (tests check it).
+    """
+    v_total = len(views)
+    slices = None
+    for v, (z, a) in enumerate(zip(views, directions)):
+        s = bootstrap_sigreg(z, a, preset, counts, device=device, per_slice=True, float64=float64,
+                             progress=None if progress is None else (
+                                 lambda d, t, _v=v: progress((_v + 0.7 * d / max(t, 1)) / v_total, "SIGReg")))
+        slices = s if slices is None else slices + s
+    slices = slices / v_total
+    out = {"sigreg": slices.mean(1), "slices": slices}
+    keys = list(keys)
+    if keys:
+        acc = None
+        for v, (z, c) in enumerate(zip(views, scales)):
+            rows = np.asarray(z, dtype=np.float64)
+            if c != 1.0:
+                rows = rows * float(c)
+            got = bootstrap_metrics(rows, counts, keys, rank_boot=rank_boot,
+                                    progress=None if progress is None else (
+                                        lambda d, t, _v=v: progress((_v + 0.7 + 0.3 * d / max(t, 1)) / v_total,
+                                                                    "companion metrics")))
+            acc = got if acc is None else {k: acc[k] + got[k] for k in keys}
+        out.update({k: acc[k] / v_total for k in keys})
     return out
 
 
@@ -306,8 +446,12 @@ def delta_between(cur, ref, draws_cur: Mapping, draws_ref: Mapping, *, n_boot: i
         est = float(v_set) - float(v_ref)
         note = ""
         if n_boot and key in draws_cur and key in draws_ref:
-            dstar = np.asarray(draws_cur[key], dtype=np.float64) - np.asarray(draws_ref[key], dtype=np.float64)
-            se = float(np.std(dstar, ddof=1))
+            b_cur, b_ref = np.asarray(draws_cur[key], dtype=np.float64), np.asarray(draws_ref[key], dtype=np.float64)
+            used = min(b_cur.size, b_ref.size)
+            dstar = b_cur[:used] - b_ref[:used]
+            few = (f"interval from {used} of the {int(n_boot)} resamples (each needs an eigen-decomposition)"
+                   if used < int(n_boot) else "")
+            se = float(np.std(dstar, ddof=1)) if used > 1 else 0.0
             if not se > _NUMERICAL_SPREAD * max(abs(float(v_set)), abs(float(v_ref)), _typical(key, cur)):
                 lo = hi = p_boot = float("nan")
                 se = 0.0
@@ -318,6 +462,7 @@ def delta_between(cur, ref, draws_cur: Mapping, draws_ref: Mapping, *, n_boot: i
                 centred = np.abs(dstar - dstar.mean())
                 p_boot = float((1 + np.sum(centred >= abs(est))) / (dstar.size + 1)) if est != 0 else 1.0
                 sig = bool(lo > 0 or hi < 0)
+                note = few
         else:
             lo = hi = se = p_boot = float("nan")
             sig = False
