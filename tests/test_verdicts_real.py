@@ -154,7 +154,7 @@ def test_small_and_large_effects_never_share_a_level():
     one_axis[:, 0] *= 1.3
     a = assess(one_axis, num_slices=256, null_draws=0)
     b = assess(z + 2.0, num_slices=256, null_draws=0)
-    assert b.verdict == "mild" and a.verdict in ("healthy", "mild") and "shift" in b.modes
+    assert b.verdict in ("mild", "marked") and a.verdict in ("healthy", "mild") and "shift" in b.modes  # a cone, not a collapse
     # the effect as given (a fraction of a collapse onto 0) tells them apart by orders of magnitude
     eff = lambda r: max(v for v in r.answers["distance"]["as_given_by_screen"].values())  # noqa: E731
     assert eff(b) > 100 * eff(a)
