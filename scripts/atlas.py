@@ -84,7 +84,11 @@ def main(argv=None) -> int:
             "seconds": round(time.perf_counter() - t0, 2),
         })
         print(f"{name}: {a.verdict} (q {rows[-1]['q']:.4f})", file=sys.stderr)
-    rows.sort(key=lambda r: -r["q"])
+    from sigreg_core.assessment.verdict import rank_key
+
+    # the headline's own ordering (the verdict, then q): what Compare would rank
+    rows.sort(key=lambda r: rank_key({"verdict": r["verdict"], "health": {"relative_effective_rank": r["q"]},
+                                      "distance": {"relative_distance": r["distance"]}}))
     print("| set | kind | N × D | verdict | effective directions (of N(0, I)'s) | q | mean cosine | distance from N(0, I) | rank in atlas |")
     print("|---|---|---|---|---|---|---|---|---|")
     for i, r in enumerate(rows, 1):

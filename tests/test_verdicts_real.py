@@ -301,21 +301,23 @@ def test_json_cli_table_and_report_carry_the_three_answers(tmp_path, capsys):
     np.save(tmp_path / "point.npy", (rng.standard_normal(32) * 3 + 1e-3 * g).astype(np.float32))
     a = assess(np.load(tmp_path / "normalised.npy"), num_slices=64, null_draws=0)
     d = json.loads(json.dumps(a.to_dict()))
-    assert set(d["answers"]) >= {"collapse", "distance", "conventions"}
+    assert set(d["answers"]) >= {"health", "collapse", "distance", "conventions"}
     assert d["answers"]["conventions"][0]["name"] == "l2_normalised_rows"
-    assert d["answers"]["distance"]["level"] == d["verdict"] == "healthy"
+    assert d["verdict"] == d["answers"]["health"]["level"] == "healthy"
+    assert d["answers"]["distance"]["level"] == "at target"
 
     code = main(["score", str(tmp_path / "normalised.npy"), str(tmp_path / "point.npy"), "--slices", "64",
                  "--null-draws", "0", "--fail-on", "collapsed"])
     out = capsys.readouterr().out
     assert code == 1
     header = out.splitlines()[0]
-    assert "collapsing?" in header and "distance" in header and "conventions" in header
+    assert "collapsing?" in header and "directions" in header and "distance" in header and "conventions" in header
     assert "l2_normalised_rows" in out and "full" in out
 
     card = VC.card_markdown(a.verdict, a.answers)
-    assert card.startswith("**Verdict: healthy**") and ":green-background[" in card
-    assert "Collapsing?" in card and "Conventions" in card and "l2\\_normalised\\_rows" in card
+    assert card.startswith(":green-background[**healthy**]") and card.count("healthy") == 1  # the word once
+    assert "Health" in card and "Collapsing?" in card and "Conventions" in card and "l2 normalised rows" in card
+    assert "What to try" in card and "JEPA" in card and "Contrastive" in card
     html_card = VC.card_html("collapsed", a.answers)
     assert VC.verdict_colour("collapsed") in html_card and "<script" not in html_card
     assert len({VC.verdict_colour(v) for v in ("healthy", "mild", "marked", "severe", "collapsed")}) == 5

@@ -40,8 +40,15 @@ def place(q) -> str:
         return ""
     if not math.isfinite(q):
         return ""
+    # public encoders (trained and untrained twins) and N(0, I): the marks whose q means the same at any shape
     marks = sorted((float(e["q"]), str(e["name"])) for e in load_atlas()
-                   if e.get("kind") in ("trained", "untrained", "reference") and math.isfinite(float(e["q"])))
+                   if (e.get("kind") in ("trained", "untrained") or str(e["name"]).startswith("N(0, I)"))
+                   and math.isfinite(float(e["q"])))
+    dedup = {}
+    for qq, name in marks:  # one N(0, I) mark (every shape is at q = 1)
+        key = "N(0, I)" if name.startswith("N(0, I)") else name
+        dedup.setdefault(key, (qq, key))
+    marks = sorted(dedup.values())
     if not marks:
         return ""
     below = [m for m in marks if m[0] <= q]

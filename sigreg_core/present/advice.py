@@ -50,12 +50,14 @@ MODE_ADVICE = {
 }
 
 
-def advice_lines(verdict: str, modes=()) -> list[tuple[str, str]]:
-    """[(title, plain text)]: what the level means, what to try for each kind of encoder, and per mode."""
+def advice_lines(verdict: str, modes=(), *, meaning: bool = False) -> list[tuple[str, str]]:
+    """[(title, plain text)]: what to try for each kind of encoder, and per mode (``meaning``: the level's
+    meaning first, for sinks that do not show it as the headline)."""
     out = []
     if verdict in LEVEL_ADVICE:
         means, jepa, contrastive = LEVEL_ADVICE[verdict]
-        out.append(("What it means", means))
+        if meaning:
+            out.append(("What it means", means))
         out.append(("JEPA / SIGReg-trained", jepa))
         out.append(("Contrastive / pretrained", contrastive))
     for m in modes or ():

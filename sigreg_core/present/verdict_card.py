@@ -110,6 +110,13 @@ def atlas_place(q) -> str:
     return place(q)
 
 
+def _md_escape(text: str) -> str:
+    out = str(text)
+    for ch in "\\`*_[]<>#|$~:":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
 def _headline(verdict: str, answers: dict) -> str:
     means = LEVEL_ADVICE.get(str(verdict), (describe_verdict(verdict),))[0]
     return means
