@@ -92,6 +92,10 @@ def test_health_edges_grade_the_verdict():
     assert V.grade_verdict(False, True, 0.01, False) == "severe"
     assert V.grade_verdict(True, True, 0.9, False) == "collapsed"
     assert V.grade_verdict(False, False, 0.01, True) == "healthy"  # not significant: nothing is judged
+    # a detected mode alone (no other effect) makes a significant, full-rank set at least mild
+    assert V.grade_verdict(False, True, 0.9, True, 0.0) == "mild"
+    assert V.grade_verdict(False, True, 0.9, False, 0.0) == "healthy"
+    assert V.grade_verdict(False, True, 0.9, False, 0.01) == "mild"  # a non-negligible screen effect
 
 
 def test_calibrated_tail_subtracts_q_k():
