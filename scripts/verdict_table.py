@@ -4,8 +4,8 @@ Sets: the shipped samples (sample_data/, among them the real MiniLM sentence emb
 same MiniLM's raw (unnormalised) rows and an untrained MiniLM (seeded random weights, packaged
 config), the last snapshots of the demo JEPA runs (lambda = 0 collapses, lambda = 0.09 stays
 healthy), and synthetic edge cases of the rules (uniform on the sphere, far outlier rows, a 1.3x
-scale on one axis, a shift of 2).  Columns: collapsing?, the distance level and relative distance,
-modes, conventions, SIGReg x its null mean, RankMe (fraction of min(N, D)).
+scale on one axis, a shift of 2).  Columns: the verdict, effective directions and q (the health),
+collapsing?, the distance from N(0, I) after the conventions, modes, conventions, SIGReg x its null mean.
 
 Usage:  python scripts/verdict_table.py [--slices 256] [--null-draws 40]   (a markdown table on stdout)
 """
@@ -67,18 +67,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from sigreg_core.assessment.assess import assess
 
-    print("| set | N × D | collapsing? | verdict | distance (ρ) | modes | conventions | × null | RankMe fraction |")
+    print("| set | N × D | verdict | effective directions (q) | collapsing? | distance from N(0, I) | modes | "
+          "conventions | × null |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, z in sets().items():
         t0 = time.perf_counter()
         a = assess(z, num_slices=args.slices, null_draws=args.null_draws)
         an = a.answers
         conv = ", ".join(f"{c['name']} (× null {c['sigreg_over_null_after']:.3g} after)" for c in an["conventions"])
-        print(f"| {name} | {z.shape[0]} × {z.shape[1]} | {an['collapse']['answer']} "
-              f"(spread {an['collapse']['relative_spread']:.2f}) | **{a.verdict}** | "
+        h = an["health"]
+        print(f"| {name} | {z.shape[0]} × {z.shape[1]} | **{a.verdict}** | {h['effective_directions']:.3g} "
+              f"({h['relative_effective_rank']:.3g}) | {an['collapse']['answer']} | "
               f"{an['distance']['level']} ({an['distance']['relative_distance']:.3g}) | "
-              f"{', '.join(a.modes) or '—'} | {conv or '—'} | {a.sigreg_over_null:.3g} | "
-              f"{a.metrics['rankme_fraction']:.2f} |", flush=True)
+              f"{', '.join(a.modes) or '—'} | {conv or '—'} | {a.sigreg_over_null:.3g} |", flush=True)
         print(f"  {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
 
