@@ -56,15 +56,24 @@ def run(name: str, mutation: tuple, tests: str) -> tuple[str, float]:
     with tempfile.TemporaryDirectory(prefix="lh-mut-") as tmp:
         shutil.copytree(ROOT / "sigreg_core", Path(tmp) / "sigreg_core",
                         ignore=shutil.ignore_patterns("__pycache__"))
+        (Path(tmp) / "tests").mkdir()
+        for f in ("conftest.py", Path(tests).name):  # the tests run from the copy (conftest puts its root first)
+            shutil.copy2(ROOT / "tests" / f, Path(tmp) / "tests" / f)
         target = Path(tmp) / path
         text = target.read_text()
         if text.count(old) != 1:
             return "NOT APPLIED (text not found once)", 0.0
         target.write_text(text.replace(old, new))
         env = dict(os.environ, PYTHONPATH=tmp, LATENT_HEALTH_CACHE=str(Path(tmp) / "cache"))
+        probe = subprocess.run([sys.executable, "-c", "import sigreg_core; print(sigreg_core.__file__)"], cwd=tmp,
+                               env=env, capture_output=True, text=True).stdout.strip()
+        if not probe.startswith(tmp):
+            return f"NOT APPLIED (imported {probe})", 0.0
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", str(ROOT / tests)],
-                           cwd=tmp, env=env, capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                            str(Path(tmp) / "tests" / Path(tests).name)], cwd=tmp, env=env, capture_output=True, text=True)
+        if "sigreg_core" not in r.stdout + r.stderr and r.returncode not in (0, 1):
+            return f"ERROR (pytest exit {r.returncode})", time.perf_counter() - t0
         dt = time.perf_counter() - t0
         if r.returncode == 0:
             return "SURVIVED", dt
