@@ -45,6 +45,7 @@ from sigreg_core.assessment import verdict as V
 from sigreg_core.assessment.diagnosis import MODES, diagnose, rank_loss, relative_spread
 from sigreg_core.assessment.families import FAMILIES
 from sigreg_core.assessment.metrics import metrics_from_sums
+from sigreg_core.assessment.lidar import views_metrics
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
                                                family_pvalues, monte_carlo_null, null_band)
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
@@ -481,7 +482,7 @@ def assess(
                                      "p_values": [a.p_value for a in views]})
     return _with_budget_note(Assessment(
         sigreg=sig, null_mean=first.null_mean, p_value=max(pc, nl.P_FLOOR), verdict=verdict, modes=modes,
-        per_slice_columns=per, metrics=first.metrics, config=config, slices=first.slices, directions=first.directions,
+        per_slice_columns=per, metrics=dict(first.metrics, **views_metrics(zz)), config=config, slices=first.slices, directions=first.directions,
         mode_evidence=evidence, p_values=pv, sigreg_over_null=sig / first.null_mean if first.null_mean else float("nan"),
         null_quantiles=first.null_quantiles, log10_p_value=lpc / math.log(10),
         seconds=float(sum(a.seconds for a in views)), device=first.device, views=views, screens=first.screens,
