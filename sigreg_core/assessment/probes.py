@@ -220,3 +220,22 @@ def linear_probe_accuracy(z, labels, *, l2: float = 1e-4, max_iter: int = 100, f
     return ProbeResult(correct / te.size, lo, hi, int(tr.size), int(te.size), c,
                        f"multinomial logistic regression (L-BFGS, l2 = {l2:g}, standardised), "
                        f"{te.size:,} held-out rows (seed {seed})", time.perf_counter() - t0)
+
+
+def label_quality(z, labels, *, device="cpu", seed: int = 0) -> dict:
+    """Both probes on embeddings ``z`` with ``labels`` (class codes), as flat JSON-ready keys.
+
+    ``knn_accuracy`` and ``linear_probe_accuracy`` (floats), their ``..._interval`` ([low, high],
+    95 % Wilson) and ``probes`` (the details).  For views (V, N, D) the probes use view 0:
+    mixing views of one sample across the split would leak it into the training rows.
+    """
+    view = None
+    if getattr(z, "ndim", 2) == 3:
+        z, view = z[0], 0
+    knn = knn_accuracy(z, labels, seed=seed, device=device)
+    lin = linear_probe_accuracy(z, labels, seed=seed, device=device)
+    return {
+        "knn_accuracy": knn.accuracy, "knn_accuracy_interval": [knn.low, knn.high],
+        "linear_probe_accuracy": lin.accuracy, "linear_probe_accuracy_interval": [lin.low, lin.high],
+        "probes": {"knn": knn.to_dict(), "linear": lin.to_dict(), "view": view},
+    }

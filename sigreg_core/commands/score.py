@@ -68,6 +68,10 @@ def add_score_parser(sub):
     s.add_argument("--max-rows", type=positive_int, default=None, help="score a random subset of at most R rows per file")
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
+    s.add_argument("--labels", default=None, metavar="LABELS",
+                   help="class labels, one per row (.npy .npz .pt .safetensors .csv .tsv .parquet): adds held-out k-NN "
+                        "and linear-probe accuracy (with --labels-key alone: that key in each FILE's own container)")
+    s.add_argument("--labels-key", default=None, help="array / column of the labels inside LABELS (or inside FILE)")
     s.add_argument("--json", action="store_true", help="print a JSON list: one object per file ({file, ...Assessment.to_dict()})")
     s.add_argument("--fail-on", choices=["mild", "marked", "severe", "collapsed", "suspicious"], default=None,
                    help="exit 1 if any file's verdict is this bad or worse (CI gate; suspicious = mild)")
@@ -151,6 +155,9 @@ def _table(rows: list) -> str:
             f"(scale-free); distance: healthy < mild < marked < severe by the relative distance in brackets "
             f"(0 = N(0, I), 1 = collapse onto 0), gated by the calibrated p-value < 1e-3; docs/calibration.md"
         )
+    from sigreg_core.present.quality import quality_lines
+
+    lines.extend(quality_lines(rows))  # alpha-ReQ, LiDAR, probe accuracies (issue 22)
     for r in rows:
         for n in r.get("notices", []):
             lines.append(f"note: {visible(r['file'])}: {visible(n)}")
@@ -219,6 +226,9 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
     row.setdefault("num_slices", cfg.get("num_slices", args.slices))
     row.setdefault("seed", cfg.get("seed", args.seed))
     row.setdefault("family", cfg.get("family", args.family))
+    from sigreg_core.present.quality import quality_fields
+
+    row.update(quality_fields(row.get("metrics") or {}))  # alpha_req (+ fit range), lidar of views
     return row
 
 
@@ -279,7 +289,17 @@ def cmd_score(args) -> int:
     rows = []
     for path in args.files:
         emb = _load(path, args)
+        y = None
+        if args.labels is not None or args.labels_key is not None:  # probes with labels (issue 22), read first
+            from sigreg_core.inputs.labels import labels_for
+
+            y = labels_for(emb, path, args.labels, args.labels_key, max_bytes=args.max_bytes)
         rows.append(_result_row(path, emb.array, args, notices=emb.notices, key=emb.key))
+        if y is not None:
+            from sigreg_core.assessment.probes import label_quality
+            from sigreg_core.core.device import resolve_device
+
+            rows[-1].update(label_quality(emb.array, y, device=resolve_device(args.device), seed=args.seed))
     _emit(rows, args)
     return _exit_code(rows, args.fail_on)
 
