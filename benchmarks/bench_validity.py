@@ -138,13 +138,23 @@ def spearman_table(rows: list, n_boot: int = 2000, seed: int = 0) -> list:
             return float(spearmanr(x[ok], y[ok])[0])
 
         point = rho(rows)
-        boots = np.array([rho([r for i in p for r in by_run[runs[i]]]) for p in picks])
-        boots = boots[np.isfinite(boots)]
+        all_boots = np.array([rho([r for i in p for r in by_run[runs[i]]]) for p in picks])
+        boots = all_boots[np.isfinite(all_boots)]
         lo, hi = (np.percentile(boots, [2.5, 97.5]) if boots.size else (float("nan"),) * 2)
         used = sum(1 for r in rows if np.isfinite(r[key]))
         out.append({"measure": key, "label": label, "direction": direction, "spearman": point,
-                    "low": float(lo), "high": float(hi), "checkpoints": used})
+                    "low": float(lo), "high": float(hi), "checkpoints": used, "_boots": all_boots})
     return out
+
+
+def paired_difference(table: list, a: str, b: str) -> tuple:
+    """|rho_a| - |rho_b| with its 95 % interval over the same run resamples (is a really better than b?)."""
+    ta = next(t for t in table if t["measure"] == a)
+    tb = next(t for t in table if t["measure"] == b)
+    d = np.abs(ta["_boots"]) - np.abs(tb["_boots"])
+    d = d[np.isfinite(d)]
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return abs(ta["spearman"]) - abs(tb["spearman"]), float(lo), float(hi)
 
 
 def markdown(table: list) -> str:
@@ -178,9 +188,21 @@ def main() -> None:
     valid = [t for t in table if math.isfinite(t["spearman"]) and t["direction"] != "?"]
     best = max(valid, key=lambda t: t["spearman"] * (1 if t["direction"] == "higher" else -1))
     print(f"\nbest predictor (signed in its expected direction): {best['label']} (ρ = {best['spearman']:+.3f})")
+    for other in ("relative_distance", "sigreg_batch"):
+        if other != best["measure"]:
+            d, lo, hi = paired_difference(table, best["measure"], other)
+            print(f"|ρ| of {best['label']} minus |ρ| of {MEASURES[other][0]}: {d:+.3f} "
+                  f"[{lo:+.3f}, {hi:+.3f}] (same run resamples)")
+    healthy = [r for r in rows if r["lambda"] >= 0.1]
+    sub = spearman_table(healthy, n_boot=args.boot)
+    print(f"\nwithin lambda >= 0.1 only ({len(healthy)} checkpoints, probe R^2 "
+          f"{min(r['probe_r2'] for r in healthy):.3f}..{max(r['probe_r2'] for r in healthy):.3f}):\n")
+    print(markdown(sub))
     if args.out:
+        strip = lambda tb: [{k: v for k, v in t.items() if k != "_boots"} for t in tb]  # noqa: E731
         with open(args.out, "w") as f:
-            json.dump({"rows": rows, "table": table, "seconds": wall, "args": vars(args)}, f, indent=1)
+            json.dump({"rows": rows, "table": strip(table), "healthy_table": strip(sub), "seconds": wall,
+                       "args": vars(args)}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,14 @@ def test_compare_with_labels_ranks_by_probe_accuracy(files, capsys):
     code, out, err = run(["compare", d / "z.npy", d / "z_noisy.npy", "--labels", d / "y.npy", "--labels",
                           d / "y.npy", "--labels", d / "y.npy", *FAST], capsys)
     assert code == 2 and "once per file" in err
+
+
+def test_compare_without_labels_ranks_by_rankme(files, capsys):
+    d = files["dir"]
+    code, out, err = run(["compare", d / "z.npy", d / "z_noisy.npy", "--n-boot", "0", *FAST], capsys)
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("ranked by RankMe"))
+    from sigreg_core.assessment.metrics import companion_metrics
+    rk = {n: companion_metrics(np.load(d / n))["rankme"] for n in ("z.npy", "z_noisy.npy")}
+    first = max(rk, key=rk.get)
+    assert line.split(": ", 1)[1].startswith(first)

@@ -178,7 +178,7 @@ def run_compare(args) -> int:
     else:
         sys.stdout.write(comparison_text(cmp) + "\n")
         from sigreg_core.present.quality import compare_quality_lines
-        for line in compare_quality_lines(quality):
+        for line in compare_quality_lines(quality, {nm: cmp.sets[nm].metrics for nm in cmp.names}):
             sys.stdout.write(line + "\n")
         for n in notes:
             sys.stdout.write(f"note: {n}\n")

@@ -104,9 +104,14 @@ def quality_table(metrics: dict, n: int, d: int, views: int = 1, probes: Optiona
 RANK_BY = ("linear_probe_accuracy", "knn_accuracy")
 
 
-def compare_quality_lines(quality: dict) -> list:
+#: the label-free measure that tracked downstream quality best in the validity study (docs/quality.md)
+BEST_LABEL_FREE = ("rankme", "RankMe")
+
+
+def compare_quality_lines(quality: dict, metrics: Optional[dict] = None) -> list:
     """``sigreg compare`` footer: one ``quality:`` line per set, then the sets ranked by probe accuracy
-    (when labels were given)."""
+    when labels were given, else (with every set's ``metrics``) by the best label-free predictor of
+    the validity study (RankMe; docs/quality.md)."""
     from sigreg_core.util.text import visible
 
     lines = quality_lines([dict(q, file=name) for name, q in quality.items()])
@@ -115,5 +120,10 @@ def compare_quality_lines(quality: dict) -> list:
             order = sorted(quality, key=lambda nm: -_num(quality[nm][key]))
             lines.append(f"ranked by {QUALITY_LABELS[key]}: " + " > ".join(
                 f"{visible(nm)} ({_num(quality[nm][key]):.3f})" for nm in order))
-            break
+            return lines
+    key, label = BEST_LABEL_FREE
+    if metrics and all(key in m for m in metrics.values()):
+        order = sorted(metrics, key=lambda nm: -_num(metrics[nm][key]))
+        lines.append(f"ranked by {label} (no labels; the best label-free predictor of probe quality in "
+                     f"docs/quality.md): " + " > ".join(f"{visible(nm)} ({_num(metrics[nm][key]):.4g})" for nm in order))
     return lines
