@@ -141,3 +141,9 @@ def test_compare_without_labels_ranks_by_rankme(files, capsys):
     rk = {n: companion_metrics(np.load(d / n))["rankme"] for n in ("z.npy", "z_noisy.npy")}
     first = max(rk, key=rk.get)
     assert line.split(": ", 1)[1].startswith(first)
+
+
+def test_score_labels_with_distributed_is_a_usage_error(files, capsys):
+    d = files["dir"]
+    code, out, err = run(["score", d / "z.npy", "--labels", d / "y.npy", "--distributed", *FAST], capsys)
+    assert code == 2 and "not supported with --distributed" in err and err.count("\n") == 1

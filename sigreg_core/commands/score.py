@@ -280,6 +280,9 @@ def _check_common(args) -> None:
 
 def cmd_score(args) -> int:
     _check_common(args)
+    with_labels = getattr(args, "labels", None) is not None or getattr(args, "labels_key", None) is not None
+    if args.distributed and with_labels:
+        raise UsageError(f"{PROG} score: --labels is not supported with --distributed; score the gathered set")
     if args.distributed:
         return _score_distributed(args)
     from sigreg_core.inputs.loading import check_source
@@ -290,7 +293,7 @@ def cmd_score(args) -> int:
     for path in args.files:
         emb = _load(path, args)
         y = None
-        if args.labels is not None or args.labels_key is not None:  # probes with labels (issue 22), read first
+        if with_labels:  # probes with labels (issue 22), read before scoring
             from sigreg_core.inputs.labels import labels_for
 
             y = labels_for(emb, path, args.labels, args.labels_key, max_bytes=args.max_bytes)

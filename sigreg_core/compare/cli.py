@@ -109,7 +109,7 @@ def run_compare(args) -> int:
         labels = _labels(args.files)
         reference = _resolve_reference(args.reference, args.files, labels)
         sets, notes, ys = {}, [], {}
-        label_files = args.labels or []
+        label_files, labels_key = getattr(args, "labels", None) or [], getattr(args, "labels_key", None)
         if len(label_files) not in (0, 1, len(args.files)):
             raise CompareError(f"give --labels once (for every file) or once per file ({len(args.files)}), "
                                f"got {len(label_files)}")
@@ -117,10 +117,10 @@ def run_compare(args) -> int:
             emb = load_embeddings(path, key=args.key, max_rows=args.max_rows, view=args.view,
                                   max_bytes=args.max_bytes, seed=args.seed)
             sets[label] = emb.array
-            if label_files or args.labels_key is not None:  # probes with labels (issue 22)
+            if label_files or labels_key is not None:  # probes with labels (issue 22)
                 from sigreg_core.inputs.labels import labels_for
                 ys[label] = labels_for(emb, path, label_files[i % len(label_files)] if label_files else None,
-                                       args.labels_key, max_bytes=args.max_bytes)
+                                       labels_key, max_bytes=args.max_bytes)
             notes += [f"{label}: {n}" for n in emb.notices]
 
         def progress(frac, msg):
