@@ -253,3 +253,10 @@ def test_assessment_of_views_carries_lidar_and_alpha_req():
     assert np.isfinite(a.metrics["alpha_req"])
     single = assess(z[0], num_slices=64, null_draws=0, cache_dir=False)
     assert "lidar" not in single.metrics and np.isfinite(single.metrics["alpha_req"])
+
+
+def test_probe_iteration_budget_drops_only_for_very_large_problems():
+    assert P.default_iterations(52_429, 512, 1000) == 30   # ~1.1e11 flops per evaluation
+    assert P.default_iterations(40_000, 768, 100) == 100   # ~1.2e10
+    r = P.linear_probe_accuracy(*_clusters(300, 6, 3, 0.5, seed=9))
+    assert "<= 100 iterations" in r.method
