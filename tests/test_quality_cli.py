@@ -147,3 +147,25 @@ def test_score_labels_with_distributed_is_a_usage_error(files, capsys):
     d = files["dir"]
     code, out, err = run(["score", d / "z.npy", "--labels", d / "y.npy", "--distributed", *FAST], capsys)
     assert code == 2 and "not supported with --distributed" in err and err.count("\n") == 1
+
+
+def test_present_quality_tables(files):
+    from sigreg_core.assessment.alpha_req import alpha_req_reference
+    from sigreg_core.assessment.metrics import companion_metrics
+    from sigreg_core.compare.comparison import compare_sets
+    from sigreg_core.present.quality import compare_quality_frame, quality_table
+
+    z, y = files["z"], files["y"]
+    m = companion_metrics(z)
+    q = P.label_quality(z, y)
+    t = quality_table(dict(m, lidar=3.5), 500, 12, views=2, probes=q)
+    assert list(t["this set"])[:2] == [m["alpha_req"], 3.5]
+    assert t["N(0, I) reference"].iloc[0] == alpha_req_reference(500, 12)["alpha"]
+    assert t["this set"].iloc[3] == q["linear_probe_accuracy"]
+    noisy = np.load(files["dir"] / "z_noisy.npy")
+    cmp = compare_sets({"noisy": noisy, "z": z}, reference="noisy", num_slices=32, n_boot=0, null_draws=0)
+    f = compare_quality_frame(cmp, {"noisy": P.label_quality(noisy, y), "z": q})
+    assert list(f["set"]) == ["z", "noisy"]  # best probe first
+    assert f["linear-probe accuracy"].iloc[0] == q["linear_probe_accuracy"]
+    g = compare_quality_frame(cmp)
+    assert list(g["RankMe"]) == sorted(g["RankMe"], reverse=True)

@@ -14,7 +14,8 @@ from typing import Optional
 
 import pandas as pd
 
-__all__ = ["QUALITY_LABELS", "QUALITY_NOTES", "quality_fields", "quality_lines", "quality_table"]
+__all__ = ["QUALITY_LABELS", "QUALITY_NOTES", "quality_fields", "quality_lines", "quality_table", "compare_quality_lines",
+           "compare_quality_frame"]
 
 QUALITY_LABELS = {
     "alpha_req": "α-ReQ (eigenspectrum decay)",
@@ -127,3 +128,26 @@ def compare_quality_lines(quality: dict, metrics: Optional[dict] = None) -> list
         lines.append(f"ranked by {label} (no labels; the best label-free predictor of probe quality in "
                      f"docs/quality.md): " + " > ".join(f"{visible(nm)} ({_num(metrics[nm][key]):.4g})" for nm in order))
     return lines
+
+
+def compare_quality_frame(cmp, probes: Optional[dict] = None) -> pd.DataFrame:
+    """One row per set of a :class:`~sigreg_core.compare.model.Comparison`: RankMe, α-ReQ (with its fit
+    range), LiDAR (views) and, with ``probes`` ({set: :func:`~sigreg_core.assessment.probes.label_quality`}),
+    the probe accuracies — sorted best first by probe accuracy when given, else by RankMe (the best
+    label-free predictor in docs/quality.md).  Every column is numeric, so a sortable table ranks by any."""
+    rows = []
+    for name in cmp.names:
+        m = cmp.sets[name].metrics
+        row = {"set": name, "RankMe": _num(m.get("rankme")), "α-ReQ": _num(m.get("alpha_req")),
+               "α-ReQ fit k from": _num(m.get("alpha_req_k_lo")), "α-ReQ fit k to": _num(m.get("alpha_req_k_hi"))}
+        if "lidar" in m:
+            row["LiDAR"] = _num(m["lidar"])
+        q = (probes or {}).get(name) or {}
+        for key, col in (("linear_probe_accuracy", "linear-probe accuracy"), ("knn_accuracy", "k-NN accuracy")):
+            if key in q:
+                lo, hi = q.get(f"{key}_interval") or [float("nan")] * 2
+                row[col], row[f"{col} low"], row[f"{col} high"] = _num(q[key]), _num(lo), _num(hi)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    by = next((c for c in ("linear-probe accuracy", "k-NN accuracy") if c in df and df[c].notna().all()), "RankMe")
+    return df.sort_values(by, ascending=False, kind="stable").reset_index(drop=True)
