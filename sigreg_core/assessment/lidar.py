@@ -126,12 +126,13 @@ def lidar_reference(views: int, n: int, d: int, *, seed: int = 0, delta: float =
     return val
 
 
-def views_metrics(z) -> dict:
+def views_metrics(z, distributed: bool = False) -> dict:
     """``{"lidar": ...}`` for views (V, N, D) with V >= 2 (the companion metric of a multi-view batch);
-    ``{}`` for a single batch or one view; NaN when the D x D work is over the budget
+    ``{}`` for a single batch, one view, or a distributed batch (each rank holds only its rows, and the
+    scatters are not all-reduced); NaN when the D x D work is over the budget
     (:mod:`sigreg_core.assessment.budget`)."""
     shape = tuple(int(s) for s in getattr(z, "shape", ()))
-    if len(shape) != 3 or shape[0] < 2 or shape[1] < 2:
+    if distributed or len(shape) != 3 or shape[0] < 2 or shape[1] < 2:
         return {}
     from sigreg_core.assessment import budget
     try:
