@@ -482,7 +482,8 @@ def assess(
                                      "p_values": [a.p_value for a in views]})
     return _with_budget_note(Assessment(
         sigreg=sig, null_mean=first.null_mean, p_value=max(pc, nl.P_FLOOR), verdict=verdict, modes=modes,
-        per_slice_columns=per, metrics=dict(first.metrics, **views_metrics(zz, distributed)), config=config, slices=first.slices, directions=first.directions,
+        per_slice_columns=per, metrics=dict(first.metrics, **views_metrics(zz, distributed)),  # + LiDAR (issue 22)
+        config=config, slices=first.slices, directions=first.directions,
         mode_evidence=evidence, p_values=pv, sigreg_over_null=sig / first.null_mean if first.null_mean else float("nan"),
         null_quantiles=first.null_quantiles, log10_p_value=lpc / math.log(10),
         seconds=float(sum(a.seconds for a in views)), device=first.device, views=views, screens=first.screens,
