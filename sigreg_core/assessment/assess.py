@@ -48,6 +48,7 @@ from sigreg_core.assessment.families import make_directions
 from sigreg_core.assessment.health import measure_health
 from sigreg_core.assessment.families import FAMILIES
 from sigreg_core.assessment.metrics import metrics_from_sums
+from sigreg_core.assessment.lidar import views_metrics
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
                                                family_pvalues, monte_carlo_null, null_band)
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
@@ -512,7 +513,8 @@ def _assess_views(zz, v: int, progress, kw) -> Assessment:
                    view_verdicts=[a.verdict for a in views])
     return Assessment(
         sigreg=sig, null_mean=w.null_mean, p_value=max(p_dec, nl.P_FLOOR), verdict=w.verdict, modes=list(w.modes),
-        per_slice_columns=dict(w.per_slice_columns), metrics=w.metrics, config=config, slices=w.slices,
+        per_slice_columns=dict(w.per_slice_columns), config=config, slices=w.slices,
+        metrics=dict(w.metrics, **views_metrics(zz, kw["distributed"])),  # + LiDAR of the views (issue 22)
         directions=w.directions, mode_evidence=w.mode_evidence, p_values=pv,
         sigreg_over_null=sig / w.null_mean if w.null_mean else float("nan"), null_quantiles=w.null_quantiles,
         log10_p_value=lp_dec, seconds=float(sum(a.seconds for a in views)), device=w.device, views=views,

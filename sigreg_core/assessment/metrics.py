@@ -11,6 +11,9 @@ sit beside it on every page (SIGREG.md §4):
   C = (Z - mu)^T (Z - mu) / (N - 1), largest first, and the slope of
   log lambda_k against log k over the non-negligible ones (alpha-ReQ style power
   law; about 0 for an isotropic batch, steep when dimensions collapse).
+* **alpha-ReQ** (Agrawal et al., NeurIPS 2022): the decay exponent alpha of
+  lambda_k ~ k^(-alpha), fitted over k = 6 .. 100 of the same eigenvalues
+  (:mod:`sigreg_core.assessment.alpha_req`, which states the range).
 * **std of L2-normalised rows** (SimSiam, Chen & He 2021): the per-dimension
   standard deviation (N - 1 in the denominator) of z_n / ||z_n||, averaged over
   dimensions: 0 at collapse, about 1/sqrt(D) for an isotropic batch.
@@ -35,6 +38,7 @@ import numpy as np
 import torch
 
 from sigreg_core.assessment import budget
+from sigreg_core.assessment.alpha_req import alpha_req as _alpha_req
 
 __all__ = ["MomentSums", "companion_metrics", "metrics_from_sums", "rankme", "RANKME_EPS"]
 
@@ -324,6 +328,7 @@ def metrics_from_sums(sums: MomentSums) -> dict:
     # sum_{i != j} C_ij^2 = ||C||_F^2 - sum_j C_jj^2, and ||C||_F^2 = sum_k lambda_k^2 (no D x D needed)
     off_sq = max(float(np.sum(eig**2)) - float(np.sum(sums.variances(ddof=1) ** 2)), 0.0)
     total_var = float(np.sum(var_pop))
+    aq = _alpha_req(eig, min(n - 1, dim))
     return {
         "n": int(n),
         "dim": int(dim),
@@ -333,6 +338,9 @@ def metrics_from_sums(sums: MomentSums) -> dict:
         "eigenvalues": eig,
         "spectrum_slope": _spectrum_slope(eig, min(n - 1, dim)),
         "top_eigen_fraction": float(eig[0] / eig.sum()) if eig.sum() > 0 else float("nan"),
+        "alpha_req": aq["alpha"],
+        "alpha_req_k_lo": aq["k_lo"],
+        "alpha_req_k_hi": aq["k_hi"],
         "normalized_std": float(np.mean(np.sqrt(u_var))),
         "normalized_std_isotropic": 1.0 / math.sqrt(dim),
         "vicreg_variance": float(np.mean(np.maximum(0.0, 1.0 - np.sqrt(var_unb + VICREG_EPS)))),

@@ -68,6 +68,10 @@ def add_score_parser(sub):
     s.add_argument("--max-rows", type=positive_int, default=None, help="score a random subset of at most R rows per file")
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
+    s.add_argument("--labels", default=None, metavar="LABELS",
+                   help="class labels, one per row (.npy .npz .pt .safetensors .csv .tsv .parquet): adds held-out k-NN "
+                        "and linear-probe accuracy (with --labels-key alone: that key in each FILE's own container)")
+    s.add_argument("--labels-key", default=None, help="array / column of the labels inside LABELS (or inside FILE)")
     s.add_argument("--json", action="store_true", help="print a JSON list: one object per file ({file, ...Assessment.to_dict()})")
     s.add_argument("--fail-on", choices=["mild", "marked", "severe", "collapsed", "suspicious"], default=None,
                    help="exit 1 if any file's verdict is this bad or worse (CI gate; suspicious = mild)")
@@ -172,6 +176,9 @@ def _table(rows: list) -> str:
             f" p-value is >= {GATE_P:g}; distance from N(0, I) after centring and one global scale, 0 = N(0, I), "
             f"1 = a set on one line; docs/calibration.md"
         )
+    from sigreg_core.present.quality import quality_lines
+
+    lines.extend(quality_lines(rows))  # alpha-ReQ, LiDAR, probe accuracies (issue 22)
     for r in rows:
         for n in r.get("notices", []):
             lines.append(f"note: {visible(r['file'])}: {visible(n)}")
@@ -240,6 +247,9 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
     row.setdefault("num_slices", cfg.get("num_slices", args.slices))
     row.setdefault("seed", cfg.get("seed", args.seed))
     row.setdefault("family", cfg.get("family", args.family))
+    from sigreg_core.present.quality import quality_fields
+
+    row.update(quality_fields(row.get("metrics") or {}))  # alpha_req (+ fit range), lidar of views
     return row
 
 
@@ -293,6 +303,9 @@ def _check_common(args) -> None:
 
 def cmd_score(args) -> int:
     _check_common(args)
+    with_labels = getattr(args, "labels", None) is not None or getattr(args, "labels_key", None) is not None
+    if args.distributed and with_labels:
+        raise UsageError(f"{PROG} score: --labels is not supported with --distributed; score the gathered set")
     if args.distributed:
         return _score_distributed(args)
     from sigreg_core.inputs.loading import check_source
@@ -302,7 +315,17 @@ def cmd_score(args) -> int:
     rows = []
     for path in args.files:
         emb = _load(path, args)
+        y = None
+        if with_labels:  # probes with labels (issue 22), read before scoring
+            from sigreg_core.inputs.labels import labels_for
+
+            y = labels_for(emb, path, args.labels, args.labels_key, max_bytes=args.max_bytes)
         rows.append(_result_row(path, emb.array, args, notices=emb.notices, key=emb.key))
+        if y is not None:
+            from sigreg_core.assessment.probes import label_quality
+            from sigreg_core.core.device import resolve_device
+
+            rows[-1].update(label_quality(emb.array, y, device=resolve_device(args.device), seed=args.seed))
     _emit(rows, args)
     return _exit_code(rows, args.fail_on)
 

@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 from sigreg_core.compare.comparison import compare_sets
 from sigreg_core.compare.exports import comparison_csv, comparison_html, comparison_text
 from sigreg_core.compare.model import COMPARABLE_FAMILIES, CompareError
+from sigreg_core.util.errors import InputError
+from sigreg_core.util.jsonsafe import to_jsonable
 from sigreg_core.util.text import visible
 
 __all__ = ["add_compare_parser", "run_compare"]
@@ -44,6 +46,10 @@ def add_compare_parser(subparsers):
     c.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB")
     c.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
     c.add_argument("--null-draws", type=int, default=None, help="Monte Carlo null size of each assessment (default: assess's, 200; 0 to skip; cached on disk)")
+    c.add_argument("--labels", action="append", default=None, metavar="LABELS",
+                   help="class labels, one per row: once for every file, or once per file in order; adds held-out "
+                        "k-NN and linear-probe accuracy and ranks the sets by it")
+    c.add_argument("--labels-key", default=None, help="array / column of the labels inside LABELS (or inside each FILE)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
     c.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the summary table with deltas as CSV")
     c.add_argument("--html", metavar="OUT.html", default=None, help="also write a standalone HTML report")
@@ -108,11 +114,19 @@ def run_compare(args) -> int:
             raise CompareError(f"--null-draws must be 0 or more, got {args.null_draws}")
         labels = _labels(args.files)
         reference = _resolve_reference(args.reference, args.files, labels)
-        sets, notes = {}, []
-        for path, label in zip(args.files, labels):
+        sets, notes, ys = {}, [], {}
+        label_files, labels_key = getattr(args, "labels", None) or [], getattr(args, "labels_key", None)
+        if len(label_files) not in (0, 1, len(args.files)):
+            raise CompareError(f"give --labels once (for every file) or once per file ({len(args.files)}), "
+                               f"got {len(label_files)}")
+        for i, (path, label) in enumerate(zip(args.files, labels)):
             emb = load_embeddings(path, key=args.key, max_rows=args.max_rows, view=args.view,
                                   max_bytes=args.max_bytes, seed=args.seed)
             sets[label] = emb.array
+            if label_files or labels_key is not None:  # probes with labels (issue 22)
+                from sigreg_core.inputs.labels import labels_for
+                ys[label] = labels_for(emb, path, label_files[i % len(label_files)] if label_files else None,
+                                       labels_key, max_bytes=args.max_bytes)
             notes += [f"{label}: {n}" for n in emb.notices]
 
         def progress(frac, msg):
@@ -135,7 +149,14 @@ def run_compare(args) -> int:
                                preset=args.preset, family=args.family, same_n=not args.keep_all_rows,
                                n_boot=args.n_boot, level=args.level, device=args.device, progress=progress,
                                null_draws=args.null_draws)
-    except (CompareError, EmbeddingLoadError) as exc:
+        from sigreg_core.present.quality import quality_fields
+        quality = {nm: quality_fields(cmp.sets[nm].metrics) for nm in cmp.names}
+        if ys:
+            from sigreg_core.assessment.probes import label_quality
+            from sigreg_core.core.device import resolve_device
+            for nm in cmp.names:
+                quality[nm].update(label_quality(sets[nm], ys[nm], device=resolve_device(args.device), seed=args.seed))
+    except (CompareError, EmbeddingLoadError, InputError) as exc:  # the input or the settings: exit 2
         return err(f"sigreg compare: error: {exc}")
     except MemoryError:
         return err("sigreg compare: error: out of memory; use --max-rows, fewer --slices or a smaller --n-boot")
@@ -167,9 +188,13 @@ def run_compare(args) -> int:
         doc = cmp.to_dict()
         doc["files"] = dict(zip(labels, args.files))
         doc["notices"] = notes
+        doc["quality"] = to_jsonable(quality, nonfinite=lambda f: None)
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     else:
         sys.stdout.write(comparison_text(cmp) + "\n")
+        from sigreg_core.present.quality import compare_quality_lines
+        for line in compare_quality_lines(quality, {nm: cmp.sets[nm].metrics for nm in cmp.names}):
+            sys.stdout.write(line + "\n")
         for n in notes:
             sys.stdout.write(f"note: {visible(n)}\n")
     sys.stdout.flush()

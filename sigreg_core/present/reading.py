@@ -40,6 +40,10 @@ METRIC_LABELS = {
     "vicreg_covariance": "VICReg covariance term",
     "spectrum_slope": "spectrum slope",
     "top_eigen_fraction": "top eigenvalue share",
+    "alpha_req": "α-ReQ (eigenspectrum decay)",
+    "alpha_req_k_lo": "α-ReQ fit from k",
+    "alpha_req_k_hi": "α-ReQ fit to k",
+    "lidar": "LiDAR (views)",
     "mean_norm": "norm of the mean",
     "rms_std": "RMS std per dim",
 }
@@ -54,6 +58,10 @@ METRIC_NOTES = {
     "vicreg_covariance": "Σ off-diagonal cov² / D; grows with correlation",
     "spectrum_slope": "log-log slope of the eigen-spectrum; near 0 = flat",
     "top_eigen_fraction": "share of variance on the top axis; 1/D when flat",
+    "alpha_req": "λ_k ∝ k^−α; near 1 generalises best, ≪ 1 noisy, ≫ 1 collapsing",
+    "alpha_req_k_lo": "first eigenvalue index of the α-ReQ fit",
+    "alpha_req_k_hi": "last eigenvalue index of the α-ReQ fit",
+    "lidar": "effective rank of the views' LDA matrix; higher = more separable samples",
     "mean_norm": "‖mean‖; sampling noise √(D/N) when centred",
     "rms_std": "root mean variance per dim; 1 for N(0, I)",
 }
@@ -156,6 +164,7 @@ def healthy_references(n: int, d: int, *, seed: int = 0) -> dict:
     covariance term is its exact mean (d - 1) / (n - 1), the std of L2-normalised rows its
     isotropic value 1/sqrt(d).  Seeded; cached per shape.
     """
+    from sigreg_core.assessment.alpha_req import alpha_req
     from sigreg_core.assessment.metrics import RANKME_EPS, VICREG_EPS, _spectrum_slope, rankme
 
     n, d = int(n), int(d)
@@ -170,11 +179,15 @@ def healthy_references(n: int, d: int, *, seed: int = 0) -> dict:
     eig = np.concatenate([eig, np.zeros(max(0, d - eig.size))])
     var_unb = rng.chisquare(max(n - 1, 1), size=d) / max(n - 1, 1)
     rk = rankme(sing, RANKME_EPS)
+    aq = alpha_req(eig, min(n - 1, d))  # issue 22: the same fit range as the set's own alpha-ReQ
     ref = {
         "rankme": rk,
         "rankme_fraction": rk / min(n, d),
         "spectrum_slope": _spectrum_slope(eig),
         "top_eigen_fraction": float(eig[0] / eig.sum()),
+        "alpha_req": aq["alpha"],
+        "alpha_req_k_lo": aq["k_lo"],
+        "alpha_req_k_hi": aq["k_hi"],
         "normalized_std": 1.0 / math.sqrt(d),
         "normalized_std_isotropic": 1.0 / math.sqrt(d),
         "vicreg_variance": float(np.mean(np.maximum(0.0, 1.0 - np.sqrt(var_unb + VICREG_EPS)))),
