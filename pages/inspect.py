@@ -321,6 +321,7 @@ def _slice_picker(rep) -> int:
     if cur is None or not 0 <= cur < m:
         cur = pick_slice(rep, "worst")
         st.session_state["insp_slice"] = cur
+        st.session_state["insp_pick"] = "worst"  # the radio says what is shown
 
     def on_pick():
         _forget_chart_click()
@@ -501,9 +502,10 @@ def _cloud_section(z: np.ndarray, rep, j: int) -> None:
 
     with st.expander("The cloud: rows on the top-2 principal axes, or on the selected slice", expanded=True,
                      icon=":material/scatter_plot:"):
+        # labels that do not change with the slice: a changed label would make a new widget (selection lost)
         kind = st.radio("View", ["pca", "slice"], horizontal=True, key="insp_cloud_kind",
                         format_func={"pca": "top-2 principal axes",
-                                     "slice": f"slice {j} against an orthogonal principal axis"}.get)
+                                     "slice": "the selected slice against an orthogonal principal axis"}.get)
         memo = st.session_state.setdefault("insp_cloud_memo", {})
         flat = z.reshape(-1)
         probe = flat[:: max(1, flat.size // 4096)].tobytes()  # cheap fingerprint: ~4k values, not the whole array
@@ -576,7 +578,10 @@ if rep is None:
     st.stop()  # the error is shown; the previous report belongs to other data or settings
 if st.session_state.get("insp_report_id") != (digest, settings.key()):
     st.session_state["insp_report_id"] = (digest, settings.key())
-    if st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
+    how = st.session_state.get("insp_pick")
+    if how in ("worst", "median", "best"):  # re-resolved on the new report: the caption and the chart agree
+        st.session_state["insp_slice"] = pick_slice(rep, how)
+    elif st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
         st.session_state["insp_slice"] = None
 st.session_state["insp_full_run"] = True  # fragments read it: True while the whole page runs
 try:
