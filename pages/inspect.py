@@ -107,6 +107,11 @@ def _choose_source(settings: Settings):
                     help="Shipped sample sets, files uploaded from your browser (held in RAM, "
                          f"{MAX_UPLOAD_MB} MB at most each), or a file on the server below an allowed directory.")
     max_rows = settings.max_rows
+    drop = False
+    if kind != "Sample":  # samples are finite; files may hold NaN / Inf rows
+        drop = st.checkbox("Drop non-finite rows", key="insp_drop_nonfinite",
+                           help="Score the rows whose values are all finite and say how many were dropped; "
+                                "unticked, a file with NaN or Inf values is refused.")
     if kind == "Sample":
         samples = {s.name: s for s in list_samples()}
         names = list(samples)
@@ -137,8 +142,8 @@ def _choose_source(settings: Settings):
                            key="insp_upload_pick") if len(files) > 1 else files[0].file_id
         f = by_id.get(fid, files[0])
         key = _key_picker(("upload", f.file_id), lambda: list_keys(f.getvalue(), name=f.name))
-        return (("upload", f.file_id, f.name, key, max_rows),
-                lambda: load_embeddings(f.getvalue(), name=f.name, key=key, max_rows=max_rows),
+        return (("upload", f.file_id, f.name, key, drop, max_rows),
+                lambda: load_embeddings(f.getvalue(), name=f.name, key=key, max_rows=max_rows, drop_nonfinite=drop),
                 {"kind": "upload", "name": f.name, "bytes": f.size, "key": key})
     roots = allowed_roots()
     st.caption("Allowed directories: " + (", ".join(f"`{r}`" for r in roots) or "none")
@@ -165,8 +170,8 @@ def _choose_source(settings: Settings):
     if label and chosen == st.session_state.get("insp_path"):
         desc["label"] = label
         st.caption(f"Opened from another page: {md(label)}")
-    return (("path", str(resolved), mtime, key, max_rows),
-            lambda: load_embeddings(resolved, key=key, max_rows=max_rows), desc)
+    return (("path", str(resolved), mtime, key, drop, max_rows),
+            lambda: load_embeddings(resolved, key=key, max_rows=max_rows, drop_nonfinite=drop), desc)
 
 
 def _key_picker(ident: tuple, lister) -> str | None:
@@ -182,6 +187,17 @@ def _key_picker(ident: tuple, lister) -> str | None:
         return None
     labels = {e.key: str(e) for e in entries}
     return st.selectbox("Array in the file", list(labels), format_func=labels.get, key=f"insp_key_{hash(ident)}")
+
+
+#: advice of the loader (written for the library and the CLI) -> the control on this page that does it
+_CONTROLS = {"drop_nonfinite=True (CLI --drop-nonfinite)": "the “Drop non-finite rows” box above"}
+
+
+def _name_the_control(message: str) -> str:
+    """A refusal names the control on this page that fixes it (not a keyword argument or a CLI flag)."""
+    for advice, control in _CONTROLS.items():
+        message = message.replace(advice, control)
+    return message
 
 
 def _load(choice) -> bool:
@@ -201,7 +217,7 @@ def _load(choice) -> bool:
             emb = thunk()
     except EmbeddingLoadError as exc:
         st.session_state["insp_failed_key"] = load_key
-        st.session_state["insp_failed_msg"] = " ".join(str(exc).split())
+        st.session_state["insp_failed_msg"] = _name_the_control(" ".join(str(exc).split()))
         st.error(md(st.session_state["insp_failed_msg"], None))
         return False
     digest = f"{emb.sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
