@@ -47,6 +47,7 @@ from sigreg_core.util.text import md  # text from files is data: escaped before 
 from sigreg_core.present.exports import assessment_json, html_report, per_slice_csv
 from sigreg_core.present.report_cache import ReportCache
 from sigreg_core.present import prefetch as PF
+from sigreg_core.present import background as BG
 from sigreg_core.present.report import (
     DEFAULTS,
     Settings,
@@ -268,13 +269,66 @@ def _compute(z: np.ndarray, digest: str, settings: Settings):
     return rep
 
 
+@st.cache_resource(show_spinner=False)
+def background_builds() -> BG.BackgroundBuilds:
+    """Long Monte Carlo nulls, built on a thread while the page stays usable."""
+    return BG.BackgroundBuilds(report_cache())
+
+
+def _report_with_background_null(z: np.ndarray, digest: str, settings: Settings):
+    """The report for settings; a large Monte Carlo null (``BG.runs_in_background``) is built in the
+    background meanwhile, and the report without it is shown until it is done."""
+    if not BG.runs_in_background(settings) or (digest, settings) in report_cache():
+        return _compute(z, digest, settings)
+    bg = background_builds()
+    job = bg.start(digest, settings, z)
+    if job.done:  # in the cache (or, if evicted since, quick to rebuild: the null is cached on disk)
+        return _compute(z, digest, settings)
+    _background_status(digest, settings, z)
+    return _compute(z, digest, BG.quick_settings(settings))
+
+
+@st.fragment(run_every=1.0)
+def _background_status(digest: str, settings: Settings, z: np.ndarray) -> None:
+    """Progress, time left and a cancel for the background null; reruns the page when it is done."""
+    bg = background_builds()
+    job = bg.job(digest, settings)
+    if job is None:
+        return
+    draws = settings.null_draws
+    if job.done:
+        st.rerun(scope="app")  # the full report is in the cache now
+    with st.container(border=True):
+        if job.running:
+            left = job.seconds_left()
+            eta = "estimating the time left" if left is None else f"about {left:.0f} s left"
+            st.progress(job.fraction, text=f"Monte Carlo null, {draws:,} draws, in the background: "
+                                           f"{job.message} · {eta} (running {job.elapsed:.0f} s)")
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.caption("The report below is the one without this null (exact per-slice law, or the automatic "
+                       "null); the page stays usable and the full report replaces it when the draws are done.")
+            if c2.button("Cancel", key="insp_bg_cancel", icon=":material/cancel:"):
+                bg.cancel(digest, settings)
+                st.rerun(scope="app")
+        else:
+            why = "cancelled" if job.cancelled else f"failed: {md(job.error, None)}"
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.warning(f"Monte Carlo null of {draws:,} draws {why}. The report below is without it; "
+                       "set **Monte Carlo null draws** in the sidebar to auto, or run it again.",
+                       icon=":material/info:")
+            if c2.button("Run again", key="insp_bg_again", icon=":material/replay:"):
+                bg.start(digest, settings, z, again=True)
+                st.rerun(scope="app")
+
+
 def _prefetch(digest: str, z: np.ndarray, settings: Settings) -> None:
     """After the page is drawn: the other presets' tables, kernels and reports, in the background."""
     if not PF.enabled():
         return
     pf = prefetcher()
     pf.warm_grids()
-    pf.want_reports(digest, z, settings)
+    if not BG.runs_in_background(settings):  # the other presets with a large null each: too costly to guess
+        pf.want_reports(digest, z, settings)
 
 
 #: Verdict tone (``sigreg_core.present.report.verdict_tone``, the one mapping) → Streamlit call.
@@ -589,11 +643,11 @@ if arr.ndim == 3:
 else:
     z = arr
 
-rep = _compute(z, digest, settings)
+rep = _report_with_background_null(z, digest, settings)
 if rep is None:
     st.stop()  # the error is shown; the previous report belongs to other data or settings
-if st.session_state.get("insp_report_id") != (digest, settings.key()):
-    st.session_state["insp_report_id"] = (digest, settings.key())
+if st.session_state.get("insp_report_id") != (digest, rep.settings.key()):
+    st.session_state["insp_report_id"] = (digest, rep.settings.key())
     how = st.session_state.get("insp_pick")
     if how in ("worst", "median", "best"):  # re-resolved on the new report: the caption and the chart agree
         st.session_state["insp_slice"] = pick_slice(rep, how)
