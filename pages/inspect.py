@@ -358,7 +358,8 @@ def _section_verdict(rep) -> None:
     show(VC.card_markdown(s["verdict"], s.get("answers") or {}), icon=":material/monitor_heart:")
     out = s.get("outliers") or {}
     if out.get("count"):
-        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out), "outlier_rows.csv",
+        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out),
+                           f"{_stem(st.session_state.get('insp_loaded', {}).get('source') or {})}_outlier_rows.csv",
                            "text/csv", key="dl_outliers", help=out.get("rule"))
     _headline([
         ("SIGReg", f"{s['sigreg']:.4g}", "Mean over slices of the Epps–Pulley statistic."),
@@ -493,10 +494,11 @@ def _section_all_slices(rep, z: np.ndarray, source: dict) -> None:
     with c1:
         _chart(ov["p_values"], "p_values")
     with c2:
-        st.dataframe(rep.per_slice, height=320, hide_index=True, width="stretch",
-                     column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
-                                    "statistic": st.column_config.NumberColumn(format="%.4g")})
-    _chart(ov["ecf_band"], "ecf_band")
+        _chart(ov["ecf_band"], "ecf_band")
+    # the table on the full width: at 1000 px a half-width column cut its headers ("log10_p_valu")
+    st.dataframe(rep.per_slice, height=320, hide_index=True, width="stretch",
+                 column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
+                                "statistic": st.column_config.NumberColumn(format="%.4g")})
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -523,9 +525,17 @@ def _section_companions(rep, z: np.ndarray, source: dict) -> None:
         _chart(ov["per_dimension"], "per_dimension")
 
 
+def _stem(source: dict) -> str:
+    """File-name stem of the set on the page (its file name without directory and extension), and its view."""
+    stem = str(source.get("name", "embeddings")).replace("\\", "/").rsplit("/", 1)[-1].split(".")[0] or "embeddings"
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:60] or "embeddings"
+    return stem + (f"_view{source['view']}" if source.get("view") is not None else "")
+
+
 def _section_export(rep, z: np.ndarray, source: dict) -> None:
     st.subheader("Export")
-    stem = str(source.get("name", "embeddings")).rsplit("/", 1)[-1].split(".")[0] or "embeddings"
+    s = rep.summary
+    stem = f"{_stem(source)}_{s['preset']}_seed{s['seed']}"  # what and which set: downloads never collide
 
     def html_now() -> str:  # the slice selected when the button is pressed (the fragment may have changed it)
         j = st.session_state.get("insp_slice")
@@ -551,7 +561,7 @@ def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
     """The cloud view (issue 13); its view control reruns only this fragment."""
     j = st.session_state.get("insp_slice")
     j = int(j) if isinstance(j, int) and 0 <= j < rep.num_slices else pick_slice(rep, "worst")
-    _cloud_section(z, rep, j)
+    _cloud_section(z, rep, j, source)
     st.session_state["insp_cloud_slice"] = j
     st.session_state.pop("insp_cloud_pending", None)
 
@@ -566,7 +576,7 @@ def _report(rep, z: np.ndarray, source: dict) -> None:
     _section_export(rep, z, source)
 
 
-def _cloud_section(z: np.ndarray, rep, j: int) -> None:
+def _cloud_section(z: np.ndarray, rep, j: int, source: dict) -> None:
     """The embedding cloud itself (sigreg_core.present.cloud): principal axes, or slice j against an orthogonal axis."""
     from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
 
@@ -590,10 +600,13 @@ def _cloud_section(z: np.ndarray, rep, j: int) -> None:
             st.error(" ".join(str(exc).split()))
             return
         _chart(cloud_figure(view), f"cloud_{kind}" + (f"_slice_{j}" if kind == "slice" else ""), key="insp_cloud_chart")
-        st.caption(f"{view.note}. Highlighted: {view.rule} — {view.outlier_rows.size:,} of {view.n_total:,} rows.")
+        st.caption(f"{view.note}. Fixed N(0, I) scale (the dashed circle holds 95 % of an N(0, I) cloud): a "
+                   f"collapse shows as a point or a line. Highlighted: {view.rule} — {view.outlier_rows.size:,} of "
+                   f"{view.n_total:,} rows, where an N(0, I) set of this size has about {view.expected_outliers:.2g} "
+                   f"by chance.")
         if view.outlier_rows.size:
             st.download_button("Outlier rows CSV", outlier_frame(view).to_csv(index=False).encode(),
-                               file_name="outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
+                               file_name=f"{_stem(source)}_outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
                                icon=":material/table:", on_click="ignore")
 
 

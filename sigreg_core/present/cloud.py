@@ -77,6 +77,11 @@ class CloudView:
     explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
+    def expected_outliers(self) -> float:
+        """Base rate: rows an N(0, I) set of this size flags by the rule, n (1 - level) (2.0 of 2048 at 99.9 %)."""
+        return self.n_total * (1.0 - self.level)
+
+    @property
     def rule(self) -> str:
         return OUTLIER_RULE.format(level=self.level).replace("top k", f"top k = {self.k}")
 
@@ -211,7 +216,8 @@ def cloud_figure(view: CloudView, title: Optional[str] = None, height: int = 480
     fig = go.Figure()
     for mask, name, style in (
         (~view.outlier, "rows", {"size": 4, "color": "#4C72B0", "opacity": 0.55}),
-        (view.outlier, f"outlier rows ({view.outlier_rows.size:,} in all)",
+        (view.outlier, f"outlier rows ({view.outlier_rows.size:,} in all; N(0, I) has about "
+                       f"{view.expected_outliers:.2g})",
          {"size": 8, "color": "#E31A1C", "symbol": "diamond", "line": {"color": "#000000", "width": 1}}),
     ):
         if not mask.any() and name != "rows":
