@@ -484,9 +484,10 @@ def spectrum_figure(eigenvalues: np.ndarray, *, title: str = "Covariance eigen-s
 
         ref = np.maximum(mp_quantiles(int(n), ev.size), floor)
         fig.add_trace(go.Scatter(x=np.arange(1, ev.size + 1), y=ref, mode="lines",
-                                 name=f"N(0, I) of this shape (Marchenko–Pastur, {int(n):,} × {ev.size})",
+                                 name="N(0, I), Marchenko–Pastur",  # short: the legend of a half-width chart
                                  line={"dash": "dot", "color": GREEN},
-                                 hovertemplate="#%{x}<br>N(0, I): %{y:.3g}<extra></extra>"))
+                                 hovertemplate=f"#%{{x}}<br>N(0, I) of {int(n):,} × {ev.size} (Marchenko–Pastur): "
+                                               "%{y:.3g}<extra></extra>"))
     else:
         fig.add_trace(go.Scatter(x=[1, max(ev.size, 1)], y=[1, 1], mode="lines", name="N(0, I) population: all 1",
                                  line={"dash": "dot", "color": GREEN}))

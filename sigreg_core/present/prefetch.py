@@ -143,10 +143,8 @@ class Prefetcher:
             self._thread.start()
 
     def _run(self) -> None:
-        try:  # a lower CPU priority for this thread only (Linux: the thread id is a process id here)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
-        except (AttributeError, OSError):
-            pass
+        # No lower CPU priority for this thread: a click on a preset whose report is being prefetched
+        # waits for that very build (ReportCache), which must then run at full speed.
         while not self._stop.is_set():
             self._wake.wait(1.0)
             self._wake.clear()
