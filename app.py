@@ -61,6 +61,8 @@ PAGES = [
     st.Page("pages/method.py", title="Method", icon=":material/menu_book:"),
 ]
 page = st.navigation(PAGES)
+# each tab says which page it shows ("Inspect · latent-health"), not only the app's name
+st.set_page_config(page_title=f"{page.title} · latent-health")
 
 
 def _sidebar() -> Settings:

@@ -15,7 +15,15 @@ Timed interactions (each the median of ``--repeat`` tries, except the first repo
 - slice change: pick "median" / "worst" in the slice selector;
 - seed change: type another seed in the sidebar (recomputes the statistic);
 - sample change: pick another shipped sample set;
-- upload to verdict: upload a 65536 x 512 float32 ``.npy`` (128 MiB) and wait for its verdict.
+- upload to verdict: upload a 65536 x 512 float32 ``.npy`` (128 MiB) and wait for its verdict;
+- first use of each preset (``--only presets``, issue 23): right after the first report, pick each
+  other preset in the sidebar, once each (a first use happens once per server), until its verdict
+  is shown; ``--think S`` waits S seconds before each pick (a user reading the page), untimed.
+  Run it with ``--cold-cache`` for a fresh server with an empty cache; the server runs with the
+  background prefetch on (``LATENT_HEALTH_PREFETCH=1``) unless ``--no-prefetch``;
+- Monte Carlo 1000 draws (``--only mc``): pick 1000 null draws in the sidebar; timed to the first
+  usable page (a verdict on the page, the draws running in the background or done) and to the
+  full report (its caption says "Monte Carlo null: 1000 draws").
 
 How the clock reads: a time runs from the action until the settled condition is first seen to
 have held for 150 ms, minus those 150 ms.  The condition is polled every 50 ms (from 60 ms after the
@@ -79,10 +87,11 @@ def _free_port() -> int:
 class Server:
     """``streamlit run app.py`` on a free port, stopped (its process group) on exit."""
 
-    def __init__(self, cache_dir: str | None, root: Path = ROOT):
+    def __init__(self, cache_dir: str | None, root: Path = ROOT, prefetch: bool = True):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root),
+               "LATENT_HEALTH_PREFETCH": "1" if prefetch else "0"}
         if cache_dir:
             env["LATENT_HEALTH_CACHE"] = cache_dir
         self.log = tempfile.NamedTemporaryFile(prefix="bench_app_", suffix=".log", delete=False)
@@ -186,6 +195,36 @@ def _sample_change(page, name: str) -> float:
                             f" && document.body.innerText.includes('from {name}.safetensors')")
 
 
+PRESET_ORDER = ("lejepa-paper", "lejepa-legacy", "gist", "modulus")
+
+
+def _preset_change(page, name: str, think: float) -> float:
+    if think > 0:
+        page.wait_for_timeout(think * 1000)
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text="Preset")
+
+    def act():
+        box.click()
+        page.get_by_role("option", name=name, exact=True).click()
+    return timed(page, act, "document.body.innerText.includes('Verdict')"
+                            f" && document.body.innerText.includes('preset {name} ')")
+
+
+def _mc_draws(page, draws: int = 1000) -> tuple[float, float]:
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+        has_text="Monte Carlo null draws")
+    full = f"document.body.innerText.includes('Monte Carlo null: {draws} draws')"
+    t0 = time.perf_counter()
+    box.click()
+    page.get_by_role("option", name=str(draws), exact=True).click()
+    page.wait_for_timeout(60)
+    settle(page, f"document.body.innerText.includes('Verdict') && ({full} || "
+                 "document.body.innerText.includes('in the background'))")
+    usable = time.perf_counter() - t0 - 0.15
+    page.wait_for_function(full, timeout=600_000, polling=200)
+    return usable, time.perf_counter() - t0
+
+
 def _upload(page, path: Path, rows: int, dim: int) -> float:
     page.get_by_text("Sample", exact=True).first.click()
     settle(page, "document.body.innerText.includes('Verdict')")
@@ -207,14 +246,17 @@ def main(argv=None) -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--only", default="slice,seed,sample,upload",
                     help="comma-separated interactions to time after the first report "
-                         "(slice, seed, sample, upload; default all)")
+                         "(slice, seed, sample, upload, presets; default all but presets)")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="seconds to wait (untimed) before each first use of a preset")
+    ap.add_argument("--no-prefetch", action="store_true", help="serve with the background prefetch off")
     ap.add_argument("--cold-cache", action="store_true", help="start the server with an empty kernel cache")
     ap.add_argument("--against", metavar="CHECKOUT",
                     help="another checkout of this repository (e.g. a worktree of main): both apps are driven "
                          "turn by turn, so a busy machine slows both alike; prints one column each")
     args = ap.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
-    unknown = only - {"slice", "seed", "sample", "upload"}
+    unknown = only - {"slice", "seed", "sample", "upload", "presets", "mc"}
     if unknown:
         ap.error(f"--only: unknown interaction(s) {', '.join(sorted(unknown))}")
 
@@ -238,7 +280,8 @@ def main(argv=None) -> None:
             pages, browsers = {}, []
             for label, root in roots.items():  # one server at a time, each with its own fresh browser
                 browsers.append(p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True))
-                servers[label] = Server(cache if label == "this" else (cache and cache + "_against"), root=root)
+                servers[label] = Server(cache if label == "this" else (cache and cache + "_against"), root=root,
+                                        prefetch=not args.no_prefetch)
                 page = browsers[-1].new_context(viewport={"width": 1440, "height": 1000}).new_page()
                 page.set_default_timeout(300_000)
                 results[label]["first report, fresh server (from process start)"] = [
@@ -257,6 +300,13 @@ def main(argv=None) -> None:
             for k in range(args.repeat if "sample" in only else 0):
                 for name in ("shifted", "healthy"):
                     each("sample change (shifted <-> healthy)", lambda _, pg, name=name: _sample_change(pg, name))
+            for name in PRESET_ORDER if "presets" in only else ():
+                each(f"first use of preset {name}", lambda _, pg, name=name: _preset_change(pg, name, args.think))
+            if "mc" in only:
+                for label, page in pages.items():
+                    usable, full = _mc_draws(page)
+                    results[label].setdefault("Monte Carlo 1000 draws: first usable page", []).append(usable)
+                    results[label].setdefault("Monte Carlo 1000 draws: full report", []).append(full)
             for k in range(tries if "upload" in only else 0):
                 each(f"upload {args.rows} x {args.dim} float32 .npy to verdict",
                      lambda label, pg, k=k: _upload(pg, uploads[(label, k)], args.rows, args.dim))
@@ -270,7 +320,9 @@ def main(argv=None) -> None:
     load = os.getloadavg()
     print(f"\nbench_app: settled times in headless Chromium, {os.cpu_count()} CPUs, "
           f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
-          + (", cold kernel cache" if args.cold_cache else ""))
+          + (", cold cache (fresh server, empty cache)" if args.cold_cache else "")
+          + (", background prefetch off" if args.no_prefetch else "")
+          + (f", {args.think:g} s think time before each preset" if "presets" in only and args.think else ""))
     for label, root in roots.items():
         print(f"{label}: {root}")
     width = 26

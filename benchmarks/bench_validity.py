@@ -44,7 +44,8 @@ LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 MEASURES = {  # key -> (label, direction in which the measure should improve with quality)
     "sigreg_batch": ("SIGReg of the training batch", "lower"),
     "sigreg_eval": ("SIGReg of the evaluation set (assess)", "lower"),
-    "relative_distance": ("verdict's relative distance", "lower"),
+    "health_q": ("verdict's health q (effective directions / N(0, I)'s)", "higher"),
+    "relative_distance": ("distance from N(0, I) after the conventions", "lower"),
     "rankme": ("RankMe", "higher"),
     "alpha_req": ("α-ReQ", "?"),
     "alpha_req_dev": ("distance of α-ReQ from 1", "lower"),
@@ -100,6 +101,7 @@ def run_sweep(steps: int, log_every: int, seeds: int, eval_rows: int, lambdas=LA
                         "probe_r2": probe_r2(z[0], s_np),
                         "sigreg_batch": float(scalars["sigreg_loss"]),
                         "sigreg_eval": float(a.sigreg),
+                        "health_q": float(a.answers["health"]["relative_effective_rank"]),
                         "relative_distance": float(a.answers["distance"]["relative_distance"]),
                         "rankme": float(a.metrics["rankme"]),
                         "alpha_req": alpha, "alpha_req_dev": abs(alpha - 1.0),
@@ -188,7 +190,7 @@ def main() -> None:
     valid = [t for t in table if math.isfinite(t["spearman"]) and t["direction"] != "?"]
     best = max(valid, key=lambda t: t["spearman"] * (1 if t["direction"] == "higher" else -1))
     print(f"\nbest predictor (signed in its expected direction): {best['label']} (ρ = {best['spearman']:+.3f})")
-    for other in ("relative_distance", "sigreg_batch"):
+    for other in ("health_q", "relative_distance", "sigreg_batch"):
         if other != best["measure"]:
             d, lo, hi = paired_difference(table, best["measure"], other)
             print(f"|ρ| of {best['label']} minus |ρ| of {MEASURES[other][0]}: {d:+.3f} "

@@ -297,6 +297,13 @@ def _interval(lo, hi, note) -> str:
     return interval_text(lo, hi)
 
 
+def _stem(cmp) -> str:
+    """Download names that say which sets and settings: comparison_<a>_vs_<b>..._<preset>_seed<s>."""
+    safe = ["".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(n))[:24] for n in cmp.names[:4]]
+    more = f"_and_{len(cmp.names) - 4}_more" if len(cmp.names) > 4 else ""
+    return f"comparison_{'_vs_'.join(safe)}{more}_{cmp.preset.name}_seed{cmp.seed}"
+
+
 def _ranking(cmp) -> None:
     st.subheader("Ranking, best first")
     rk = cmp.ranking_frame()
@@ -312,7 +319,7 @@ def _ranking(cmp) -> None:
                "multiple of its exact null mean (1 = the healthy floor). Intervals: bootstrap over rows; "
                "“against the set above”: the bootstrap interval of the SIGReg delta to the set ranked just above.")
     _chart(CF.ranking_figure(rk), "compare_ranking")
-    st.download_button("Ranking CSV", csv_safe_frame(rk).to_csv(index=False).encode(), file_name="comparison_ranking.csv",
+    st.download_button("Ranking CSV", csv_safe_frame(rk).to_csv(index=False).encode(), file_name=f"{_stem(cmp)}_ranking.csv",
                        mime="text/csv", key="cmp_dl_ranking", icon=":material/table:", on_click="ignore")
 
 
@@ -326,7 +333,7 @@ def _pairwise(cmp) -> None:
                "green: a significantly healthier, vermilion: a significantly less healthy, grey: no significant "
                "difference.")
     pf = cmp.pairwise_frame("sigreg")
-    st.download_button("Pairwise CSV", pf.to_csv(index=False).encode(), file_name="comparison_pairwise.csv",
+    st.download_button("Pairwise CSV", pf.to_csv(index=False).encode(), file_name=f"{_stem(cmp)}_pairwise.csv",
                        mime="text/csv", key="cmp_dl_pairwise", icon=":material/table:", on_click="ignore")
     names = cmp.names
     c1, c2 = st.columns(2)
@@ -337,11 +344,12 @@ def _pairwise(cmp) -> None:
         return
     deltas, pt = cmp.pair(a, b)
     rows = [{"metric": DELTA_METRICS[d.metric][0], "delta": d.value,
-             "interval": _interval(d.ci_low, d.ci_high, d.note), "p (bootstrap)": d.p_boot,
+             "interval": _interval(d.ci_low, d.ci_high, d.note),
              "significant": ("yes" if d.significant else "no") if not d.note else "–",
              "healthier": d.healthier} for d in deltas]
-    st.dataframe(_display(pd.DataFrame(rows), {"p (bootstrap)": 3}), hide_index=True, width="stretch",
-                 key="cmp_pair_table")
+    # "significant" is the interval excluding 0; a bootstrap p beside it could disagree with it (a second
+    # criterion): it stays in the CSV / JSON exports
+    st.dataframe(_display(pd.DataFrame(rows), {}), hide_index=True, width="stretch", key="cmp_pair_table")
     st.caption(f"{_md(a)} − {_md(b)}. Paired test over slices: {pt.fraction_lower:.0%} of slices lower for {_md(a)}; "
                f"Wilcoxon p (adjusted for the slices' dependence) {_fmt(pt.wilcoxon_p_adjusted, 3)}"
                + (f"; healthier: {_md(pt.healthier)}" if pt.healthier else "; no significant difference") + ".")
@@ -378,10 +386,10 @@ def _results(cmp, sources: dict) -> None:
     if len(df):
         df = df.assign(metric=[DELTA_METRICS[m][0] for m in df["metric"]],
                        interval=[_interval(a, b, n) for a, b, n in zip(df["ci_low"], df["ci_high"], df["note"])])
-        df = df[["set", "metric", "value", "interval", "se", "p_boot", "significant", "healthier"]]
+        df = df[["set", "metric", "value", "interval", "se", "significant", "healthier"]]  # no p_boot: see _pairwise
         df["significant"] = [("yes" if s else "no") if i != "no spread: interval not defined" else "–"
                              for s, i in zip(df["significant"], df["interval"])]
-        st.dataframe(_display(df.rename(columns={"value": "delta", "p_boot": "p (bootstrap)"}), {"p (bootstrap)": 3}),
+        st.dataframe(_display(df.rename(columns={"value": "delta"}), {}),
                      hide_index=True, width="stretch", key="cmp_deltas_table")
         st.caption(f"Deltas are set − {_md(cmp.reference)}. Intervals: {cmp.n_boot} bootstrap resamples of the rows of "
                    "each set (same directions), centred on the observed delta; significant when the interval "
@@ -434,13 +442,13 @@ def _results(cmp, sources: dict) -> None:
 
     st.subheader("Export")
     c = st.columns(3)
-    c[0].download_button("Comparison CSV", comparison_csv(cmp), file_name="comparison.csv", mime="text/csv",
+    c[0].download_button("Comparison CSV", comparison_csv(cmp), file_name=f"{_stem(cmp)}.csv", mime="text/csv",
                          key="cmp_dl_csv", icon=":material/table:", on_click="ignore")
-    c[1].download_button("Comparison JSON", comparison_json(cmp), file_name="comparison.json",
+    c[1].download_button("Comparison JSON", comparison_json(cmp), file_name=f"{_stem(cmp)}.json",
                          mime="application/json", key="cmp_dl_json", icon=":material/data_object:", on_click="ignore")
     c[2].download_button("HTML report (offline)",
                          lambda: comparison_html(cmp, slice_index=j, source=sources),
-                         file_name="comparison.html", mime="text/html", key="cmp_dl_html",
+                         file_name=f"{_stem(cmp)}.html", mime="text/html", key="cmp_dl_html",
                          icon=":material/description:", on_click="ignore")
 
 

@@ -47,6 +47,8 @@ from sigreg_core.util.text import md  # text from files is data: escaped before 
 from sigreg_core.inputs.limits import max_upload_bytes, max_upload_mb
 from sigreg_core.present.exports import assessment_json, html_report, per_slice_csv
 from sigreg_core.present.report_cache import ReportCache
+from sigreg_core.present import prefetch as PF
+from sigreg_core.present import background as BG
 from sigreg_core.present.report import (
     DEFAULTS,
     Settings,
@@ -69,7 +71,13 @@ UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
 @st.cache_resource(show_spinner=False)
 def report_cache() -> ReportCache:
     """One bounded LRU of reports per server process (keyed on data digest and settings)."""
-    return ReportCache(max_entries=8)
+    return ReportCache(max_entries=16)  # room for the other presets' reports, prefetched
+
+
+@st.cache_resource(show_spinner=False)
+def prefetcher() -> PF.Prefetcher:
+    """The background worker that makes every preset ready before it is asked for (issue 23)."""
+    return PF.Prefetcher(report_cache())
 
 
 def _settings() -> Settings:
@@ -101,6 +109,11 @@ def _choose_source(settings: Settings):
                     help="Shipped sample sets, files uploaded from your browser (held in RAM, "
                          f"{MAX_UPLOAD_MB} MB at most each), or a file on the server below an allowed directory.")
     max_rows = settings.max_rows
+    drop = False
+    if kind != "Sample":  # samples are finite; files may hold NaN / Inf rows
+        drop = st.checkbox("Drop non-finite rows", key="insp_drop_nonfinite",
+                           help="Score the rows whose values are all finite and say how many were dropped; "
+                                "unticked, a file with NaN or Inf values is refused.")
     if kind == "Sample":
         samples = {s.name: s for s in list_samples()}
         names = list(samples)
@@ -131,8 +144,9 @@ def _choose_source(settings: Settings):
                            key="insp_upload_pick") if len(files) > 1 else files[0].file_id
         f = by_id.get(fid, files[0])
         key = _key_picker(("upload", f.file_id), lambda: list_keys(f.getvalue(), name=f.name, max_bytes=max_upload_bytes()))
-        return (("upload", f.file_id, f.name, key, max_rows),
-                lambda: load_embeddings(f.getvalue(), name=f.name, max_bytes=max_upload_bytes(), key=key, max_rows=max_rows),
+        return (("upload", f.file_id, f.name, key, drop, max_rows),
+                lambda: load_embeddings(f.getvalue(), name=f.name, max_bytes=max_upload_bytes(), key=key, max_rows=max_rows,
+                                        drop_nonfinite=drop),
                 {"kind": "upload", "name": f.name, "bytes": f.size, "key": key})
     roots = allowed_roots()
     st.caption("Allowed directories: " + (", ".join(md(r, None) for r in roots) or "none")
@@ -159,8 +173,8 @@ def _choose_source(settings: Settings):
     if label and chosen == st.session_state.get("insp_path"):
         desc["label"] = label
         st.caption(f"Opened from another page: {md(label)}")
-    return (("path", str(resolved), mtime, key, max_rows),
-            lambda: load_embeddings(resolved, key=key, max_rows=max_rows), desc)
+    return (("path", str(resolved), mtime, key, drop, max_rows),
+            lambda: load_embeddings(resolved, key=key, max_rows=max_rows, drop_nonfinite=drop), desc)
 
 
 def _key_picker(ident: tuple, lister) -> str | None:
@@ -176,6 +190,17 @@ def _key_picker(ident: tuple, lister) -> str | None:
         return None
     labels = {e.key: str(e) for e in entries}
     return st.selectbox("Array in the file", list(labels), format_func=labels.get, key=f"insp_key_{hash(ident)}")
+
+
+#: advice of the loader (written for the library and the CLI) -> the control on this page that does it
+_CONTROLS = {"drop_nonfinite=True (CLI --drop-nonfinite)": "the “Drop non-finite rows” box above"}
+
+
+def _name_the_control(message: str) -> str:
+    """A refusal names the control on this page that fixes it (not a keyword argument or a CLI flag)."""
+    for advice, control in _CONTROLS.items():
+        message = message.replace(advice, control)
+    return message
 
 
 def _load(choice) -> bool:
@@ -195,7 +220,7 @@ def _load(choice) -> bool:
             emb = thunk()
     except EmbeddingLoadError as exc:
         st.session_state["insp_failed_key"] = load_key
-        st.session_state["insp_failed_msg"] = " ".join(str(exc).split())
+        st.session_state["insp_failed_msg"] = _name_the_control(" ".join(str(exc).split()))
         st.error(md(st.session_state["insp_failed_msg"], None))
         return False
     digest = f"{emb.data_sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"  # the bytes scored, not the file now
@@ -215,13 +240,19 @@ def _load(choice) -> bool:
 
 # ------------------------------------------------------------------ report
 def _compute(z: np.ndarray, digest: str, settings: Settings):
+    """The report of z under settings; records in ``insp_origin`` whether it was computed by this
+    run, read from the cache, or prepared in the background (the headline says which)."""
     cache = report_cache()
     rep = cache.get(digest, settings)
     if rep is not None:
+        st.session_state["insp_origin"] = ("background" if prefetcher().is_prefetched(digest, settings)
+                                           else "cache")
         return rep
     shape = " × ".join(f"{k:,}" for k in z.shape)
-    with st.status(f"Scoring {shape} with {settings.num_slices} {settings.family} slices ...",
-                   expanded=True) as status:
+    label = (f"Finishing the {settings.preset} report prepared in the background ..."
+             if cache.building(digest, settings)
+             else f"Scoring {shape} with {settings.num_slices} {settings.family} slices ...")
+    with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="starting")
 
         def progress(fraction: float, message: str) -> None:
@@ -229,13 +260,77 @@ def _compute(z: np.ndarray, digest: str, settings: Settings):
 
         t0 = time.perf_counter()
         try:
-            rep = cache.get_or_build(digest, settings, z, progress=progress)
+            with PF.foreground():  # the background prefetch waits meanwhile
+                rep = cache.get_or_build(digest, settings, z, progress=progress)
         except (ValueError, RuntimeError) as exc:
             status.update(label="Could not compute the report", state="error", expanded=True)
             st.error(md(exc, None))
             return None
         status.update(label=f"Computed in {time.perf_counter() - t0:.2f} s", state="complete", expanded=False)
+    st.session_state["insp_origin"] = "computed"
     return rep
+
+
+@st.cache_resource(show_spinner=False)
+def background_builds() -> BG.BackgroundBuilds:
+    """Long Monte Carlo nulls, built on a thread while the page stays usable."""
+    return BG.BackgroundBuilds(report_cache())
+
+
+def _report_with_background_null(z: np.ndarray, digest: str, settings: Settings):
+    """The report for settings; a large Monte Carlo null (``BG.runs_in_background``) is built in the
+    background meanwhile, and the report without it is shown until it is done."""
+    if not BG.runs_in_background(settings) or (digest, settings) in report_cache():
+        return _compute(z, digest, settings)
+    bg = background_builds()
+    job = bg.start(digest, settings, z)
+    if job.done:  # in the cache (or, if evicted since, quick to rebuild: the null is cached on disk)
+        return _compute(z, digest, settings)
+    _background_status(digest, settings, z)
+    return _compute(z, digest, BG.quick_settings(settings))
+
+
+@st.fragment(run_every=1.0)
+def _background_status(digest: str, settings: Settings, z: np.ndarray) -> None:
+    """Progress, time left and a cancel for the background null; reruns the page when it is done."""
+    bg = background_builds()
+    job = bg.job(digest, settings)
+    if job is None:
+        return
+    draws = settings.null_draws
+    if job.done:
+        st.rerun(scope="app")  # the full report is in the cache now
+    with st.container(border=True):
+        if job.running:
+            left = job.seconds_left()
+            eta = "estimating the time left" if left is None else f"about {left:.0f} s left"
+            st.progress(job.fraction, text=f"Monte Carlo null, {draws:,} draws, in the background: "
+                                           f"{job.message} · {eta} (running {job.elapsed:.0f} s)")
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.caption("The report below is the one without this null (exact per-slice law, or the automatic "
+                       "null); the page stays usable and the full report replaces it when the draws are done.")
+            if c2.button("Cancel", key="insp_bg_cancel", icon=":material/cancel:"):
+                bg.cancel(digest, settings)
+                st.rerun(scope="app")
+        else:
+            why = "cancelled" if job.cancelled else f"failed: {md(job.error, None)}"
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.warning(f"Monte Carlo null of {draws:,} draws {why}. The report below is without it; "
+                       "set **Monte Carlo null draws** in the sidebar to auto, or run it again.",
+                       icon=":material/info:")
+            if c2.button("Run again", key="insp_bg_again", icon=":material/replay:"):
+                bg.start(digest, settings, z, again=True)
+                st.rerun(scope="app")
+
+
+def _prefetch(digest: str, z: np.ndarray, settings: Settings) -> None:
+    """After the page is drawn: the other presets' tables, kernels and reports, in the background."""
+    if not PF.enabled():
+        return
+    pf = prefetcher()
+    pf.warm_grids()
+    if not BG.runs_in_background(settings):  # the other presets with a large null each: too costly to guess
+        pf.want_reports(digest, z, settings)
 
 
 #: Verdict tone (``sigreg_core.present.report.verdict_tone``, the one mapping) → Streamlit call.
@@ -249,13 +344,24 @@ def _headline(items) -> None:
             st.metric(label, value, help=helptext, width="content", border=True)
 
 
+def _compute_time(s: dict) -> tuple:
+    """The compute-time metric: a cache hit says it is one (not the original time as if it were now)."""
+    origin = st.session_state.get("insp_origin", "computed")
+    what = "Statistic, null law, p-values, verdict and metrics."
+    if origin == "computed":
+        return ("Compute time", f"{s['seconds']:.2f} s", what)
+    where = "in the background, before you asked" if origin == "background" else "earlier"
+    return ("Compute time", "cached", f"Read from the report cache: computed {where} in {s['seconds']:.2f} s. {what}")
+
+
 def _section_verdict(rep) -> None:
     s = rep.summary
     show = _TONE_CALLS[verdict_tone(s["verdict"])]
     show(VC.card_markdown(s["verdict"], s.get("answers") or {}), icon=":material/monitor_heart:")
     out = s.get("outliers") or {}
     if out.get("count"):
-        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out), "outlier_rows.csv",
+        st.download_button(f"Outlier rows ({out['count']}, CSV)", VC.outliers_csv(out),
+                           f"{_stem(st.session_state.get('insp_loaded', {}).get('source') or {})}_outlier_rows.csv",
                            "text/csv", key="dl_outliers", help=out.get("rule"))
     _headline([
         ("SIGReg", f"{s['sigreg']:.4g}", "Mean over slices of the Epps–Pulley statistic."),
@@ -264,7 +370,7 @@ def _section_verdict(rep) -> None:
         ("Overall p-value", format_p(s["p_value"]),
          "Combination of the per-slice p-values that is valid although slices share the data. "
          "'< 1e-300' means below the smallest p-value the exact law reports."),
-        ("Compute time", f"{s['seconds']:.2f} s", "Statistic, null law, p-values, verdict and metrics."),
+        _compute_time(s),
     ])
     views = f"{s['views']} views × " if s.get("views", 1) > 1 else ""
     st.caption(f"{views}N = {s['n']:,} rows · D = {s['d']} dims · M = {s['m']} slices ({s['family']}) · "
@@ -288,6 +394,7 @@ def _slice_picker(rep) -> int:
     if cur is None or not 0 <= cur < m:
         cur = pick_slice(rep, "worst")
         st.session_state["insp_slice"] = cur
+        st.session_state["insp_pick"] = "worst"  # the radio says what is shown
 
     def on_pick():
         _forget_chart_click()
@@ -389,10 +496,11 @@ def _section_all_slices(rep, z: np.ndarray, source: dict) -> None:
     with c1:
         _chart(ov["p_values"], "p_values")
     with c2:
-        st.dataframe(rep.per_slice, height=320, hide_index=True, width="stretch",
-                     column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
-                                    "statistic": st.column_config.NumberColumn(format="%.4g")})
-    _chart(ov["ecf_band"], "ecf_band")
+        _chart(ov["ecf_band"], "ecf_band")
+    # the table on the full width: at 1000 px a half-width column cut its headers ("log10_p_valu")
+    st.dataframe(rep.per_slice, height=320, hide_index=True, width="stretch",
+                 column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
+                                "statistic": st.column_config.NumberColumn(format="%.4g")})
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -419,9 +527,17 @@ def _section_companions(rep, z: np.ndarray, source: dict) -> None:
         _chart(ov["per_dimension"], "per_dimension")
 
 
+def _stem(source: dict) -> str:
+    """File-name stem of the set on the page (its file name without directory and extension), and its view."""
+    stem = str(source.get("name", "embeddings")).replace("\\", "/").rsplit("/", 1)[-1].split(".")[0] or "embeddings"
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:60] or "embeddings"
+    return stem + (f"_view{source['view']}" if source.get("view") is not None else "")
+
+
 def _section_export(rep, z: np.ndarray, source: dict) -> None:
     st.subheader("Export")
-    stem = str(source.get("name", "embeddings")).rsplit("/", 1)[-1].split(".")[0] or "embeddings"
+    s = rep.summary
+    stem = f"{_stem(source)}_{s['preset']}_seed{s['seed']}"  # what and which set: downloads never collide
 
     def html_now() -> str:  # the slice selected when the button is pressed (the fragment may have changed it)
         j = st.session_state.get("insp_slice")
@@ -447,7 +563,7 @@ def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
     """The cloud view (issue 13); its view control reruns only this fragment."""
     j = st.session_state.get("insp_slice")
     j = int(j) if isinstance(j, int) and 0 <= j < rep.num_slices else pick_slice(rep, "worst")
-    _cloud_section(z, rep, j)
+    _cloud_section(z, rep, j, source)
     st.session_state["insp_cloud_slice"] = j
     st.session_state.pop("insp_cloud_pending", None)
 
@@ -462,15 +578,16 @@ def _report(rep, z: np.ndarray, source: dict) -> None:
     _section_export(rep, z, source)
 
 
-def _cloud_section(z: np.ndarray, rep, j: int) -> None:
+def _cloud_section(z: np.ndarray, rep, j: int, source: dict) -> None:
     """The embedding cloud itself (sigreg_core.present.cloud): principal axes, or slice j against an orthogonal axis."""
     from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
 
     with st.expander("The cloud: rows on the top-2 principal axes, or on the selected slice", expanded=True,
                      icon=":material/scatter_plot:"):
+        # labels that do not change with the slice: a changed label would make a new widget (selection lost)
         kind = st.radio("View", ["pca", "slice"], horizontal=True, key="insp_cloud_kind",
                         format_func={"pca": "top-2 principal axes",
-                                     "slice": f"slice {j} against an orthogonal principal axis"}.get)
+                                     "slice": "the selected slice against an orthogonal principal axis"}.get)
         memo = st.session_state.setdefault("insp_cloud_memo", {})
         flat = z.reshape(-1)
         probe = flat[:: max(1, flat.size // 4096)].tobytes()  # cheap fingerprint: ~4k values, not the whole array
@@ -485,10 +602,13 @@ def _cloud_section(z: np.ndarray, rep, j: int) -> None:
             st.error(md(exc, None))
             return
         _chart(cloud_figure(view), f"cloud_{kind}" + (f"_slice_{j}" if kind == "slice" else ""), key="insp_cloud_chart")
-        st.caption(f"{view.note}. Highlighted: {view.rule} — {view.outlier_rows.size:,} of {view.n_total:,} rows.")
+        st.caption(f"{view.note}. Fixed N(0, I) scale (the dashed circle holds 95 % of an N(0, I) cloud): a "
+                   f"collapse shows as a point or a line. Highlighted: {view.rule} — {view.outlier_rows.size:,} of "
+                   f"{view.n_total:,} rows, where an N(0, I) set of this size has about {view.expected_outliers:.2g} "
+                   f"by chance.")
         if view.outlier_rows.size:
             st.download_button("Outlier rows CSV", outlier_frame(view).to_csv(index=False).encode(),
-                               file_name="outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
+                               file_name=f"{_stem(source)}_outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
                                icon=":material/table:", on_click="ignore")
 
 
@@ -538,15 +658,19 @@ if arr.ndim == 3:
 else:
     z = arr
 
-rep = _compute(z, digest, settings)
+rep = _report_with_background_null(z, digest, settings)
 if rep is None:
     st.stop()  # the error is shown; the previous report belongs to other data or settings
-if st.session_state.get("insp_report_id") != (digest, settings.key()):
-    st.session_state["insp_report_id"] = (digest, settings.key())
-    if st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
+if st.session_state.get("insp_report_id") != (digest, rep.settings.key()):
+    st.session_state["insp_report_id"] = (digest, rep.settings.key())
+    how = st.session_state.get("insp_pick")
+    if how in ("worst", "median", "best"):  # re-resolved on the new report: the caption and the chart agree
+        st.session_state["insp_slice"] = pick_slice(rep, how)
+    elif st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
         st.session_state["insp_slice"] = None
 st.session_state["insp_full_run"] = True  # fragments read it: True while the whole page runs
 try:
     _report(rep, z, loaded["source"])
 finally:
     st.session_state["insp_full_run"] = False
+_prefetch(digest, z, settings)

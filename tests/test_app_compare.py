@@ -283,3 +283,29 @@ def test_set_names_from_files_are_shown_as_text_not_markdown(computations):
     assert "**\\[b\\](x)\\:red\\[c\\].npy**: ΔSIGReg" in shown
     for raw in ("Against *a*", "**[b](x)", " *a*.npy", "set − *a*"):
         assert raw not in shown, raw
+
+
+def test_comparison_html_reads_like_the_page_no_raw_dumps():
+    """The comparison HTML (CLI --html and the page's download): ranking, pairs, cards, no raw tables or JSON,
+    names escaped, no bootstrap p printed beside 'significant' (one criterion: the interval)."""
+    import re
+
+    from sigreg_core.compare.comparison import compare_sets
+    from sigreg_core.compare.exports import comparison_html
+    from sigreg_core.inputs.samples import load_sample
+
+    sets = {"healthy": load_sample("healthy"), "<i>shifted</i>": load_sample("shifted")}
+    cmp = compare_sets(sets, num_slices=64, n_boot=40, null_draws=0, cache_dir=False, device="cpu")
+    page = comparison_html(cmp, source={"files": ["a.npy", "<b>b</b>.npy"]})
+    head = page.split("<h2>Figures")[0]
+    for part in ("Healthiest: healthy", "Ranking, best first", "Every pair", "Every set against healthy",
+                 'class="card"', "Paired over slices", "Settings", "Source"):
+        assert part in head, part
+    assert "<i>shifted</i>" not in page and "&lt;i&gt;shifted&lt;/i&gt;" in head
+    assert "&lt;b&gt;b&lt;/b&gt;.npy" in head and "<b>b</b>" not in page
+    assert "preset_config" not in head and "{&quot;" not in head and "sigreg_over_null" not in head  # no raw dumps
+    assert "p_boot" not in head and "p (boot" not in head
+    assert not re.search(r">\s*(nan|None|inf)\s*<", head)
+    # the delta of the shifted set and its interval, as the page prints them
+    d = cmp.delta("<i>shifted</i>")
+    assert f"{d.value:.4g}" in head and ("yes" if d.significant else "no") in head

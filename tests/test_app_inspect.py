@@ -387,3 +387,30 @@ def test_slice_change_keeps_the_sorted_chart_byte_identical_and_states_the_rank(
         if how == "median":
             assert views_spec() != views0 and f"Views of slice {j}" in views_spec()
     assert len(builds) == 1
+
+
+def test_nan_rows_refusal_names_the_control_and_the_control_scores_the_finite_rows(builds):
+    z = np.random.default_rng(21).standard_normal((600, 8)).astype(np.float32)
+    z[[5, 77, 300], 2] = np.nan
+    at = _app()
+    _upload(at, ("nan.npy", _npy(z), "application/octet-stream"))
+    _ok(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "3 of 600 rows" in errors[0] and "Drop non-finite rows" in errors[0], errors
+    assert "drop_nonfinite" not in errors[0] and "--drop-nonfinite" not in errors[0]  # the page's control, not the API's
+    _no_report(at)
+    at.checkbox(key="insp_drop_nonfinite").check().run()
+    _full_report(at)
+    assert any("dropped 3 rows" in c.value for c in at.caption)
+    assert "597" in next(m.value for m in at.markdown if m.value.startswith("**Data:**"))
+    assert builds[-1][0] == (597, 8)
+
+
+def test_project_relative_server_path_loads(builds, monkeypatch):
+    monkeypatch.delenv("LATENT_HEALTH_ALLOWED_ROOTS", raising=False)
+    at = _app()
+    at.radio(key="insp_source").set_value("Server path").run()
+    at.text_input(key="insp_path").set_value("sample_data/shifted.safetensors")
+    at.button[0].click().run()
+    _full_report(at)
+    assert "shifted.safetensors" in next(m.value for m in at.markdown if m.value.startswith("**Data:**"))

@@ -379,7 +379,7 @@ def test_upload_select_slice_and_download_csv(server, browser, tmp_path):
         rows = list(csv.DictReader(io.StringIO(text)))
         assert len(rows) == 1024  # the default number of slices
         assert {"slice", "statistic", "p_value"} <= set(rows[0])
-        assert dl.suggested_filename == "clusters_slices.csv"
+        assert dl.suggested_filename == "clusters_lejepa_seed0_slices.csv"  # what and which set: no collisions
         worst = max(float(r["statistic"]) for r in rows)
         assert worst > 10  # two clusters: far from Gaussian on most slices
 

@@ -41,8 +41,8 @@ import numpy as np
 __all__ = [
     "VERDICTS", "TOO_FEW", "VERDICT_RANK", "NEGLIGIBLE", "GATE_P", "MIN_ROWS",
     "FULL_SPREAD", "RANK_FRACTION", "COLLAPSE_DIRECTIONS", "HEALTH_EDGES", "DISTANCE_LEVELS", "DISTANCE_EDGES",
-    "health_level", "distance_level", "grade_verdict", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance", "grade",
-    "collapse_answer", "describe_verdict",
+    "health_level", "distance_level", "grade_verdict", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance",
+    "collapse_answer", "describe_verdict", "describe_health", "describe_distance",
 ]
 
 #: the graded levels, mildest first

@@ -56,48 +56,147 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _table_html(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _table_html(headers: list, rows: list, right: set = frozenset(), cls: str = "") -> str:
+    """A small table: human headers, formatted cells (every cell escaped), numbers right-aligned."""
+    num = ' class="num"'
+
+    def cell(i, c, tag):
+        text = c if isinstance(c, str) else _cell(c)
+        return f"<{tag}{num if i in right else ''}>{html.escape(str(text))}</{tag}>"
+
+    head = "".join(cell(i, str(h), "th") for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(cell(i, c, "td") for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table class="{cls}"><tr>{head}</tr>{body}</table></div>'
+
+
+def _p(v) -> str:
+    """A p-value as the page prints it ('< 1e-300' at the floor of the exact law)."""
+    if v is None or not math.isfinite(float(v)):
+        return "–"
+    v = float(v)
+    return "< 1e-300" if v <= 1e-300 else f"{v:.3g}"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:0.6em 0 1.2em;font-size:0.92em}th,td{border:1px solid #ddd;padding:4px 10px;
+text-align:left;vertical-align:top}th{background:#f5f5f5;font-weight:600}td.num,th.num{text-align:right;
+font-variant-numeric:tabular-nums}.scroll{max-width:100%;overflow-x:auto}code{font-size:0.9em;word-break:break-all}
+.verdict{border-left:6px solid var(--c);background:color-mix(in srgb,var(--c) 12%,white);padding:0.7em 1em;
+border-radius:4px;margin:1em 0}.verdict p.big{font-size:1.35em;font-weight:700;margin:0.2em 0}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}.card{flex:1 1 200px;max-width:100%;border:1px solid #e3e3e3;
+border-top:5px solid var(--c);border-radius:6px;padding:8px 12px;min-width:0}.card .name{font-weight:700;
+overflow-wrap:anywhere}.card .word{color:var(--c);font-weight:700}.card .value{font-size:1.5em;font-weight:600}
+.card .help{color:#666;font-size:0.82em}.note{color:#444;background:#f7f7f7;padding:6px 10px}.caveat{color:#a15c00}
+.src td,.src th{font-size:0.9em;padding:2px 8px}section{max-width:100%;overflow:hidden}"""
 
 
 def comparison_html(cmp: Comparison, *, title: str = "latent-health comparison", slice_index: Optional[int] = None,
                     source: Optional[dict] = None) -> str:
-    """Standalone HTML page: settings, summary, deltas, paired tests and every comparison figure."""
+    """A standalone HTML page that reads like the Compare page and the Inspect report.
+
+    The healthiest set and the ranking first (coloured by verdict, one card per set), then the
+    pairs against the reference (bootstrap intervals; "significant" means the interval excludes
+    0, and no second criterion is printed beside it), the slice-paired tests, the settings and
+    the source as small tables, and every comparison figure.  Everything fits 1000 px; every
+    string from a file or a set name is HTML-escaped.  plotly.js is inlined once: no network.
+    """
     from sigreg_core.present import compare_figures as CF
     from sigreg_core.present.figures import plotly_config
+    from sigreg_core.compare.ranking import interval_text
+    from sigreg_core.present.verdict_card import verdict_colour
 
+    esc = html.escape
     figs = CF.comparison_figures(cmp, slice_index=slice_index)
     parts = []
     for i, (name, fig) in enumerate(figs.items()):
-        parts.append(f'<section id="{html.escape(name)}">' + fig.to_html(
+        parts.append(f'<section id="{esc(name)}">' + fig.to_html(
             full_html=False, include_plotlyjs=(i == 0), config=plotly_config(name), default_width="100%")
             + "</section>")
+    rk = cmp.ranking_frame()
+    best = rk.iloc[0]
+    pct = int(round(cmp.level * 100))
+    cards = []
+    for r in rk.itertuples(index=False):
+        sr = cmp.sets[r.set]
+        ref = " (reference)" if r.set == cmp.reference else ""
+        modes = ", ".join(str(m).replace("_", " ") for m in sr.modes) or "none"
+        cards.append(
+            f'<div class="card" style="--c:{verdict_colour(sr.verdict)}"><div class="name">{r.rank}. {esc(r.set)}'
+            f'{esc(ref)}</div><div class="word">{esc(str(sr.verdict))}</div>'
+            f'<div class="value">{_cell(sr.sigreg_over_null, 3)} × null mean</div>'
+            f'<div class="help">SIGReg {_cell(sr.sigreg)} · p-value {esc(_p(sr.p_value))} · {sr.n:,} rows · '
+            f'collapse modes: {esc(modes)}</div></div>')
+    rank_rows = [[int(r.rank), r.set, str(r.verdict), float(r.x_null),
+                  interval_text(float(r.x_null_low), float(r.x_null_high)),
+                  float(r.excess_over_best), r.vs_above or "–"] for r in rk.itertuples(index=False)]
+    ranking = _table_html(["rank", "set", "verdict", "× null mean", f"{pct} % interval", "excess over best",
+                           "against the set above"], rank_rows, {0, 3, 5})
+    order = {name: i for i, name in enumerate(rk["set"])}
+    pair_rows = []
+    for r in cmp.pairwise_frame("sigreg").itertuples(index=False):
+        if order.get(r.set, 0) <= order.get(r.reference, 0):
+            continue  # each pair once: the lower-ranked set against the higher-ranked one
+        ci = r.note or interval_text(float(r.relative_low), float(r.relative_high), signed=True)
+        pair_rows.append([f"{r.set} vs {r.reference}", float(r.relative), ci,
+                          "–" if r.note else ("yes" if r.significant else "no"),
+                          r.healthier if isinstance(r.healthier, str) and r.healthier else "–"])
+    pairs = _table_html(["pair (lower-ranked vs higher-ranked)", "SIGReg difference (× null mean)",
+                         f"{pct} % interval", "significant", "healthier"], pair_rows, {1})
+    delta_rows = []
+    for d in cmp.deltas:
+        label = DELTA_METRICS[d.metric][0]
+        ci = d.note or interval_text(d.ci_low, d.ci_high, signed=True)
+        sig = "–" if d.note else ("yes" if d.significant else "no")
+        delta_rows.append([d.set, label, d.value, ci, sig, d.healthier or "–"])
+    deltas = (_table_html(["set", "metric", f"set − {cmp.reference}", f"{pct} % interval", "significant",
+                           "healthier"], delta_rows, {2}) if delta_rows else "<p>No deltas (one set only).</p>")
+    paired_rows = [[pt.set, f"{100 * pt.fraction_lower:.1f} %", pt.median_difference, pt.design_effect,
+                    _p(pt.wilcoxon_p_adjusted), _p(pt.sign_p_adjusted), pt.healthier or "–"] for pt in cmp.paired]
+    paired = (_table_html(["set", f"slices where it scores lower than {cmp.reference}", "median difference",
+                           "design effect", "Wilcoxon p (adjusted)", "sign p (adjusted)", "healthier"],
+                          paired_rows, {1, 2, 3, 4, 5}) if paired_rows else "")
     cfg = cmp.config()
-    settings = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>"
-                       for k, v in cfg.items() if k != "preset_config")
-    caveats = "".join(f"<p class='caveat'>{html.escape(c)}</p>" for c in cmp.caveats)
-    src = html.escape(json.dumps(_jsonable(source or {})))
+    setting_rows = [["preset", f"{cfg['preset']} ({cmp.preset.description})" if cmp.preset.description else cfg["preset"]],
+                    ["slices", f"M = {int(cfg['num_slices']):,} ({cfg['family']}), shared by every set"],
+                    ["seed", str(cfg["seed"])], ["dimensions", f"D = {int(cfg['dim']):,}"],
+                    ["rows", cmp.row_note], ["bootstrap", f"{int(cfg['n_boot'])} resamples of rows per set, "
+                                                          f"{pct} % intervals"],
+                    ["reference", cfg["reference"]]]
+    settings = _table_html(["setting", "value"], setting_rows)
+    src_rows = []
+    for k, v in (source or {}).items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for item in vals:
+            src_rows.append([str(k), item if isinstance(item, str) else json.dumps(_jsonable(item))])
+    src = _table_html(["source", "value"], src_rows, cls="src") if src_rows else ""
+    caveats = "".join(f"<p class='caveat'>{esc(c)}</p>" for c in cmp.caveats)
+    word = str(cmp.sets[best.set].verdict)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}}th,td{{border:1px solid #ddd;padding:4px 8px;text-align:left}}
-th{{background:#f5f5f5}}.caveat{{color:#a15c00}}</style>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{_CSS}</style>
 </head><body>
-<h1>{html.escape(title)}</h1>
-<p>Sets: {html.escape(", ".join(cmp.names))}; reference: <b>{html.escape(cmp.reference)}</b>.</p>
-<p>{html.escape(cmp.row_note)}</p>{caveats}
-<p>Source: <code>{src}</code></p>
-<h2>Settings</h2><table>{settings}</table>
-<h2>Summary</h2>{_table_html(cmp.summary_frame())}
-<h2>Ranking, best first</h2>{_table_html(cmp.ranking_frame())}
-<h2>Every pair (SIGReg; relative = delta / null mean)</h2>{_table_html(cmp.pairwise_frame("sigreg"))}
-<h2>Deltas against {html.escape(cmp.reference)} ({int(round(cmp.level * 100))}% bootstrap intervals over rows, {cmp.n_boot} resamples per set)</h2>
-{_table_html(cmp.deltas_frame())}
-<h2>Paired test over slices (approximate: slices share the data; adjusted p-values use the design effect)</h2>
-{_table_html(cmp.paired_frame())}
+<h1>{esc(title)}</h1>
+<div class="verdict" style="--c:{verdict_colour(word)}"><p class="big">Healthiest: {esc(str(best.set))}
+({esc(word)}, {_cell(float(best.x_null), 3)} × null mean)</p>
+<p>{len(cmp.names)} sets scored on the same {int(cfg['num_slices']):,} slices; ranked by verdict severity, then by
+SIGReg over its null mean (about 1 when healthy). Reference for the pairs: <b>{esc(cmp.reference)}</b>.</p></div>
+{caveats}
+<div class="cards">{''.join(cards)}</div>
+<h2>Ranking, best first</h2>
+{ranking}
+<h2>Every pair</h2>
+<p class="note">SIGReg of one set minus the other's, in units of the null mean, with its {pct} % bootstrap
+interval over rows; significant means the interval excludes 0.</p>
+{pairs}
+<h2>Every set against {esc(cmp.reference)}</h2>
+<p class="note">Differences with their {pct} % bootstrap intervals over rows; significant means the interval
+excludes 0.</p>
+{deltas}
+{'<h2>Paired over slices</h2><p class="note">Approximate: the slices share the data, so the p-values are '
+ 'adjusted by the design effect; the intervals above are the evidence.</p>' + paired if paired else ''}
+<h2>Settings</h2>
+{settings}
+{'<h2>Source</h2>' + src if src else ''}
 <h2>Figures</h2>
 {''.join(parts)}
 <p>SIGReg: sliced Epps–Pulley statistic (LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312).

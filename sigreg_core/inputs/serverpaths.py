@@ -45,7 +45,9 @@ def resolve_server_path(path: Union[str, os.PathLike], roots: Optional[Iterable]
 
     Refuses ``..`` components, NUL bytes, anything that after resolving symlinks is not
     below one of the allowed roots, and anything that is not a regular file.  A relative
-    path is looked up below each root in turn.
+    path is looked up below each root in turn, then (for a path that names the root itself,
+    ``sample_data/x.safetensors`` with the root ``.../sample_data``) below each root's parent,
+    and last against the working directory; every candidate must still resolve below a root.
     """
     root_list = allowed_roots(roots)
     text = os.fspath(path) if not isinstance(path, str) else path
@@ -62,13 +64,21 @@ def resolve_server_path(path: Union[str, os.PathLike], roots: Optional[Iterable]
     p = Path(text)
     if any(part == ".." for part in p.parts):
         raise EmbeddingLoadError(f"server path {text!r} contains '..'; give a path below {shown}")
-    candidates = [p] if p.is_absolute() else [r / p for r in root_list]
-    for cand in candidates:
+    if p.is_absolute():
+        candidates = [(p, True)]
+    else:  # (candidate, whether landing outside the roots is reported); the extra lookups never reveal
+        #    what exists outside the roots: they count only when they land inside one
+        candidates = [(r / p, True) for r in root_list]
+        candidates += [(r.parent / p, False) for r in root_list if p.parts and p.parts[0] == r.name]
+        candidates.append((Path.cwd() / p, False))
+    for cand, report_outside in candidates:
         try:
             resolved = cand.resolve(strict=True)
         except (OSError, RuntimeError):
             continue
         if not any(resolved == r or resolved.is_relative_to(r) for r in root_list):
+            if not report_outside:
+                continue
             raise EmbeddingLoadError(
                 f"server path {text!r} resolves to {resolved}, outside the allowed directories ({shown}); "
                 f"copy the file there or add its directory to {ALLOWED_ROOTS_ENV}"

@@ -19,6 +19,12 @@ chi-square(k) quantile at ``level`` (default 0.999).  Under N(0, I) the scores a
 independent normals, so about 0.1 % of rows are flagged; median and MAD are not pulled
 by the outliers themselves (breakdown 50 %), unlike the mean and the covariance.
 
+**Fixed scale** (issue 23): both axes span [-R0, R0] with R0 = 5, the range of an N(0, I)
+cloud (each coordinate N(0, 1): among the 10,000 coordinates of 5000 drawn rows one passes 5
+with probability 0.6 %), and widen (to 1.05 x the largest) only to fit points beyond it (``reference_range``); the circle of radius sqrt(chi2_2(0.95)) = 2.448 holds
+95 % of an N(0, I_2) cloud.  So a healthy set fills the circle, and a collapse shows as what it
+is, a point or a line, instead of being autoscaled back into a round blob.
+
 **Subsample drawn**: at most ``max_points`` rows (default 5000, WebGL ``Scattergl``):
 every outlier row up to a fifth of that, then a uniform random subset of the other rows
 (seeded), stated in :attr:`CloudView.note`.
@@ -35,9 +41,13 @@ import plotly.graph_objects as go
 from sigreg_core.present.figures import _layout
 
 __all__ = ["CloudView", "principal_axes", "robust_outliers", "cloud_view", "cloud_figure", "outlier_frame",
-           "OUTLIER_RULE", "MAX_POINTS"]
+           "reference_range", "OUTLIER_RULE", "MAX_POINTS", "REFERENCE_HALF_RANGE", "REFERENCE_RADIUS_95"]
 
 MAX_POINTS = 5000
+#: half-range of both axes at least: an N(0, I) cloud's coordinates stay within it (P(|x| > 5) = 5.7e-7)
+REFERENCE_HALF_RANGE = 5.0
+#: radius of the circle holding 95 % of N(0, I_2): sqrt of the chi-square(2) 95 % quantile, sqrt(-2 log 0.05)
+REFERENCE_RADIUS_95 = float(np.sqrt(-2.0 * np.log(0.05)))
 FIT_ROWS = 20000
 _CHUNK = 1 << 16
 OUTLIER_RULE = ("outlier: robust Mahalanobis distance on the top k principal axes (per-axis median and "
@@ -65,6 +75,11 @@ class CloudView:
     note: str
     slice_index: Optional[int] = None
     explained: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def expected_outliers(self) -> float:
+        """Base rate: rows an N(0, I) set of this size flags by the rule, n (1 - level) (2.0 of 2048 at 99.9 %)."""
+        return self.n_total * (1.0 - self.level)
 
     @property
     def rule(self) -> str:
@@ -189,12 +204,20 @@ def cloud_view(z, kind: str = "pca", *, direction=None, slice_index: Optional[in
                      note=note, slice_index=slice_index, explained=share)
 
 
+def reference_range(view: CloudView) -> float:
+    """Half-range R of both axes: REFERENCE_HALF_RANGE, widened (5 % margin) only to fit every drawn point."""
+    finite = np.concatenate([view.x[np.isfinite(view.x)], view.y[np.isfinite(view.y)]])
+    top = float(np.abs(finite).max()) if finite.size else 0.0
+    return REFERENCE_HALF_RANGE if top <= REFERENCE_HALF_RANGE else 1.05 * top
+
+
 def cloud_figure(view: CloudView, title: Optional[str] = None, height: int = 480) -> go.Figure:
     """Scattergl of the drawn rows; outlier rows in a separate, highlighted trace (hover: row and distance)."""
     fig = go.Figure()
     for mask, name, style in (
         (~view.outlier, "rows", {"size": 4, "color": "#4C72B0", "opacity": 0.55}),
-        (view.outlier, f"outlier rows ({view.outlier_rows.size:,} in all)",
+        (view.outlier, f"outlier rows ({view.outlier_rows.size:,} in all; N(0, I) has about "
+                       f"{view.expected_outliers:.2g})",
          {"size": 8, "color": "#E31A1C", "symbol": "diamond", "line": {"color": "#000000", "width": 1}}),
     ):
         if not mask.any() and name != "rows":
@@ -204,6 +227,11 @@ def cloud_figure(view: CloudView, title: Optional[str] = None, height: int = 480
             customdata=np.stack([view.rows[mask], view.distance[mask]], -1),
             hovertemplate="row %{customdata[0]}<br>robust distance %{customdata[1]:.3g}"
                           "<br>(%{x:.3g}, %{y:.3g})<extra></extra>"))
+    r95 = REFERENCE_RADIUS_95
+    fig.add_shape(type="circle", xref="x", yref="y", x0=-r95, y0=-r95, x1=r95, y1=r95,
+                  line={"color": "#2ca02c", "dash": "dash", "width": 1})
+    fig.add_annotation(xref="x", yref="y", x=r95 * 0.7071, y=r95 * 0.7071, text="N(0, I) 95 %", showarrow=False,
+                       xanchor="left", yanchor="bottom", font={"size": 10, "color": "#2ca02c"})
     if view.kind == "slice":
         for xv in (-1.96, 1.96):
             fig.add_vline(x=xv, line={"color": "#7f7f7f", "dash": "dot", "width": 1})
@@ -216,6 +244,9 @@ def cloud_figure(view: CloudView, title: Optional[str] = None, height: int = 480
                  else f"Slice {view.slice_index if view.slice_index is not None else ''} against an orthogonal "
                       "principal axis")
     fig = _layout(fig, title, view.xlabel, view.ylabel, height=height, legend="bottom")
+    half = reference_range(view)  # fixed N(0, I) scale: a collapse stays a point or a line
+    fig.update_xaxes(range=[-half, half], autorange=False)
+    fig.update_yaxes(range=[-half, half], autorange=False)
     fig.add_annotation(xref="paper", yref="paper", x=0.0, y=1.0, yanchor="bottom", showarrow=False,
                        text=view.note, font={"size": 10, "color": "#555555"}, xanchor="left", yshift=2)
     return fig

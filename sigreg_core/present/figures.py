@@ -52,6 +52,7 @@ __all__ = [
     "slice_views_figure",
     "ecf_band_figure",
     "spectrum_figure",
+    "log_axis",
     "per_dim_figure",
     "figure_titles",
 ]
@@ -260,7 +261,7 @@ def slice_statistics_figure(
             f"Epps–Pulley statistic{(' (' + units + ')') if units else ''}", height=440,
             subtitle="worst first; click a point to select its slice")
     if log_y:
-        fig.update_yaxes(type="log")
+        log_axis(fig, np.concatenate([stat, [q95, q999, null_mean]]))
     fig.update_layout(clickmode="event+select", dragmode="zoom")
     return fig
 
@@ -465,8 +466,14 @@ def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarra
 
 
 # -------------------------------------------------------------- companions
-def spectrum_figure(eigenvalues: np.ndarray, *, title: str = "Covariance eigen-spectrum") -> go.Figure:
-    """Eigenvalues of the embedding covariance, largest first, log scale (floored at 1e-12 of the top)."""
+def spectrum_figure(eigenvalues: np.ndarray, *, title: str = "Covariance eigen-spectrum",
+                    n: Optional[int] = None) -> go.Figure:
+    """Eigenvalues of the embedding covariance, largest first, log scale (floored at 1e-12 of the top).
+
+    With ``n`` (rows), the reference is what an N(0, I) set of this shape shows: the
+    Marchenko–Pastur quantiles (:mod:`sigreg_core.present.marchenko_pastur`; 0.69-1.40 at
+    2048 x 64), not a flat line at 1.
+    """
     ev = np.sort(np.asarray(eigenvalues, dtype=np.float64).ravel())[::-1]
     top = float(ev[0]) if ev.size and ev[0] > 0 else 1.0
     floor = top * 1e-12
@@ -474,10 +481,35 @@ def spectrum_figure(eigenvalues: np.ndarray, *, title: str = "Covariance eigen-s
     fig = go.Figure(go.Scatter(x=np.arange(1, ev.size + 1), y=shown, mode="lines+markers", name="eigenvalue",
                                marker={"size": 4, "color": BLUE},
                                hovertemplate="#%{x}<br>eigenvalue %{y:.3g}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[1, max(ev.size, 1)], y=[1, 1], mode="lines", name="N(0, I): all 1",
-                             line={"dash": "dot", "color": GREEN}))
+    ref = None
+    if n is not None and int(n) >= 2 and ev.size:
+        from sigreg_core.present.marchenko_pastur import mp_quantiles
+
+        ref = np.maximum(mp_quantiles(int(n), ev.size), floor)
+        fig.add_trace(go.Scatter(x=np.arange(1, ev.size + 1), y=ref, mode="lines",
+                                 name="N(0, I), Marchenko–Pastur",  # short: the legend of a half-width chart
+                                 line={"dash": "dot", "color": GREEN},
+                                 hovertemplate=f"#%{{x}}<br>N(0, I) of {int(n):,} × {ev.size} (Marchenko–Pastur): "
+                                               "%{y:.3g}<extra></extra>"))
+    else:
+        fig.add_trace(go.Scatter(x=[1, max(ev.size, 1)], y=[1, 1], mode="lines", name="N(0, I) population: all 1",
+                                 line={"dash": "dot", "color": GREEN}))
     _layout(fig, title, "index (largest first)", "eigenvalue (log)", height=360)
-    fig.update_yaxes(type="log")
+    log_axis(fig, np.concatenate([shown, ref if ref is not None else [1.0]]))
+    return fig
+
+
+def log_axis(fig: go.Figure, values, axis: str = "y") -> go.Figure:
+    """A log axis whose labels carry their magnitude (2000, not "2") and whose range runs from the
+    decade below the smallest value to the decade above the largest, so every value sits
+    between two labelled ticks."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    lo, hi = (math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))) if v.size else (-1, 1)
+    if hi <= lo:
+        hi = lo + 1
+    kw = dict(type="log", range=[lo, hi], tickformat="~g", exponentformat="power", minor={"showgrid": False})
+    (fig.update_yaxes if axis == "y" else fig.update_xaxes)(**kw)
     return fig
 
 

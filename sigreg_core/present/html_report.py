@@ -16,12 +16,13 @@ import html
 import math
 from typing import Optional
 
+import numpy as np
 import plotly.graph_objects as go
 
 from sigreg_core.present import figures as F
 from sigreg_core.present import verdict_card as VC
-from sigreg_core.present.reading import format_p, metrics_table, min_p_note, verdict_tone
-from sigreg_core.present.report import Report, SliceView, _jsonable, report_figures
+from sigreg_core.present.reading import format_p, metrics_table, verdict_tone
+from sigreg_core.present.report import Report, SliceView, _jsonable, report_figures, slice_rank
 from sigreg_core.util.text import visible
 
 
@@ -58,6 +59,41 @@ def _mode_label(mode: str) -> str:
     return str(mode).replace("_", " ").capitalize()
 
 
+def slice_caption(report: Report, view: SliceView) -> str:
+    """What the plotted slice shows *for this set*: its rank, statistic and p-value, whether it is
+    evidence against N(0, 1) taken alone, and, when it is not but the verdict is not healthy, where
+    the verdict comes from (so a severe set's report never calls its plotted slice healthy-looking
+    without saying so).
+
+    Under the null the M per-slice p-values are uniform, so the smallest is above
+    q05 = 1 - 0.95^(1/M) 95 % of the time (the same bound as ``min_p_note``); any other slice
+    is judged against 0.05.
+    """
+    s = report.summary
+    m = report.num_slices
+    j = int(view.index)
+    rank = slice_rank(report, j)
+    ratio = view.statistic / s["null_mean"] if s.get("null_mean") else float("nan")
+    head = (f"Plotted: slice {j}, rank {rank:,} of {m:,} (1 = worst), statistic {view.statistic:.4g} "
+            f"({ratio:.3g} × the null mean), p-value {format_p(view.p_value)}.")
+    p = report.p_values
+    smallest = m >= 2 and np.isfinite(p).any() and j == int(np.nanargmin(p))
+    bound = 1.0 - 0.95 ** (1.0 / m) if smallest else 0.05
+    alone = float(view.p_value) < bound if np.isfinite(view.p_value) else False
+    if alone:
+        why = (f" Below {bound:.2g}, what the smallest of {m:,} N(0, 1) p-values stays above 95 % of the time: "
+               "this slice alone is evidence against N(0, 1)." if smallest else
+               " Below 0.05: this slice is unlike an N(0, 1) slice.")
+        return head + why
+    tail = (f" Taken alone this slice is within what N(0, 1) slices show (the smallest of {m:,} p-values is "
+            f"above {bound:.2g} 95 % of the time)." if smallest else
+            " Taken alone this slice is within what N(0, 1) slices show.")
+    if str(s.get("verdict", "")).lower() != "healthy":
+        tail += (f" The verdict for this set ({s.get('verdict')}) comes from the checks under Evidence, "
+                 "not from this slice's shape.")
+    return head + tail
+
+
 def html_report(report: Report, view: SliceView, *, title: str = "latent-health report",
                 source: Optional[dict] = None, reference: Optional[dict] = None) -> str:
     """A standalone HTML page that reads like the Inspect page (plotly.js inlined once).
@@ -78,6 +114,8 @@ def html_report(report: Report, view: SliceView, *, title: str = "latent-health 
     first = True
     for name, fig in figs.items():
         fig = go.Figure(fig).update_layout(template="plotly_white")  # a copy: cached figures stay as they are
+        if name == "slice_statistics":  # nothing to click in a file: say what the ring marks instead
+            fig.update_layout(title_subtitle_text=f"worst first; the ring marks slice {view.index}, plotted below")
         parts.append(f'<section id="{esc(name)}">' + fig.to_html(
             full_html=False, include_plotlyjs=True if first else False,
             config=F.plotly_config(name), default_width="100%") + "</section>")
@@ -117,8 +155,8 @@ def html_report(report: Report, view: SliceView, *, title: str = "latent-health 
     evidence = (f"<ul>{''.join(items)}</ul>" if items else
                 "<p>No collapse mode was detected: every check stayed inside its healthy range.</p>")
     modes = ", ".join(_mode_label(m) for m in s["modes"]) or "none"
-    note = min_p_note(report, view.index)
-    note_html = f'<p class="note">{esc(note)}</p>' if note else ""
+    note_html = f'<p class="note">{esc(slice_caption(report, view))}</p>'
+
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}}

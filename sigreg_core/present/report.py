@@ -387,7 +387,7 @@ def overview_figures(report: Report, selected: Optional[int] = None) -> dict:
         fixed.update({
             "p_values": F.pvalue_figure(report.p_values),
             "ecf_band": F.ecf_band_figure(report.nodes, report.ecf_real, report.ecf_imag),
-            "spectrum": F.spectrum_figure(report.eigenvalues),
+            "spectrum": F.spectrum_figure(report.eigenvalues, n=int(report.summary["n"])),
             "per_dimension": F.per_dim_figure(report.dim_mean, report.dim_std),
         })
     if selected is None:  # the page's sorted chart: built once per report, the same bytes on every run

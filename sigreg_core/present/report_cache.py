@@ -42,6 +42,7 @@ class ReportCache:
         self.max_entries = int(max_entries)
         self._data: "OrderedDict[tuple, Report]" = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple, threading.Event] = {}  # key -> set when that build ends
         self.hits = 0
         self.computations = 0
 
@@ -54,17 +55,44 @@ class ReportCache:
                 self.hits += 1
             return rep
 
+    def __contains__(self, key: tuple) -> bool:
+        """``(digest, settings) in cache``, without counting a hit."""
+        digest, settings = key
+        with self._lock:
+            return (digest, settings.key()) in self._data
+
+    def building(self, digest: str, settings: Settings) -> bool:
+        """True while another thread (the background prefetch) builds this report."""
+        with self._lock:
+            return (digest, settings.key()) in self._building
+
     def get_or_build(self, digest: str, settings: Settings, z: np.ndarray,
                      progress: Optional[Callable[[float, str], None]] = None) -> Report:
-        rep = self.get(digest, settings)
-        if rep is not None:
-            return rep
-        rep = _report.build_report(z, settings, progress=progress)
-        with self._lock:
-            self.computations += 1
-            self._data[(digest, settings.key())] = rep
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+        """The cached report, or one built now; a report another thread is building is waited
+        for, not built twice."""
+        key = (digest, settings.key())
+        while True:
+            rep = self.get(digest, settings)
+            if rep is not None:
+                return rep
+            with self._lock:
+                if key in self._data:
+                    continue
+                done = self._building.get(key)
+                if done is None:
+                    done = self._building[key] = threading.Event()
+                    break
+            done.wait()  # the other build failed if the key is still missing: then build here
+        try:
+            rep = _report.build_report(z, settings, progress=progress)
+            with self._lock:
+                self.computations += 1
+                self._data[key] = rep
+                while len(self._data) > self.max_entries:
+                    self._data.popitem(last=False)
+        finally:
+            with self._lock:
+                self._building.pop(key).set()
         return rep
 
     def __len__(self) -> int:
