@@ -18,16 +18,18 @@ def _df(verdicts, modes=None, start=0, every=10):
 
 
 @pytest.mark.parametrize("verdicts,level,step,text", [
+    # "suspicious" (runs logged before the five levels) ranks as marked: two levels above healthy
     (["healthy", "healthy", "suspicious", "collapsed", "collapsed"], "collapsed", 20,
-     "first suspicious at step 20, first collapsed at step 30; 3 of 5 scored steps at an alert level; "
+     "alert: suspicious at step 20; then collapsed at step 30 (best healthy at step 0); "
      "latest step 40: collapsed since step 30"),
-    (["suspicious", "healthy", "healthy", "suspicious", "suspicious"], "suspicious", 0,
+    # the untrained start (step 0) is the best so far, not an alert; the relapse at step 30 is
+    (["suspicious", "healthy", "healthy", "suspicious", "suspicious"], "suspicious", 30,
      "latest step 40: suspicious since step 30"),
-    (["suspicious", "suspicious"], "suspicious", 0, "first suspicious at step 0; 2 of 2"),
-    # the old banner said "healthy since step 30; it turned suspicious at step 20": now the first alert is step 0
-    (["suspicious", "healthy", "suspicious", "healthy", "healthy"], "suspicious", 0,
-     "first suspicious at step 0; 2 of 5 scored steps at an alert level; latest step 40: healthy since step 30"),
-    (["healthy", "healthy", "healthy"], "healthy", None, "healthy since step 0: all 3 scored steps"),
+    (["suspicious", "suspicious"], None, None, "no alert (best suspicious at step 0)"),
+    (["suspicious", "healthy", "suspicious", "healthy", "healthy"], "suspicious", 20,
+     "alert: suspicious at step 20 (best healthy at step 10); latest step 40: healthy since step 30"),
+    (["healthy", "healthy", "healthy"], None, None, "no alert (best healthy at step 0); latest step 20: healthy "
+                                                    "since step 0"),
 ])
 def test_run_alert(verdicts, level, step, text):
     a = MF.run_alert(_df(verdicts))
@@ -50,9 +52,10 @@ def test_alert_table_and_events_one_row_per_run_worst_first():
     assert list(t["run"]) == ["bad", "ok", "empty"]
     bad = t.iloc[0]
     assert (bad["first alert step"], bad["first alert"], bad["first collapsed step"]) == (110, "suspicious", 120)
-    assert (bad["alert steps"], bad["scored steps"], bad["latest verdict"], bad["worst verdict"]) == (3, 4, "collapsed", "collapsed")
-    ok = t.iloc[1]
-    assert ok["first alert step"] == 0 and pd.isna(ok["first collapsed step"]) and ok["latest verdict"] == "healthy"
+    assert (bad["alerts"], bad["scored steps"], bad["latest verdict"], bad["worst verdict"]) == (2, 4, "collapsed", "collapsed")
+    ok = t.iloc[1]  # started suspicious (untrained), then healthy: no alert
+    assert pd.isna(ok["first alert step"]) and pd.isna(ok["first collapsed step"]) and ok["latest verdict"] == "healthy"
+    assert (ok["best verdict"], ok["best step"], ok["alerts"]) == ("healthy", 10, 0)
     assert t.iloc[2]["latest verdict"] == "no scored step yet"
     ev = MF.alert_events(runs["bad"])
     assert [(e["step"], e["verdict"]) for e in ev] == [(110, "suspicious"), (120, "collapsed")]
@@ -68,9 +71,10 @@ def test_new_severity_levels_are_ranked_and_coloured(monkeypatch):
     assert S.severity(None) == -1 and S.severity("not scored") == -1
     assert 0 < S.severity("suspicious") < 3  # an old run's level: an alert below the worst
     colours = [S.verdict_colour(v) for v in ("healthy", "off-target", "far off-target", "collapsed")]
-    assert len(set(colours)) == 4 and colours[0] == S.VERDICT_COLOURS[0] and colours[-1] == S.VERDICT_COLOURS[2]
+    assert len(set(colours)) == 4 and colours[0] == S.VERDICT_COLOURS[0] and colours[-2] == S.VERDICT_COLOURS[2]
+    assert colours[-1] == S.COLLAPSE_COLOUR  # collapse: its own red, not the vermilion of the worst graded level
     t = MF.alert_table({"a": _df(["healthy", "off-target", "far off-target"]), "b": _df(["healthy"] * 3)})
-    assert list(t["run"]) == ["a", "b"] and t.iloc[0]["first alert"] == "off-target"
+    assert list(t["run"]) == ["a", "b"] and t.iloc[0]["first alert"] == "far off-target"  # two levels above best
     assert t.iloc[0]["first collapsed step"] is pd.NA or pd.isna(t.iloc[0]["first collapsed step"])
     v = MF.verdict_figure({"a": _df(["healthy", "off-target", "far off-target"])})
     assert {t.name for t in v.data} >= {"healthy", "off-target", "far off-target", "collapsed"}
@@ -86,13 +90,13 @@ def test_old_suspicious_level_ranks_as_marked_and_reads_apart_from_collapsed():
 
 
 def test_run_colours_stable_and_disjoint_from_verdict_colours():
-    from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour
+    from sigreg_core.assessment.severity import COLLAPSE_COLOUR, VERDICT_COLOURS, verdict_colour
 
     universe = ["r1", "r2", "r3", "r4"]
     all_ = MF.run_colours(universe, universe)
     some = MF.run_colours(["r3", "r1"], universe)
     assert some == {"r3": all_["r3"], "r1": all_["r1"]}  # a run keeps its colour when others are hidden
-    verdicts = {c.upper() for c in VERDICT_COLOURS} | {verdict_colour(v).upper() for v in
+    verdicts = {c.upper() for c in VERDICT_COLOURS} | {COLLAPSE_COLOUR} | {verdict_colour(v).upper() for v in
                                                        ("healthy", "suspicious", "collapsed", "unknown level")}
     assert not verdicts & {c.upper() for c in MF.RUN_COLOURS}
     # and far apart in RGB (not only different strings)

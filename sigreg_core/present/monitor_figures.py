@@ -24,8 +24,8 @@ arXiv 2511.08544; LeWorldModel, arXiv 2603.19312):
 Common options: ``x`` (``"step"``, ``"wall"`` wall-clock time, ``"relative"`` time since
 the run's first logged step), ``smoothing`` (TensorBoard's debiased exponential moving
 average, weight 0–0.99; the raw line stays drawn faint) and ``colours``.  Each alert
-event (the first step a run reached each alert level, :func:`sigreg_core.runs.alerts.alert_events`)
-is marked on the curves, in the verdict's colour.  Log axes are labelled at powers of
+(the one rule of :mod:`sigreg_core.runs.alerts`: a deterioration from the best level reached, or a
+collapse; ``rule`` sets its warm-up and margin) is marked on the curves, in the verdict's colour.  Log axes are labelled at powers of
 ten only (1, 10, 100, ...).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ from plotly.subplots import make_subplots
 
 from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour, verdict_levels, severity
 from sigreg_core.present.figures import _layout  # the house layout of every figure
-from sigreg_core.runs.alerts import alert_events, alert_step, alert_table, run_alert
+from sigreg_core.runs.alerts import AlertRule, alert_events, alert_step, alert_table, run_alert
 
 __all__ = [
     "RUN_COLOURS", "run_colours", "ema", "x_values", "X_MODES",
@@ -200,12 +200,12 @@ def _lines(fig, runs, column, colours, *, x="step", smoothing=0.0, dash=None, su
             customdata=_custom(df), hovertemplate=hover))
 
 
-def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False):
+def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False, rule=None):
     """A marker at each alert event on the curve of ``column`` (verdict colour, run-colour outline)."""
     for name, df in runs.items():
         if column not in df:
             continue
-        ev = alert_events(df)
+        ev = alert_events(df, rule)
         if not ev:
             continue
         y_all = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
@@ -231,12 +231,12 @@ def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, s
 
 
 def _alert_lines(fig: go.Figure, runs: Mapping[str, pd.DataFrame], colours: Mapping, x: str = "step", unit=None,
-                 **where) -> None:
+                 rule=None, **where) -> None:
     """A dotted vertical line, in the verdict's colour, at every alert event of every run."""
     for name, df in runs.items():
         steps = df["step"].to_numpy() if len(df) else np.array([])
         xs = np.asarray(x_values(df, x, unit)) if len(df) else np.array([])
-        for e in alert_events(df):
+        for e in alert_events(df, rule):
             hit = np.flatnonzero(steps == e["step"])
             if hit.size:
                 xv = xs[hit[0]]
@@ -253,7 +253,8 @@ def _common(runs, colours, x):
 
 
 def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str, tuple]] = None, *,
-                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0) -> go.Figure:
+                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0,
+                  rule: Optional[AlertRule] = None) -> go.Figure:
     """SIGReg per step (log y), each run's 95 % null band (labelled on its edges), the exact null mean."""
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
@@ -271,7 +272,7 @@ def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str,
                 legendgroup=name, hoverinfo="skip"))
             vals += [lo, hi]
     _lines(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit)
-    _events(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit, show_legend=True)
+    _events(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit, show_legend=True, rule=rule)
     for df in runs.values():
         vals += list(pd.to_numeric(df.get("sigreg", pd.Series(dtype=float)), errors="coerce").dropna())
     nm = [float(df["null_mean"].dropna().iloc[0]) for df in runs.values()
@@ -294,14 +295,14 @@ def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str,
 
 
 def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
-                  smoothing: float = 0.0) -> go.Figure:
+                  smoothing: float = 0.0, rule: Optional[AlertRule] = None) -> go.Figure:
     """The verdict's p-value per step (log y), with the suspicious threshold 1e-3 (never smoothed)."""
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     clipped = {n: df.assign(p_value=pd.to_numeric(df["p_value"], errors="coerce").clip(lower=1e-300))
                for n, df in runs.items()}
     _lines(fig, clipped, "p_value", colours, x=x, unit=unit, hover_fmt=".3g")
-    _events(fig, clipped, "p_value", colours, x=x, unit=unit)
+    _events(fig, clipped, "p_value", colours, x=x, unit=unit, rule=rule)
     _hline(fig, SUSPICIOUS_P, "p = 1e-3 (alert below)", VERDICT_COLOURS[2], log=True)
     vals = [v for df in clipped.values() for v in df["p_value"].dropna()] + [SUSPICIOUS_P, 1.0]
     _log_axis(fig, vals, power=True)
@@ -309,7 +310,7 @@ def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping
 
 
 def verdict_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None,
-                   x: str = "step") -> go.Figure:
+                   x: str = "step", rule: Optional[AlertRule] = None) -> go.Figure:
     """The verdict per step: one row per run, coloured by the verdict's severity (any level name).
 
     Rows are numeric (run i at y = i, labelled with the run's name) and the hover carries the
@@ -339,17 +340,17 @@ def verdict_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mappin
             hovertemplate="step %{customdata}: " + verdict + "<extra></extra>"))
     fig.update_yaxes(tickvals=list(range(len(names))), ticktext=names[::-1], range=[-0.6, len(names) - 0.4],
                      showgrid=False, zeroline=False)
-    _alert_lines(fig, runs, colours, x, unit)
+    _alert_lines(fig, runs, colours, x, unit, rule)
     return _finish(fig, runs, "Verdict per step", "", x, height=max(220, 130 + 45 * len(names)))
 
 
 def rankme_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
-                  smoothing: float = 0.0) -> go.Figure:
+                  smoothing: float = 0.0, rule: Optional[AlertRule] = None) -> go.Figure:
     """RankMe per step, with each run's maximum min(N, D) dotted and labelled on its line."""
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     _lines(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit, hover_fmt=".3g")
-    _events(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit)
+    _events(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit, rule=rule)
     tops = set()
     for df in runs.values():
         if len(df) and "d" in df and df["d"].notna().any():
@@ -424,13 +425,14 @@ def distribution_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[M
 
 
 def scalar_figure(runs: Mapping[str, pd.DataFrame], column: str, *, log: bool = False,
-                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0) -> go.Figure:
+                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0,
+                  rule: Optional[AlertRule] = None) -> go.Figure:
     """One user scalar per step (e.g. the loss), overlaid across the runs that logged it."""
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     num = {n: df.assign(**{column: pd.to_numeric(df[column], errors="coerce")}) for n, df in runs.items() if column in df}
     _lines(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit, hover_fmt=".4g")
-    _events(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit)
+    _events(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit, rule=rule)
     if log:
         _log_axis(fig, [v for df in num.values() for v in df[column].dropna()])
     return _finish(fig, runs, f"{column} per step", column + (" (log scale)" if log else ""), x)
