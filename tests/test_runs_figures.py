@@ -144,11 +144,15 @@ def test_smoothing_keeps_the_raw_line_faint_and_time_axes():
     assert "wall-clock" in wall.layout.xaxis.title.text
 
 
-def test_log_axis_labels_powers_of_ten_and_line_labels_sit_on_their_lines():
+def test_log_axis_labels_full_numbers_and_line_labels_sit_on_their_lines():
     d = _df(["healthy"] * 5)
     d["sigreg"] = [0.5, 2.0, 20.0, 200.0, 1900.0]
     fig = MF.sigreg_figure({"a": d}, {"a": (0.8, 1.4)})
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+    y = fig.layout.yaxis
+    assert y.type == "log" and y.tickmode == "array"
+    # every label is the full number it marks (the old axis read a bare "2" for 2000)
+    assert [float(t) for t in y.ticktext] == pytest.approx(list(y.tickvals))
+    assert list(y.ticktext) == ["1", "10", "100", "1000"]
     ann = {a.text: a for a in fig.layout.annotations}
     nm = ann["null mean 1.052"]
     assert nm.yref == "y" and abs(nm.y - np.log10(1.052464)) < 1e-12  # log axis: annotations take log10(y)
@@ -159,11 +163,28 @@ def test_log_axis_labels_powers_of_ten_and_line_labels_sit_on_their_lines():
     texts = {a.text for a in other.layout.annotations}
     assert {"a null 97.5 %", "b null 97.5 %", "a null 2.5 %", "b null 2.5 %"} <= texts
     p = MF.pvalue_figure({"a": d})
-    assert p.layout.yaxis.dtick == 1 and p.layout.yaxis.exponentformat == "power"
+    assert list(p.layout.yaxis.tickvals) == pytest.approx([1e-8, 1e-6, 1e-4, 1e-2, 1.0]) or \
+        all(abs(np.log10(v) - round(np.log10(v))) < 1e-9 for v in p.layout.yaxis.tickvals)
+    assert all(t == "1" or t.startswith("10<sup>") for t in p.layout.yaxis.ticktext)  # powers of ten, written out
     assert any(abs(a.y - (-3)) < 1e-12 for a in p.layout.annotations)
     narrow = _df(["healthy"] * 5)
     narrow["sigreg"] = np.linspace(1.0, 1.2, 5)
-    assert MF.sigreg_figure({"a": narrow}).layout.yaxis.dtick is None  # under a decade: plotly's own ticks
+    y = MF.sigreg_figure({"a": narrow}).layout.yaxis  # under a decade: round numbers, still full labels
+    assert len(y.tickvals) >= 3 and all(0.99 <= v <= 1.21 for v in y.tickvals)
+    assert [float(t) for t in y.ticktext] == pytest.approx(list(y.tickvals))
+
+
+@pytest.mark.parametrize("lo,hi,power", [(1.3, 220, False), (150, 2200, False), (216.7, 221.5, False),
+                                         (1e-100, 1.0, True), (1e-3, 1.0, True), (3e-5, 7e-5, False),
+                                         (1.5e7, 3e8, False), (0.98, 1.02, False)])
+def test_log_ticks_every_label_is_the_number_it_marks(lo, hi, power):
+    vals, text = MF.log_ticks(lo, hi, power)
+    assert 2 <= len(vals) <= 9 and all(lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) for v in vals)
+    for v, t in zip(vals, text):
+        if t.startswith("10<sup>"):
+            assert float(t[len("10<sup>"):-len("</sup>")]) == pytest.approx(np.log10(v))
+        else:
+            assert float(t) == pytest.approx(v, rel=1e-6)  # "2000", never a bare "2"
 
 
 def test_distribution_figure_bands_from_the_logged_quantiles():
@@ -218,4 +239,6 @@ def test_pvalue_axis_spanning_hundreds_of_decades_keeps_few_labels():
     d = _df(["healthy", "collapsed", "collapsed"])
     d["p_value"] = [0.5, 1e-120, 0.0]  # 0 is drawn at the 1e-300 floor
     p = MF.pvalue_figure({"a": d})
-    assert p.layout.yaxis.dtick == 50  # 300 decades: a label every 50, not 300 labels
+    exps = [round(np.log10(v)) for v in p.layout.yaxis.tickvals]
+    assert exps == list(range(-300, 1, 50))  # 300 decades: a label every 50, not 300 labels
+    assert p.layout.yaxis.ticktext[0] == "10<sup>-300</sup>"
