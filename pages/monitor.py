@@ -444,8 +444,7 @@ def _live_body(runs: dict, colours: dict, settings: Settings, view: dict) -> Non
                                 "sigreg_over_null": st.column_config.NumberColumn("× null mean", format="%.3g")})
     st.caption(f"{len(table):,} steps of {len(names)} run(s).")
     c = st.columns(2)
-    c[0].download_button("Steps CSV (all runs shown)", lambda: MF.steps_table(series, TABLE_COLUMNS).to_csv(
-                             index=False).encode(),
+    c[0].download_button("Steps CSV (all runs shown)", table.to_csv(index=False).encode(),
                          file_name="monitor_steps.csv", mime="text/csv", key="mon_dl_csv", icon=":material/table:",
                          on_click="ignore")
     c[1].download_button("All charts (HTML, offline)", lambda: MF.figures_html(figs, f"latent-health: {', '.join(names)}"),
