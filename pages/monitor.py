@@ -260,7 +260,7 @@ def _alert_table(series: dict, rule: AlertRule) -> None:
                                     help="first step at the most severe level"),
                                 "alerts": st.column_config.NumberColumn(help="how many times the rule fired")})
     st.caption(f"Rule: {rule.describe()}. An untrained encoder is far from N(0, I), so the start of every run is "
-               "its reference, not an alert. Set the warm-up and margin under *Alert rule*; the alert sinks "
+               "its reference, not an alert. Set the warm-up and margin above; the alert sinks "
                "(webhook, command, TensorBoard, W&B) take the same `AlertRule`.")
     st.download_button("Alerts CSV", table.to_csv(index=False).encode(), file_name="monitor_alerts.csv",
                        mime="text/csv", key="mon_dl_alerts", icon=":material/table:", on_click="ignore")
