@@ -176,10 +176,13 @@ def test_log_axis_labels_full_numbers_and_line_labels_sit_on_their_lines():
 
 @pytest.mark.parametrize("lo,hi,power", [(1.3, 220, False), (150, 2200, False), (216.7, 221.5, False),
                                          (1e-100, 1.0, True), (1e-3, 1.0, True), (3e-5, 7e-5, False),
-                                         (1.5e7, 3e8, False), (0.98, 1.02, False)])
+                                         (1.5e7, 3e8, False), (0.98, 1.02, False), (0.7, 2.5e4, False)])
 def test_log_ticks_every_label_is_the_number_it_marks(lo, hi, power):
     vals, text = MF.log_ticks(lo, hi, power)
     assert 2 <= len(vals) <= 9 and all(lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) for v in vals)
+    # the outermost data are labelled: no curve floats above the top label (the collapsed run at ~217 sat
+    # above an axis whose top label was 100, reading as a strip of markers over the chart)
+    assert max(vals) >= hi / 2.5 and min(vals) <= lo * 2.5
     for v, t in zip(vals, text):
         if t.startswith("10<sup>"):
             assert float(t[len("10<sup>"):-len("</sup>")]) == pytest.approx(np.log10(v))

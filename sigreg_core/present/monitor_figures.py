@@ -159,6 +159,12 @@ def log_ticks(lo: float, hi: float, power: bool = False) -> tuple[list, list]:
     if span >= 2.5:
         step = next((k for k in (1, 2, 5, 10, 20, 50, 100) if span / k <= 8), 100)
         vals = [10.0 ** e for e in range(e0, e1 + 1) if e % step == 0 and inside(10.0 ** e)]
+        if vals and step == 1:  # a curve beyond the outer powers gets a labelled line too (200 above 100)
+            series = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5) if inside(m * 10.0 ** e)]
+            if series and hi > 2 * vals[-1]:
+                vals.append(float(f"{series[-1]:.12g}"))
+            if series and lo < vals[0] / 2:
+                vals.insert(0, float(f"{series[0]:.12g}"))
     if len(vals) < 2:
         vals = [float(f"{m * 10.0 ** e:.12g}") for e in range(e0, e1 + 1) for m in (1, 2, 5) if inside(m * 10.0 ** e)]
         if len(vals) > 9:
