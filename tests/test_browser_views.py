@@ -23,7 +23,7 @@ def test_monitor_smoothing_time_axis_alert_table_and_cloud(server, browser):  # 
         page.wait_for_selector(CHART)
         _wait_idle(page)
         assert page.get_by_text("Alerts", exact=True).count() > 0
-        assert page.get_by_text("first collapsed at step", exact=False).count() > 0
+        assert page.get_by_text("alert: collapsed at step", exact=False).count() > 0  # the alert rule (issue 21)
         # smoothing 0.6 (60 presses of 0.01) and the relative time axis
         slider = page.locator('[data-testid="stSlider"]').filter(has_text="Smoothing").get_by_role("slider")
         slider.focus()

@@ -52,10 +52,12 @@ def test_once_per_transition(server):
 
 def test_repeat_rearms_after_healthy_and_only_watched_levels_alert(server):
     sink = AlertSink(server.url, min_interval=0, repeat=True)
-    _feed(sink, ["marked", "healthy", "marked", "collapsed", "marked", "collapsed"])
+    _feed(sink, ["marked", "healthy", "marked", "collapsed", "marked", "collapsed", "healthy", "marked"])
     sink.flush(10)
+    # step 0: the untrained start (the best so far) is no alert; collapsed again at 5: not re-armed (no recovery
+    # to the best level in between); healthy at 6 re-arms, so marked at 7 alerts again
     assert [(m["latent_health"]["step"], m["latent_health"]["level"]) for m in server.json()] == [
-        (0, "marked"), (2, "marked"), (3, "collapsed")]  # collapsed again at 5: not re-armed (no healthy)
+        (2, "marked"), (3, "collapsed"), (7, "marked")]
     only = AlertSink(server.url, min_interval=0, levels=["collapsed"])
     _feed(only, ["marked", "collapsed"])
     only.flush(10)
@@ -66,15 +68,15 @@ def test_repeat_rearms_after_healthy_and_only_watched_levels_alert(server):
 
 def test_rate_limit_merges_and_delays(server):
     sink = AlertSink(server.url, min_interval=0.6, repeat=True)
-    _feed(sink, ["marked", "healthy", "marked", "collapsed"])  # 3 events within the window
+    _feed(sink, ["collapsed", "healthy", "marked", "collapsed"])  # 3 events within the window
     assert sink.flush(10)
     msgs = server.json()
     assert len(msgs) == 2
-    assert msgs[0]["latent_health"]["level"] == "marked" and msgs[0]["latent_health"]["merged"] == 0
+    assert msgs[0]["latent_health"]["level"] == "collapsed" and msgs[0]["latent_health"]["merged"] == 0
     assert msgs[1]["latent_health"]["level"] == "collapsed" and msgs[1]["latent_health"]["step"] == 3
     assert msgs[1]["latent_health"]["merged"] == 1 and "merged by the rate limit" in msgs[1]["text"]
     assert msgs[0]["latent_health"]["previous"] is None  # the first logged step: nothing to turn from
-    assert msgs[0]["text"].startswith("latent-health: runs/x was already marked at step 0")
+    assert msgs[0]["text"].startswith("latent-health: runs/x was already collapsed at step 0")
     gap = server.requests[1]["time"] - server.requests[0]["time"]
     assert gap >= 0.55
     sink.close()
@@ -82,7 +84,7 @@ def test_rate_limit_merges_and_delays(server):
 
 def test_close_sends_pending_without_waiting_for_the_window(server):
     sink = AlertSink(server.url, min_interval=3600, repeat=True)
-    _feed(sink, ["marked", "collapsed"])
+    _feed(sink, ["healthy", "marked", "collapsed"])
     t0 = time.monotonic()
     sink.close()
     assert time.monotonic() - t0 < 10
@@ -217,10 +219,16 @@ def test_every_graded_level_alerts_once_on_the_way_up_unless_filtered(server):
     sink = AlertSink(server.url, min_interval=0)
     _feed(sink, ladder + ladder[::-1] + ladder)  # up, down, up again: each level once
     sink.flush(10)
-    assert [m["latent_health"]["level"] for m in server.json()] == ladder[1:]
+    # the default margin is 2 levels above the best (healthy): the first graded level is a flicker, no alert
+    assert [m["latent_health"]["level"] for m in server.json()] == ladder[2:]
     sink.close()
     few = AlertSink(server.url, min_interval=0, levels=ladder[-2:])
     _feed(few, ladder)
     few.flush(10)
-    assert [m["latent_health"]["level"] for m in server.json()[len(ladder) - 1:]] == ladder[-2:]
+    assert [m["latent_health"]["level"] for m in server.json()[len(ladder) - 2:]] == ladder[-2:]
+    every = AlertSink(server.url, min_interval=0, margin=1)  # margin 1: every level up alerts
+    _feed(every, ladder)
+    every.flush(10)
+    assert [m["latent_health"]["level"] for m in server.json()[len(ladder):]] == ladder[1:]
+    every.close()
     few.close()

@@ -18,16 +18,18 @@ def _df(verdicts, modes=None, start=0, every=10):
 
 
 @pytest.mark.parametrize("verdicts,level,step,text", [
+    # "suspicious" (runs logged before the five levels) ranks as marked: two levels above healthy
     (["healthy", "healthy", "suspicious", "collapsed", "collapsed"], "collapsed", 20,
-     "first suspicious at step 20, first collapsed at step 30; 3 of 5 scored steps at an alert level; "
+     "alert: suspicious at step 20; then collapsed at step 30 (best healthy at step 0); "
      "latest step 40: collapsed since step 30"),
-    (["suspicious", "healthy", "healthy", "suspicious", "suspicious"], "suspicious", 0,
+    # the untrained start (step 0) is the best so far, not an alert; the relapse at step 30 is
+    (["suspicious", "healthy", "healthy", "suspicious", "suspicious"], "suspicious", 30,
      "latest step 40: suspicious since step 30"),
-    (["suspicious", "suspicious"], "suspicious", 0, "first suspicious at step 0; 2 of 2"),
-    # the old banner said "healthy since step 30; it turned suspicious at step 20": now the first alert is step 0
-    (["suspicious", "healthy", "suspicious", "healthy", "healthy"], "suspicious", 0,
-     "first suspicious at step 0; 2 of 5 scored steps at an alert level; latest step 40: healthy since step 30"),
-    (["healthy", "healthy", "healthy"], "healthy", None, "healthy since step 0: all 3 scored steps"),
+    (["suspicious", "suspicious"], None, None, "no alert (best suspicious at step 0)"),
+    (["suspicious", "healthy", "suspicious", "healthy", "healthy"], "suspicious", 20,
+     "alert: suspicious at step 20 (best healthy at step 10); latest step 40: healthy since step 30"),
+    (["healthy", "healthy", "healthy"], None, None, "no alert (best healthy at step 0); latest step 20: healthy "
+                                                    "since step 0"),
 ])
 def test_run_alert(verdicts, level, step, text):
     a = MF.run_alert(_df(verdicts))
@@ -50,9 +52,10 @@ def test_alert_table_and_events_one_row_per_run_worst_first():
     assert list(t["run"]) == ["bad", "ok", "empty"]
     bad = t.iloc[0]
     assert (bad["first alert step"], bad["first alert"], bad["first collapsed step"]) == (110, "suspicious", 120)
-    assert (bad["alert steps"], bad["scored steps"], bad["latest verdict"], bad["worst verdict"]) == (3, 4, "collapsed", "collapsed")
-    ok = t.iloc[1]
-    assert ok["first alert step"] == 0 and pd.isna(ok["first collapsed step"]) and ok["latest verdict"] == "healthy"
+    assert (bad["alerts"], bad["scored steps"], bad["latest verdict"], bad["worst verdict"]) == (2, 4, "collapsed", "collapsed")
+    ok = t.iloc[1]  # started suspicious (untrained), then healthy: no alert
+    assert pd.isna(ok["first alert step"]) and pd.isna(ok["first collapsed step"]) and ok["latest verdict"] == "healthy"
+    assert (ok["best verdict"], ok["best step"], ok["alerts"]) == ("healthy", 10, 0)
     assert t.iloc[2]["latest verdict"] == "no scored step yet"
     ev = MF.alert_events(runs["bad"])
     assert [(e["step"], e["verdict"]) for e in ev] == [(110, "suspicious"), (120, "collapsed")]
@@ -68,9 +71,10 @@ def test_new_severity_levels_are_ranked_and_coloured(monkeypatch):
     assert S.severity(None) == -1 and S.severity("not scored") == -1
     assert 0 < S.severity("suspicious") < 3  # an old run's level: an alert below the worst
     colours = [S.verdict_colour(v) for v in ("healthy", "off-target", "far off-target", "collapsed")]
-    assert len(set(colours)) == 4 and colours[0] == S.VERDICT_COLOURS[0] and colours[-1] == S.VERDICT_COLOURS[2]
+    assert len(set(colours)) == 4 and colours[0] == S.VERDICT_COLOURS[0] and colours[-2] == S.VERDICT_COLOURS[2]
+    assert colours[-1] == S.COLLAPSE_COLOUR  # collapse: its own red, not the vermilion of the worst graded level
     t = MF.alert_table({"a": _df(["healthy", "off-target", "far off-target"]), "b": _df(["healthy"] * 3)})
-    assert list(t["run"]) == ["a", "b"] and t.iloc[0]["first alert"] == "off-target"
+    assert list(t["run"]) == ["a", "b"] and t.iloc[0]["first alert"] == "far off-target"  # two levels above best
     assert t.iloc[0]["first collapsed step"] is pd.NA or pd.isna(t.iloc[0]["first collapsed step"])
     v = MF.verdict_figure({"a": _df(["healthy", "off-target", "far off-target"])})
     assert {t.name for t in v.data} >= {"healthy", "off-target", "far off-target", "collapsed"}
@@ -86,13 +90,13 @@ def test_old_suspicious_level_ranks_as_marked_and_reads_apart_from_collapsed():
 
 
 def test_run_colours_stable_and_disjoint_from_verdict_colours():
-    from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour
+    from sigreg_core.assessment.severity import COLLAPSE_COLOUR, VERDICT_COLOURS, verdict_colour
 
     universe = ["r1", "r2", "r3", "r4"]
     all_ = MF.run_colours(universe, universe)
     some = MF.run_colours(["r3", "r1"], universe)
     assert some == {"r3": all_["r3"], "r1": all_["r1"]}  # a run keeps its colour when others are hidden
-    verdicts = {c.upper() for c in VERDICT_COLOURS} | {verdict_colour(v).upper() for v in
+    verdicts = {c.upper() for c in VERDICT_COLOURS} | {COLLAPSE_COLOUR} | {verdict_colour(v).upper() for v in
                                                        ("healthy", "suspicious", "collapsed", "unknown level")}
     assert not verdicts & {c.upper() for c in MF.RUN_COLOURS}
     # and far apart in RGB (not only different strings)
@@ -140,11 +144,15 @@ def test_smoothing_keeps_the_raw_line_faint_and_time_axes():
     assert "wall-clock" in wall.layout.xaxis.title.text
 
 
-def test_log_axis_labels_powers_of_ten_and_line_labels_sit_on_their_lines():
+def test_log_axis_labels_full_numbers_and_line_labels_sit_on_their_lines():
     d = _df(["healthy"] * 5)
     d["sigreg"] = [0.5, 2.0, 20.0, 200.0, 1900.0]
     fig = MF.sigreg_figure({"a": d}, {"a": (0.8, 1.4)})
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+    y = fig.layout.yaxis
+    assert y.type == "log" and y.tickmode == "array"
+    # every label is the full number it marks (the old axis read a bare "2" for 2000)
+    assert [float(t) for t in y.ticktext] == pytest.approx(list(y.tickvals))
+    assert list(y.ticktext) == ["1", "10", "100", "1000"]
     ann = {a.text: a for a in fig.layout.annotations}
     nm = ann["null mean 1.052"]
     assert nm.yref == "y" and abs(nm.y - np.log10(1.052464)) < 1e-12  # log axis: annotations take log10(y)
@@ -155,11 +163,31 @@ def test_log_axis_labels_powers_of_ten_and_line_labels_sit_on_their_lines():
     texts = {a.text for a in other.layout.annotations}
     assert {"a null 97.5 %", "b null 97.5 %", "a null 2.5 %", "b null 2.5 %"} <= texts
     p = MF.pvalue_figure({"a": d})
-    assert p.layout.yaxis.dtick == 1 and p.layout.yaxis.exponentformat == "power"
+    assert list(p.layout.yaxis.tickvals) == pytest.approx([1e-8, 1e-6, 1e-4, 1e-2, 1.0]) or \
+        all(abs(np.log10(v) - round(np.log10(v))) < 1e-9 for v in p.layout.yaxis.tickvals)
+    assert all(t == "1" or t.startswith("10<sup>") for t in p.layout.yaxis.ticktext)  # powers of ten, written out
     assert any(abs(a.y - (-3)) < 1e-12 for a in p.layout.annotations)
     narrow = _df(["healthy"] * 5)
     narrow["sigreg"] = np.linspace(1.0, 1.2, 5)
-    assert MF.sigreg_figure({"a": narrow}).layout.yaxis.dtick is None  # under a decade: plotly's own ticks
+    y = MF.sigreg_figure({"a": narrow}).layout.yaxis  # under a decade: round numbers, still full labels
+    assert len(y.tickvals) >= 3 and all(0.99 <= v <= 1.21 for v in y.tickvals)
+    assert [float(t) for t in y.ticktext] == pytest.approx(list(y.tickvals))
+
+
+@pytest.mark.parametrize("lo,hi,power", [(1.3, 220, False), (150, 2200, False), (216.7, 221.5, False),
+                                         (1e-100, 1.0, True), (1e-3, 1.0, True), (3e-5, 7e-5, False),
+                                         (1.5e7, 3e8, False), (0.98, 1.02, False), (0.7, 2.5e4, False)])
+def test_log_ticks_every_label_is_the_number_it_marks(lo, hi, power):
+    vals, text = MF.log_ticks(lo, hi, power)
+    assert 2 <= len(vals) <= 9 and all(lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) for v in vals)
+    # the outermost data are labelled: no curve floats above the top label (the collapsed run at ~217 sat
+    # above an axis whose top label was 100, reading as a strip of markers over the chart)
+    assert max(vals) >= hi / 2.5 and min(vals) <= lo * 2.5
+    for v, t in zip(vals, text):
+        if t.startswith("10<sup>"):
+            assert float(t[len("10<sup>"):-len("</sup>")]) == pytest.approx(np.log10(v))
+        else:
+            assert float(t) == pytest.approx(v, rel=1e-6)  # "2000", never a bare "2"
 
 
 def test_distribution_figure_bands_from_the_logged_quantiles():
@@ -214,4 +242,6 @@ def test_pvalue_axis_spanning_hundreds_of_decades_keeps_few_labels():
     d = _df(["healthy", "collapsed", "collapsed"])
     d["p_value"] = [0.5, 1e-120, 0.0]  # 0 is drawn at the 1e-300 floor
     p = MF.pvalue_figure({"a": d})
-    assert p.layout.yaxis.dtick == 50  # 300 decades: a label every 50, not 300 labels
+    exps = [round(np.log10(v)) for v in p.layout.yaxis.tickvals]
+    assert exps == list(range(-300, 1, 50))  # 300 decades: a label every 50, not 300 labels
+    assert p.layout.yaxis.ticktext[0] == "10<sup>-300</sup>"

@@ -13,8 +13,9 @@ without touching the pages.
   the most severe level; ``None``/empty/``not scored``/``too few rows`` give ``-1`` (no verdict).
 * :func:`is_alert` — severity above the mildest level.
 * :func:`is_collapse` — the most severe level, or a name containing ``collaps``.
-* :func:`verdict_colour` — green (mildest) through amber to vermilion (most severe),
-  interpolated for intermediate levels; none of these is a run colour
+* :func:`verdict_colour` — green (mildest) through amber to vermilion (the worst graded level),
+  interpolated for intermediate levels, and a deep red (:data:`COLLAPSE_COLOUR`) for collapse,
+  so collapsed never reads as the orange of severe; none of these is a run colour
   (:data:`RUN_COLOURS` of :mod:`sigreg_core.present.monitor_figures` is disjoint).
 """
 from __future__ import annotations
@@ -22,10 +23,12 @@ from __future__ import annotations
 from typing import Optional
 
 __all__ = ["verdict_levels", "severity", "is_alert", "is_collapse", "verdict_colour", "VERDICT_COLOURS",
-           "NO_VERDICT"]
+           "NO_VERDICT", "COLLAPSE_COLOUR"]
 
 #: anchors of the verdict colour ramp (Okabe–Ito green, orange, vermilion)
 VERDICT_COLOURS = ("#009E73", "#E69F00", "#D55E00")
+#: colour of a collapse (the most severe level): red, apart from the vermilion of the worst graded level
+COLLAPSE_COLOUR = "#B40426"
 #: colour of a step without a verdict (not scored, or an error)
 NO_VERDICT = "#BBBBBB"
 
@@ -84,11 +87,13 @@ def _mix(a: str, b: str, f: float) -> str:
 
 
 def verdict_colour(verdict: Optional[str]) -> str:
-    """Colour of a verdict on the ramp green → amber → vermilion by its relative severity."""
+    """Colour of a verdict: the ramp green → amber → vermilion over the graded levels; collapse is red."""
     s = severity(verdict)
     if s < 0:
         return NO_VERDICT
-    top = max(len(verdict_levels()) - 1, 1)
+    if is_collapse(verdict):
+        return COLLAPSE_COLOUR
+    top = max(len(verdict_levels()) - 2, 1)  # the worst graded level (the one below collapse) is vermilion
     f = min(1.0, s / top)
     if f <= 0.5:
         return _mix(VERDICT_COLOURS[0], VERDICT_COLOURS[1], f / 0.5) if f > 0 else VERDICT_COLOURS[0]

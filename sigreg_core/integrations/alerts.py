@@ -5,19 +5,21 @@ level of :mod:`sigreg_core.assessment.verdict`, built on the overall p-value of
 SIGReg — the mean over M slices of the Epps–Pulley statistic
 ``EP(x) = N sum_k c_k [(mean cos(t_k x) - exp(-t_k^2/2))^2 + (mean sin(t_k x))^2]``,
 LeJEPA arXiv 2511.08544 — and the collapse modes, :mod:`sigreg_core.assessment.diagnosis`)
-is watched by :class:`AlertSink`.  When the level (ranked by
-:mod:`sigreg_core.assessment.severity`) rises into a watched level (by default every level
-above healthy: ``mild``, ``marked``, ``severe``, ``collapsed``), it sends one message:
+is watched by :class:`AlertSink`, under the one alert rule of :mod:`sigreg_core.runs.alerts`
+(the rule the Monitor page draws and toasts): the untrained start is ignored (an optional
+``warmup`` step, and the reference is the best level the run has reached so far); a step
+alerts when its level is ``margin`` (default 2) or more levels worse than that best, or when
+it is a collapse; each alert must be worse than the last one.  It then sends one message:
 
 * a JSON POST to ``webhook_url``: ``{"text": ...}`` for Slack incoming webhooks,
   ``{"content": ..., "username": ...}`` for Discord webhooks (chosen from the URL), and for
   any other URL both fields plus ``"latent_health"``, the structured event (run, step, level,
-  previous level, verdict, modes, SIGReg, its null multiple, log10 p, RankMe, run folder);
+  previous level, best level so far, verdict, modes, SIGReg, its null multiple, log10 p,
+  RankMe, run folder);
 * and/or runs ``command`` (an argument list, or a string split with :func:`shlex.split`; no
   shell) with the event as JSON on stdin and in ``LATENT_HEALTH_*`` environment variables.
 
-Once per transition: each watched level alerts the first time the run reaches it; with
-``repeat=True`` it alerts again after the run has been healthy in between.  Rate-limited:
+With ``repeat=True`` the rule re-arms once the run is back at its best level.  Rate-limited:
 at least ``min_interval`` seconds between two messages; events that arrive sooner are
 merged into the next message (the worse level, at the step it was reached).  The training thread
 only compares two integers and puts the event on a bounded queue; a daemon thread does
@@ -46,8 +48,9 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence, Union
 
 from sigreg_core.integrations.base import StepRecord, finite_or_none, severity
+from sigreg_core.runs.alerts import AlertRule, AlertTracker
 
-__all__ = ["AlertSink", "build_payload", "alert_message", "LOGGER_NAME"]
+__all__ = ["AlertSink", "alert_event", "build_payload", "alert_message", "LOGGER_NAME"]
 
 LOGGER_NAME = "sigreg_core.integrations.alerts"
 log = logging.getLogger(LOGGER_NAME)
@@ -109,8 +112,23 @@ def build_payload(event: dict, flavour: str = "generic") -> dict:
             "username": "latent-health", "latent_health": event}
 
 
+def alert_event(record: StepRecord, hit: dict, run_name: Optional[str] = None) -> dict:
+    """The structured event of an alert (``hit``: an :class:`~sigreg_core.runs.alerts.AlertTracker` event)."""
+    s = record.summary
+    return {
+        "run": run_name or record.run_dir, "run_dir": record.run_dir, "step": int(record.step),
+        "level": hit["verdict"], "previous": hit["previous"], "best": hit["best"], "kind": hit["kind"],
+        "verdict": record.verdict, "modes": list(s.get("modes") or []),
+        # non-finite numbers become null: strict JSON for every receiver
+        "sigreg": finite_or_none(s.get("sigreg")), "sigreg_over_null": finite_or_none(s.get("sigreg_over_null")),
+        "log10_p": finite_or_none(s.get("log10_p")), "p_value": finite_or_none(s.get("p_value")),
+        "rankme": finite_or_none(s.get("rankme")),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "merged": 0,
+    }
+
+
 class AlertSink:
-    """Send a message when a run first reaches each unhealthy level (see the module docstring).
+    """Send a message when a run deteriorates or collapses (the rule of :mod:`sigreg_core.runs.alerts`).
 
     Parameters
     ----------
@@ -119,9 +137,13 @@ class AlertSink:
         without a shell); the event JSON on stdin, ``LATENT_HEALTH_LEVEL``, ``_STEP``, ``_RUN``,
         ``_MESSAGE`` in its environment.
     run_name: how messages name the run (default: the run folder).
-    levels: the verdicts that alert (names of the assessment's levels above ``healthy``);
-        None: every level above healthy.
-    repeat: alert again for a level after the run was healthy in between (default: once per run).
+    levels: the verdicts that may alert (names of the assessment's levels above ``healthy``);
+        None: any level the rule flags.
+    repeat: alert again after the run is back at its best level (default: each alert worse than the last).
+    warmup: steps before this training step are ignored (default 0).
+    margin: levels above the best-so-far that make an alert (default 2); a collapse always alerts.
+    patience: consecutive scored steps the deterioration must hold (default 1).
+    rule: an :class:`~sigreg_core.runs.alerts.AlertRule` instead of the four arguments above.
     min_interval: seconds between two messages (rate limit; sooner events are merged).
     timeout: seconds allowed to one webhook request or command.
     payload: ``"auto"`` (from the URL: Slack, Discord, else generic), ``"slack"``, ``"discord"``, ``"generic"``.
@@ -131,7 +153,8 @@ class AlertSink:
     def __init__(self, webhook_url: Optional[str] = None, command: Union[str, Sequence[str], None] = None, *,
                  run_name: Optional[str] = None, levels: Optional[Sequence[str]] = None,
                  repeat: bool = False, min_interval: float = 60.0, timeout: float = 10.0,
-                 payload: str = "auto", max_queue: int = 64) -> None:
+                 payload: str = "auto", max_queue: int = 64, warmup: int = 0, margin: float = 2,
+                 patience: int = 1, rule: Optional[AlertRule] = None) -> None:
         if webhook_url is None and command is None:
             raise ValueError("AlertSink needs a webhook_url, a command, or both")
         if webhook_url is not None and urllib.parse.urlsplit(str(webhook_url)).scheme not in ("http", "https"):
@@ -155,15 +178,17 @@ class AlertSink:
         self.run_name = run_name
         self.levels = None if levels is None else {str(lv) for lv in levels}
         self.repeat = bool(repeat)
+        if rule is None:
+            rule = AlertRule(warmup=int(warmup), margin=margin, patience=int(patience), repeat=self.repeat,
+                             levels=None if self.levels is None else frozenset(self.levels))
+        self.rule = rule
+        self._tracker = AlertTracker(rule)
         self.min_interval = float(min_interval)
         self.timeout = float(timeout)
         self.flavour = (_flavour(self.webhook_url) if self.webhook_url else "generic") if payload == "auto" else payload
         self._queue: "queue.Queue" = queue.Queue(maxsize=int(max_queue))
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
-        self._level: Optional[float] = None     # the last logged step's rank (None before the first)
-        self._verdict: Optional[str] = None     # ... and its verdict
-        self._alerted: set = set()              # levels that have alerted (re-armed by repeat)
         self._last_sent: Optional[float] = None
         self.sent = 0       # messages delivered (every target succeeded)
         self.failed = 0     # messages with at least one failing target
@@ -172,31 +197,10 @@ class AlertSink:
 
     # -- training thread: cheap
     def log_step(self, record: StepRecord) -> None:
-        level = severity(record.verdict)
-        if level is None:
+        hit = self._tracker.update(int(record.step), record.verdict)
+        if hit is None:
             return
-        verdict = str(record.verdict)
-        previous, self._level = self._level, level
-        before, self._verdict = self._verdict, verdict
-        if level <= 0:
-            if self.repeat:
-                self._alerted.clear()
-            return
-        watched = self.levels is None or verdict in self.levels
-        if not watched or verdict in self._alerted or (previous is not None and level <= previous):
-            return
-        self._alerted.add(verdict)
-        s = record.summary
-        event = {
-            "run": self.run_name or record.run_dir, "run_dir": record.run_dir, "step": int(record.step),
-            "level": verdict, "previous": before,
-            "verdict": record.verdict, "modes": list(s.get("modes") or []),
-            # non-finite numbers become null: strict JSON for every receiver
-            "sigreg": finite_or_none(s.get("sigreg")), "sigreg_over_null": finite_or_none(s.get("sigreg_over_null")),
-            "log10_p": finite_or_none(s.get("log10_p")), "p_value": finite_or_none(s.get("p_value")),
-            "rankme": finite_or_none(s.get("rankme")),
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "merged": 0,
-        }
+        event = alert_event(record, hit, self.run_name)
         self._ensure_thread()
         try:
             self._queue.put_nowait(event)

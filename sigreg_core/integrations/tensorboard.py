@@ -25,6 +25,7 @@ import os
 from typing import Any, Optional, Union
 
 from sigreg_core.integrations.base import StepRecord, headline, per_slice_values
+from sigreg_core.runs.alerts import AlertRule, AlertTracker
 
 __all__ = ["TensorBoardSink", "DEFAULT_PREFIX"]
 
@@ -43,13 +44,17 @@ class TensorBoardSink:
         TensorBoard's default).
     prefix: tag prefix; the scalars are ``<prefix>/<key>`` and the histogram ``<prefix>/slice_statistic``.
     histogram: False to skip the per-slice histogram.
+    alerts: the alert rule (:class:`~sigreg_core.runs.alerts.AlertRule`; True: the default rule, the one
+        the Monitor page and :class:`~sigreg_core.integrations.alerts.AlertSink` use; False: none).  At an
+        alert step the sink writes the message as text under ``<prefix>/alert`` (TensorBoard's Text tab).
     flush: flush the event file after every logged step (the writer otherwise flushes every
         ``flush_secs``, 120 s by default; logged steps are rare, so flushing costs little and
         makes the step visible in TensorBoard at once).
     """
 
     def __init__(self, writer: Any = None, *, log_dir: Optional[Union[str, os.PathLike]] = None,
-                 prefix: str = DEFAULT_PREFIX, histogram: bool = True, flush: bool = True) -> None:
+                 prefix: str = DEFAULT_PREFIX, histogram: bool = True, flush: bool = True,
+                 alerts: Union[bool, AlertRule] = True) -> None:
         prefix = str(prefix).strip("/")
         if not prefix:
             raise ValueError("prefix must be a non-empty tag prefix")
@@ -60,6 +65,8 @@ class TensorBoardSink:
         self._given = writer
         self._writer = None
         self._owned = writer is None
+        self._alerts = None if alerts is False else AlertTracker(alerts if isinstance(alerts, AlertRule) else None)
+        self.alerted: list = []  # the alert events written
 
     @property
     def writer(self):
@@ -87,6 +94,13 @@ class TensorBoardSink:
             values = per_slice_values(record)
             if values is not None:
                 w.add_histogram(f"{self.prefix}/slice_statistic", values, step)
+        hit = None if self._alerts is None else self._alerts.update(step, record.verdict)
+        if hit is not None and hasattr(w, "add_text"):
+            from sigreg_core.integrations.alerts import alert_event, alert_message
+
+            event = alert_event(record, hit)
+            w.add_text(f"{self.prefix}/alert", alert_message(event), step)
+            self.alerted.append(event)
         if self.flush and hasattr(w, "flush"):
             w.flush()
 

@@ -22,9 +22,10 @@ latent-health[wandb]``); offline mode (``WANDB_MODE=offline``) works without an 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 from sigreg_core.integrations.base import StepRecord, headline, per_slice_values
+from sigreg_core.runs.alerts import AlertRule, AlertTracker
 
 __all__ = ["WandbSink", "DEFAULT_PREFIX"]
 
@@ -49,10 +50,14 @@ class WandbSink:
     prefix: key prefix.
     histogram: False to skip the per-slice histogram.
     num_bins: bins of the histogram (W&B allows at most 512).
+    alerts: the alert rule (:class:`~sigreg_core.runs.alerts.AlertRule`; True: the default rule, the one
+        the Monitor page and :class:`~sigreg_core.integrations.alerts.AlertSink` use; False: none).  At an
+        alert step the row also carries ``<prefix>/alert`` (the message) and the sink calls W&B's
+        ``run.alert`` (an e-mail / Slack notice where the user set one up).
     """
 
     def __init__(self, run: Any = None, *, prefix: str = DEFAULT_PREFIX, histogram: bool = True,
-                 num_bins: int = 64) -> None:
+                 num_bins: int = 64, alerts: Union[bool, AlertRule] = True) -> None:
         prefix = str(prefix).strip("/")
         if not prefix:
             raise ValueError("prefix must be a non-empty key prefix")
@@ -63,6 +68,8 @@ class WandbSink:
         self.num_bins = int(num_bins)
         self._run = run
         self._defined: set = set()
+        self._alerts = None if alerts is False else AlertTracker(alerts if isinstance(alerts, AlertRule) else None)
+        self.alerted: list = []  # the alert events logged
 
     def _current_run(self):
         run = self._run
@@ -89,7 +96,18 @@ class WandbSink:
             values = per_slice_values(record)
             if values is not None:
                 data[f"{p}/slice_statistic"] = _wandb().Histogram(values, num_bins=self.num_bins)
+        hit = None if self._alerts is None else self._alerts.update(int(record.step), record.verdict)
+        message = None
+        if hit is not None:
+            from sigreg_core.integrations.alerts import alert_event, alert_message
+
+            event = alert_event(record, hit)
+            message = alert_message(event)
+            data[f"{p}/alert"] = message
+            self.alerted.append(event)
         run.log(data)
+        if message is not None and callable(getattr(run, "alert", None)):
+            run.alert(title=f"latent-health: {hit['verdict']} at step {int(record.step)}", text=message)
 
     def close(self) -> None:
         """Nothing to close: the run belongs to the user (``run.finish()``)."""

@@ -24,9 +24,10 @@ arXiv 2511.08544; LeWorldModel, arXiv 2603.19312):
 Common options: ``x`` (``"step"``, ``"wall"`` wall-clock time, ``"relative"`` time since
 the run's first logged step), ``smoothing`` (TensorBoard's debiased exponential moving
 average, weight 0–0.99; the raw line stays drawn faint) and ``colours``.  Each alert
-event (the first step a run reached each alert level, :func:`sigreg_core.runs.alerts.alert_events`)
-is marked on the curves, in the verdict's colour.  Log axes are labelled at powers of
-ten only (1, 10, 100, ...).
+(the one rule of :mod:`sigreg_core.runs.alerts`: a deterioration from the best level reached, or a
+collapse; ``rule`` sets its warm-up and margin) is marked on the curves, in the verdict's colour.  Log axes carry explicit ticks with full
+labels (:func:`log_ticks`: powers of ten over a decade or more, else 1-2-5; never a bare "2" for
+2000).  Every run name drawn goes through :func:`sigreg_core.util.text.plotly_text` (names are data).
 """
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ from plotly.subplots import make_subplots
 
 from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour, verdict_levels, severity
 from sigreg_core.present.figures import _layout  # the house layout of every figure
-from sigreg_core.runs.alerts import alert_events, alert_step, alert_table, run_alert
+from sigreg_core.util.text import plotly_text
+from sigreg_core.runs.alerts import AlertRule, alert_events, alert_step, alert_table, run_alert
 
 __all__ = [
     "RUN_COLOURS", "run_colours", "ema", "x_values", "X_MODES",
     "run_alert", "alert_step", "alert_table", "alert_events",
     "sigreg_figure", "pvalue_figure", "verdict_figure", "rankme_figure", "quantiles_figure",
-    "distribution_figure", "scalar_figure", "steps_table", "figures_html",
+    "distribution_figure", "scalar_figure", "steps_table", "figures_html", "log_ticks", "group_figure",
 ]
 
 #: one colour per run: blues, purples, pink, brown, black — none of them a verdict colour
@@ -130,17 +132,68 @@ def _xtitle(x: str, runs) -> str:
     return {"step": "step", "wall": "wall-clock time (UTC)"}[x]
 
 
-def _log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None) -> None:
-    """Log y axis labelled only at powers of ten when the data span a decade or more."""
-    v = np.asarray([float(a) for a in values if a is not None and np.isfinite(a) and a > 0], dtype=np.float64)
-    kw = {"type": "log"}
-    span = float(np.log10(v.max()) - np.log10(v.min())) if v.size else 0.0
-    if span >= 0.7:
-        # a label every 1, 2, 5, 10, ... decades: at most about 8 labels (p-values can span 300 decades)
+def _tick_text(v: float, power: bool) -> str:
+    """A full tick label: 2000, not a bare "2" (and 10^-k written as a power when ``power``)."""
+    e = math.floor(math.log10(v) + 1e-9)
+    mant = v / 10 ** e
+    if power and abs(mant - 1) < 1e-9:
+        return f"10<sup>{e}</sup>" if e not in (0, 1) else ("1" if e == 0 else "10")
+    if 1e-4 <= v < 1e7:
+        return np.format_float_positional(float(f"{v:.6g}"), trim="-")
+    return f"{mant:.3g}e{e}" if abs(mant - 1) > 1e-9 else f"1e{e}"
+
+
+def log_ticks(lo: float, hi: float, power: bool = False) -> tuple[list, list]:
+    """(values, labels) of log-axis ticks between ``lo`` and ``hi``, every label a full number.
+
+    Two and a half decades or more: powers of ten (every 1, 2, 5, ... decades, at most about 8
+    labels); narrower: the 1-2-5 series (at most 9 labels); narrower still (under a factor of
+    about 2.5): evenly spaced round numbers (multiples of 1, 2 or 5 x 10^k, at least three).
+    """
+    if not (lo > 0 and hi >= lo and math.isfinite(hi)):
+        return [], []
+    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    span = math.log10(hi) - math.log10(lo)
+    inside = lambda v: lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)  # noqa: E731
+    vals: list = []
+    if span >= 2.5:
         step = next((k for k in (1, 2, 5, 10, 20, 50, 100) if span / k <= 8), 100)
-        kw.update(dtick=step, minor={"ticks": "inside", "ticklen": 3, "showgrid": False} if step == 1 else None)
-    kw = {k: v for k, v in kw.items() if v is not None}
-    kw["exponentformat"] = "power" if power else "none"
+        vals = [10.0 ** e for e in range(e0, e1 + 1) if e % step == 0 and inside(10.0 ** e)]
+        if vals and step == 1:  # a curve beyond the outer powers gets a labelled line too (200 above 100)
+            series = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5) if inside(m * 10.0 ** e)]
+            if series and hi > 2 * vals[-1]:
+                vals.append(float(f"{series[-1]:.12g}"))
+            if series and lo < vals[0] / 2:
+                vals.insert(0, float(f"{series[0]:.12g}"))
+    if len(vals) < 2:
+        vals = [float(f"{m * 10.0 ** e:.12g}") for e in range(e0, e1 + 1) for m in (1, 2, 5) if inside(m * 10.0 ** e)]
+        if len(vals) > 9:
+            vals = [v for v in vals if abs(math.log10(v) - round(math.log10(v))) < 1e-9] or vals
+    if len(vals) < 3:
+        for k in range(e1, e0 - 6, -1):
+            found = None
+            for m in (5, 2, 1):
+                d = m * 10.0 ** k
+                cand = [float(f"{i * d:.12g}") for i in range(math.ceil(lo / d - 1e-9), math.floor(hi / d + 1e-9) + 1)]
+                if len(cand) >= 3:
+                    found = cand
+                    break
+            if found:
+                vals = [v for v in found if v > 0]
+                break
+    return vals, [_tick_text(v, power) for v in vals]
+
+
+def _log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None) -> None:
+    """Log y axis with explicit ticks, every label a full number (no bare "2" or "5" for 2000 or 5e-3)."""
+    v = np.asarray([float(a) for a in values if a is not None and np.isfinite(a) and a > 0], dtype=np.float64)
+    kw: dict = {"type": "log"}
+    if v.size:
+        vals, text = log_ticks(float(v.min()), float(v.max()), power)
+        if vals:
+            kw.update(tickmode="array", tickvals=vals, ticktext=text)
+            if math.log10(v.max()) - math.log10(v.min()) >= 0.7:
+                kw["minor"] = {"ticks": "inside", "ticklen": 3, "showgrid": False}
     if row is None:
         fig.update_yaxes(**kw)
     else:
@@ -170,11 +223,13 @@ def _finish(fig: go.Figure, runs: Mapping[str, pd.DataFrame], title: str, ytitle
     return _layout(fig, title, _xtitle(x, runs), ytitle, legend="bottom", **kw)
 
 
-def _custom(df: pd.DataFrame):
-    if "verdict" not in df:
-        return None
-    return np.stack([df["step"].astype(str), df["verdict"].fillna("").astype(str),
-                     df["modes"].fillna("").astype(str) if "modes" in df else np.full(len(df), "")], -1)
+def _custom(df: pd.DataFrame, name: str = ""):
+    """Per point: step, verdict, modes (for the hover) and the run's name (a click on the point opens that step)."""
+    n = len(df)
+    return np.stack([df["step"].astype(str).to_numpy(),
+                     df["verdict"].fillna("").astype(str).to_numpy() if "verdict" in df else np.full(n, ""),
+                     df["modes"].fillna("").astype(str).to_numpy() if "modes" in df else np.full(n, ""),
+                     np.full(n, name, dtype=object)], -1)
 
 
 def _lines(fig, runs, column, colours, *, x="step", smoothing=0.0, dash=None, suffix="", hover_fmt=".4g",
@@ -185,27 +240,27 @@ def _lines(fig, runs, column, colours, *, x="step", smoothing=0.0, dash=None, su
         xs = x_values(df, x, unit)
         y = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
         c = colours[name]
-        hover = (f"{name}<br>step %{{customdata[0]}}<br>{column} %{{y:{hover_fmt}}}"
+        hover = (f"{name}<br>step %{{customdata[0]}}<br>{plotly_text(column)} %{{y:{hover_fmt}}}"
                  + ("<br>%{customdata[1]} %{customdata[2]}" if "verdict" in df else "") + "<extra></extra>")
         if smoothing > 0:
             fig.add_trace(go.Scatter(x=xs, y=y, mode="lines", name=f"{name}{suffix} (raw)", legendgroup=name,
                                      showlegend=False, opacity=0.25, line={"color": c, "dash": dash, "width": 1},
-                                     customdata=_custom(df), hovertemplate=hover))
+                                     customdata=_custom(df, name), hovertemplate=hover))
             y = ema(y, smoothing)
-            hover = hover.replace(f"{column} %", f"{column} (smoothed) %")
+            hover = hover.replace(f"{plotly_text(column)} %", f"{plotly_text(column)} (smoothed) %")
         fig.add_trace(go.Scatter(
             x=xs, y=y, mode="lines+markers" if marker else "lines", name=f"{name}{suffix}",
             legendgroup=name, showlegend=show_legend,
             line={"color": c, "dash": dash, "width": width}, marker={"size": 4},
-            customdata=_custom(df), hovertemplate=hover))
+            customdata=_custom(df, name), hovertemplate=hover))
 
 
-def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False):
+def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False, rule=None):
     """A marker at each alert event on the curve of ``column`` (verdict colour, run-colour outline)."""
     for name, df in runs.items():
         if column not in df:
             continue
-        ev = alert_events(df)
+        ev = alert_events(df, rule)
         if not ev:
             continue
         y_all = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
@@ -231,12 +286,12 @@ def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, s
 
 
 def _alert_lines(fig: go.Figure, runs: Mapping[str, pd.DataFrame], colours: Mapping, x: str = "step", unit=None,
-                 **where) -> None:
+                 rule=None, **where) -> None:
     """A dotted vertical line, in the verdict's colour, at every alert event of every run."""
     for name, df in runs.items():
         steps = df["step"].to_numpy() if len(df) else np.array([])
         xs = np.asarray(x_values(df, x, unit)) if len(df) else np.array([])
-        for e in alert_events(df):
+        for e in alert_events(df, rule):
             hit = np.flatnonzero(steps == e["step"])
             if hit.size:
                 xv = xs[hit[0]]
@@ -246,6 +301,12 @@ def _alert_lines(fig: go.Figure, runs: Mapping[str, pd.DataFrame], colours: Mapp
                               **where)
 
 
+def _safe(runs: Mapping[str, pd.DataFrame], colours: Optional[Mapping]) -> tuple[dict, dict]:
+    """Run names are data: every name drawn (trace name, hover, annotation, tick) goes through plotly_text."""
+    colours = _colours(runs, colours)
+    return ({plotly_text(n): df for n, df in runs.items()}, {plotly_text(n): c for n, c in colours.items()})
+
+
 def _common(runs, colours, x):
     colours = _colours(runs, colours)
     unit = _rel_unit(runs) if x == "relative" else None
@@ -253,11 +314,13 @@ def _common(runs, colours, x):
 
 
 def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str, tuple]] = None, *,
-                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0) -> go.Figure:
+                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0,
+                  rule: Optional[AlertRule] = None) -> go.Figure:
     """SIGReg per step (log y), each run's 95 % null band (labelled on its edges), the exact null mean."""
+    runs, colours = _safe(runs, colours)
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
-    bands = bands or {}
+    bands = {plotly_text(n): b for n, b in (bands or {}).items()}
     vals = []
     for name, df in runs.items():
         band = bands.get(name)
@@ -271,7 +334,7 @@ def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str,
                 legendgroup=name, hoverinfo="skip"))
             vals += [lo, hi]
     _lines(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit)
-    _events(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit, show_legend=True)
+    _events(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit, show_legend=True, rule=rule)
     for df in runs.values():
         vals += list(pd.to_numeric(df.get("sigreg", pd.Series(dtype=float)), errors="coerce").dropna())
     nm = [float(df["null_mean"].dropna().iloc[0]) for df in runs.values()
@@ -294,14 +357,15 @@ def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str,
 
 
 def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
-                  smoothing: float = 0.0) -> go.Figure:
+                  smoothing: float = 0.0, rule: Optional[AlertRule] = None) -> go.Figure:
     """The verdict's p-value per step (log y), with the suspicious threshold 1e-3 (never smoothed)."""
+    runs, colours = _safe(runs, colours)
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     clipped = {n: df.assign(p_value=pd.to_numeric(df["p_value"], errors="coerce").clip(lower=1e-300))
                for n, df in runs.items()}
     _lines(fig, clipped, "p_value", colours, x=x, unit=unit, hover_fmt=".3g")
-    _events(fig, clipped, "p_value", colours, x=x, unit=unit)
+    _events(fig, clipped, "p_value", colours, x=x, unit=unit, rule=rule)
     _hline(fig, SUSPICIOUS_P, "p = 1e-3 (alert below)", VERDICT_COLOURS[2], log=True)
     vals = [v for df in clipped.values() for v in df["p_value"].dropna()] + [SUSPICIOUS_P, 1.0]
     _log_axis(fig, vals, power=True)
@@ -309,12 +373,13 @@ def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping
 
 
 def verdict_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None,
-                   x: str = "step") -> go.Figure:
+                   x: str = "step", rule: Optional[AlertRule] = None) -> go.Figure:
     """The verdict per step: one row per run, coloured by the verdict's severity (any level name).
 
     Rows are numeric (run i at y = i, labelled with the run's name) and the hover carries the
     step as a number, so a 10 000-step run builds as typed arrays, not lists of strings.
     """
+    runs, colours = _safe(runs, colours)
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     names = list(runs)
@@ -339,17 +404,18 @@ def verdict_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mappin
             hovertemplate="step %{customdata}: " + verdict + "<extra></extra>"))
     fig.update_yaxes(tickvals=list(range(len(names))), ticktext=names[::-1], range=[-0.6, len(names) - 0.4],
                      showgrid=False, zeroline=False)
-    _alert_lines(fig, runs, colours, x, unit)
+    _alert_lines(fig, runs, colours, x, unit, rule)
     return _finish(fig, runs, "Verdict per step", "", x, height=max(220, 130 + 45 * len(names)))
 
 
 def rankme_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
-                  smoothing: float = 0.0) -> go.Figure:
+                  smoothing: float = 0.0, rule: Optional[AlertRule] = None) -> go.Figure:
     """RankMe per step, with each run's maximum min(N, D) dotted and labelled on its line."""
+    runs, colours = _safe(runs, colours)
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     _lines(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit, hover_fmt=".3g")
-    _events(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit)
+    _events(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit, rule=rule)
     tops = set()
     for df in runs.values():
         if len(df) and "d" in df and df["d"].notna().any():
@@ -362,6 +428,7 @@ def rankme_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping
 def quantiles_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
                      smoothing: float = 0.0) -> go.Figure:
     """Per-slice statistic quantiles per step: median (solid), 95 % (dash), max (dot), log y."""
+    runs, colours = _safe(runs, colours)
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     _lines(fig, runs, "q50", colours, x=x, smoothing=smoothing, unit=unit, suffix=" median")
@@ -392,6 +459,7 @@ def distribution_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[M
     and the one-slice null 95 % quantile (exact chi-square-mixture law) dashed.  A healthy
     run's dark band straddles the null line; a collapse lifts every band.
     """
+    runs, colours = _safe(runs, colours)
     colours, unit = _common(runs, colours, x)
     names = [n for n, df in runs.items() if len(df) and {"q50", "q95", "qmax"} <= set(df.columns)]
     rows = max(1, len(names))
@@ -424,16 +492,19 @@ def distribution_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[M
 
 
 def scalar_figure(runs: Mapping[str, pd.DataFrame], column: str, *, log: bool = False,
-                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0) -> go.Figure:
+                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0,
+                  rule: Optional[AlertRule] = None) -> go.Figure:
     """One user scalar per step (e.g. the loss), overlaid across the runs that logged it."""
+    runs, colours = _safe(runs, colours)
     fig = go.Figure()
     colours, unit = _common(runs, colours, x)
     num = {n: df.assign(**{column: pd.to_numeric(df[column], errors="coerce")}) for n, df in runs.items() if column in df}
     _lines(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit, hover_fmt=".4g")
-    _events(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit)
+    _events(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit, rule=rule)
     if log:
         _log_axis(fig, [v for df in num.values() for v in df[column].dropna()])
-    return _finish(fig, runs, f"{column} per step", column + (" (log scale)" if log else ""), x)
+    label = plotly_text(column)
+    return _finish(fig, runs, f"{label} per step", label + (" (log scale)" if log else ""), x)
 
 
 def steps_table(runs: Mapping[str, pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
@@ -464,3 +535,37 @@ def figures_html(figs: Mapping[str, go.Figure], title: str = "latent-health moni
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
     head = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
     return (head + f"<h1>{title}</h1>" + "".join(parts) + "</body></html>").encode("utf-8")
+
+
+def group_figure(stats: Mapping[str, pd.DataFrame], *, column: str = "sigreg", log: bool = True,
+                 colours: Optional[Mapping] = None) -> go.Figure:
+    """Mean ± one standard deviation over the runs of each group, per step (``stats`` from
+    :func:`sigreg_core.runs.groups.group_stats`); the band is clipped at the group's min and max."""
+    fig = go.Figure()
+    from sigreg_core.runs.discovery import run_colour
+
+    vals = []
+    for g, d in stats.items():
+        label = plotly_text(g)
+        c = (colours or {}).get(g) or run_colour(g)
+        steps = d["step"].to_numpy()
+        mean = d["mean"].to_numpy(dtype=np.float64)
+        sd = d["std"].to_numpy(dtype=np.float64)
+        lo = np.maximum(mean - sd, d["min"].to_numpy(dtype=np.float64))
+        hi = np.minimum(mean + sd, d["max"].to_numpy(dtype=np.float64))
+        fig.add_trace(go.Scatter(x=np.concatenate([steps, steps[::-1]]), y=np.concatenate([hi, lo[::-1]]),
+                                 fill="toself", mode="lines", line={"width": 0}, fillcolor=_rgba(c, 0.18),
+                                 name=f"{label}: ± 1 sd", legendgroup=label, showlegend=False, hoverinfo="skip"))
+        custom = np.stack([sd, d["runs"].to_numpy(), d["min"].to_numpy(), d["max"].to_numpy()], -1)
+        fig.add_trace(go.Scatter(x=steps, y=mean, mode="lines+markers", name=f"{label} (n = {int(d['runs'].max())})",
+                                 legendgroup=label, line={"color": c, "width": 2}, marker={"size": 4},
+                                 customdata=custom,
+                                 hovertemplate=f"{label}<br>step %{{x}}<br>mean %{{y:.4g}} ± %{{customdata[0]:.3g}} "
+                                               "(sd over %{customdata[1]} runs; min %{customdata[2]:.4g}, "
+                                               "max %{customdata[3]:.4g})<extra></extra>"))
+        vals += list(lo[lo > 0]) + list(hi)
+    if log:
+        _log_axis(fig, vals)
+    name = {"sigreg": "SIGReg", "rankme": "RankMe"}.get(column, plotly_text(column))
+    return _layout(fig, f"{name} per group: mean ± 1 sd over the group's runs", "step",
+                   name + (" (log scale)" if log else ""), height=420, legend="bottom")

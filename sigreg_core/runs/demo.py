@@ -177,7 +177,10 @@ def train_demo(
     eval_obs = world.trajectories(cfg.eval_rows, 0, g_eval)[0].reshape(-1, cfg.obs_dim)
     meta = {"demo": "jepa-world-model", "sigreg_weight": float(sigreg_weight), "steps": int(steps),
             "seed": int(seed), "log_every": int(log_every), **asdict(cfg)}
-    wk = {"every": log_every, "max_rows": cfg.eval_rows, "metadata": meta}
+    # the hyper-parameters the Monitor page groups by (lambda, seed, ...)
+    hp = {"lambda": float(sigreg_weight), "seed": int(seed), "steps": int(steps), "lr": cfg.lr,
+          "embed_dim": cfg.embed_dim, "batch": cfg.batch}
+    wk = {"every": log_every, "max_rows": cfg.eval_rows, "metadata": meta, "config": hp}
     wk.update(writer_kwargs or {})
     last: dict = {}
     t0 = time.perf_counter()

@@ -241,6 +241,8 @@ class RunWriter:
         directions are fixed for the whole run.
     summary: False to store snapshots and scalars only (the reader scores them later).
     metadata: free JSON-safe dict stored with the run (model name, lambda, ...).
+    config: the run's hyper-parameters and seed (``{"lr": 3e-3, "lambda": 0.09, "seed": 1}``), stored in
+        the index (``run_config``): the Monitor page groups runs by any of its keys and tabulates them.
     sinks: objects that receive each summarised step as well (TensorBoard, W&B, alerts,
         a Lightning logger: :mod:`sigreg_core.integrations`): ``sink.log_step(record)``
         with a :class:`sigreg_core.integrations.base.StepRecord`, whether or not the
@@ -275,6 +277,7 @@ class RunWriter:
         metadata: Optional[dict] = None,
         sinks: Optional[Sequence] = None,
         rank: Optional[int] = None,
+        config: Optional[dict] = None,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -296,6 +299,9 @@ class RunWriter:
         self.config = SummaryConfig(preset=str(preset), num_slices=int(num_slices), seed=int(seed))
         self.summary = bool(summary)
         self.metadata = dict(metadata or {})
+        if config is not None and not isinstance(config, dict):
+            raise ValueError(f"config must be a dict of hyper-parameters, got {type(config).__name__}")
+        self.run_config = {str(k): v for k, v in (config or {}).items()}
         self.sinks = list(sinks or [])
         self._sinks_closed = False
         self._con: Optional[sqlite3.Connection] = None
@@ -349,6 +355,7 @@ class RunWriter:
                 "keep_every": self.keep_every,
                 "keep_last": self.keep_last,
                 "metadata": _jsonable(self.metadata),
+                "run_config": _jsonable(self.run_config),
             }
             with con:
                 con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('created', ?)", (json.dumps(time.time()),))
