@@ -34,6 +34,9 @@ MUTATIONS = {
     "plain Cauchy instead of the Cauchy-Bonferroni minimum": (
         "sigreg_core/core/combine.py", "    lm = min(v for v in (lc, lb) if not math.isnan(v)) + math.log(2.0)",
         "    lm = lc"),
+    "no cap at 0.99 inside the Cauchy sum": (
+        "sigreg_core/core/combine.py", "cauchy_combination(log_p=np.minimum(log_p, math.log(P_CAP)), weights=weights)",
+        "cauchy_combination(log_p=log_p, weights=weights)"),
     "dead eigenvalues below N = 2D cut at 1e-9 (float32 blind)": (
         "sigreg_core/assessment/verdict.py", "NEAR_ZERO_EIGEN = 1e-5", "NEAR_ZERO_EIGEN = 1e-9"),
     "--fail-on passes a verdict it does not rank": (

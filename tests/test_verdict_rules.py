@@ -163,3 +163,36 @@ def test_rank_key_orders_health_before_distance():
     collapsed = {"verdict": "collapsed", "health": {"relative_effective_rank": 0.9}}
     order = sorted([collapsed, worse, better], key=V.rank_key)
     assert order == [better, worse, collapsed]
+
+
+def test_cauchy_bonferroni_against_its_formula():
+    from sigreg_core.core.combine import cauchy_bonferroni
+
+    # one tiny p among many p near 1: Bonferroni decides (the plain Cauchy sum would be pulled to -inf)
+    p = np.array([1e-6] + [0.9995] * 99)
+    got, lgot = cauchy_bonferroni(p)
+    capped = np.minimum(p, 0.99)
+    t = float(np.mean(1 / np.tan(capped * np.pi)))
+    cauchy = 0.5 - math.atan(t) / math.pi
+    bonf = min(1.0, 100 * 1e-6)
+    assert got == pytest.approx(min(1.0, 2 * min(cauchy, bonf)), rel=1e-9)
+    assert got == pytest.approx(2e-4, rel=1e-9)  # here it is the Bonferroni arm, doubled
+    # many moderately small p: the Cauchy arm decides
+    p2 = np.full(100, 0.01)
+    got2, _ = cauchy_bonferroni(p2)
+    assert got2 == pytest.approx(2 * 0.01, rel=1e-6)  # Cauchy of equal p is that p; Bonferroni would say 1
+    # ... and one p of 1 - 1e-15 among them cannot drag it to 1 (the cap at 0.99 bounds its term)
+    p3 = np.append(np.full(99, 0.01), 1 - 1e-15)
+    got3, _ = cauchy_bonferroni(p3)
+    t3 = float(np.mean(1 / np.tan(np.minimum(p3, 0.99) * np.pi)))
+    assert got3 == pytest.approx(2 * (0.5 - math.atan(t3) / math.pi), rel=1e-9) and got3 < 0.05
+
+
+def test_collapse_needs_fewer_than_two_directions():
+    # rows on three axes used 1/2, 1/4, 1/4 of the time: r = exp(-(1/2 ln 1/2 + 2 1/4 ln 1/4)) = 2.83 directions
+    z = np.concatenate([np.tile(np.eye(8)[0], (200, 1)), np.tile(np.eye(8)[1], (100, 1)), np.tile(np.eye(8)[2], (100, 1))])
+    r, _ = effective_directions(z)
+    assert r == pytest.approx(math.exp(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25))), rel=1e-9)
+    h = {"effective_directions": r, "direction_spread": 0.8, "reference_directions": 8.0}
+    assert V.collapse_answer(h, 0, 7)["answer"] == "no"
+    assert V.collapse_answer(dict(h, effective_directions=1.9), 0, 7)["answer"] == "full"
