@@ -86,8 +86,8 @@ def _read(ident: tuple, thunk, label: str):
     arr = value.array if hasattr(value, "array") else value
     notices = list(getattr(value, "notices", []))
     if arr.ndim == 3:
-        st.warning(f"{md(label)}: {arr.shape[0]} views; comparing view 0.")
-        arr = arr[0]
+        st.caption(f"{md(label)}: {arr.shape[0]} views of {arr.shape[1]:,} x {arr.shape[2]}; every view is scored on the "
+                   f"same slices, SIGReg averaged over the views, rows resampled jointly.")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
     cache[ident] = {"array": arr, "digest": digest, "notices": notices}
@@ -315,8 +315,9 @@ def _ranking(cmp) -> None:
                                               "p_value": "p-value", "rankme": "RankMe",
                                               "vs_above": "against the set above"})
     st.dataframe(_display(show, {"p-value": 3}), hide_index=True, width="stretch", key="cmp_ranking_table")
-    st.caption("Ranked by the verdict's severity first (the same order the verdict uses), then by SIGReg as a "
-               "multiple of its exact null mean (1 = the healthy floor). Intervals: bootstrap over rows; "
+    st.caption("Ranked as the verdict ranks (the verdict, then the share of N(0, I)'s directions the set uses, then its "
+               "distance from N(0, I); docs/calibration.md). SIGReg is shown as a multiple of its exact null mean "
+               "(1 = the healthy floor). Intervals: bootstrap over rows; "
                "“against the set above”: the bootstrap interval of the SIGReg delta to the set ranked just above.")
     _chart(CF.ranking_figure(rk), "compare_ranking")
     st.download_button("Ranking CSV", csv_safe_frame(rk).to_csv(index=False).encode(), file_name=f"{_stem(cmp)}_ranking.csv",
@@ -497,14 +498,14 @@ same_n = c2.checkbox("Same N", value=True, key="cmp_same_n",
                           "non-Gaussian data grows about linearly in N, so compare at equal N.")
 n_boot = int(c3.number_input("Bootstrap resamples", min_value=0, max_value=2000, value=200, step=50, key="cmp_n_boot",
                              help="Per set; 0 for no intervals. At least 20 otherwise."))
-sizes = {n: got["array"].shape[0] for n, got, _ in entries}
+sizes = {n: got["array"].shape[-2] for n, got, _ in entries}  # rows (N of (V, N, D) views)
 if same_n:
     st.caption(f"Every set will be scored on {min(sizes.values()):,} rows (the smallest set), subsampled without "
                f"replacement (seed {settings.seed}).")
 else:
     st.caption("All rows kept: " + ", ".join(f"{md(n)} {k:,}" for n, k in sizes.items())
                + (". Caveat: with different N, part of each delta is the change of N." if len(set(sizes.values())) > 1 else "."))
-if settings.max_rows and any(got["array"].shape[0] >= settings.max_rows for _, got, _ in entries):
+if settings.max_rows and any(got["array"].shape[-2] >= settings.max_rows for _, got, _ in entries):
     st.caption(f"Sets larger than the sidebar's row limit ({settings.max_rows:,}) were read as a random subset of "
                "that many rows.")
 
