@@ -191,7 +191,9 @@ def _run_sets() -> list:
         st.caption("No monitored runs below the allowed directories "
                    "(runs written by `sigreg_core.runs.RunWriter`, or folders of step-numbered snapshots).")
         return []
-    labels = {str(r): r.name for r in runs}
+    from sigreg_core.runs.discovery import run_name
+
+    labels = {str(r): run_name(r, roots) for r in runs}  # the same name as on the Monitor page
     run = st.selectbox("Run", list(labels), format_func=lambda k: labels[k], key="cmp_run")
     try:
         reader = RunReader(run)
