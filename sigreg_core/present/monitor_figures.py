@@ -39,6 +39,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sigreg_core.assessment.verdict import GATE_P
 from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour, verdict_levels, severity
 from sigreg_core.present.figures import _layout  # the house layout of every figure
 from sigreg_core.util.text import plotly_text
@@ -55,7 +56,7 @@ __all__ = [
 #: (green, amber, vermilion and the ramp between them)
 RUN_COLOURS = ["#0072B2", "#CC79A7", "#6A3D9A", "#56B4E9", "#1B1B1B", "#8C564B", "#17BECF", "#9E9AC8",
                "#1F3A5F", "#B07AA1"]
-SUSPICIOUS_P = 1e-3
+SUSPICIOUS_P = GATE_P  # the verdict's gate, from its one home (assessment/verdict.py)
 #: x-axis choices: column label shown on the axis
 X_MODES = {"step": "step", "wall": "wall-clock time", "relative": "relative time"}
 
@@ -366,7 +367,7 @@ def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping
                for n, df in runs.items()}
     _lines(fig, clipped, "p_value", colours, x=x, unit=unit, hover_fmt=".3g")
     _events(fig, clipped, "p_value", colours, x=x, unit=unit, rule=rule)
-    _hline(fig, SUSPICIOUS_P, "p = 1e-3 (alert below)", VERDICT_COLOURS[2], log=True)
+    _hline(fig, SUSPICIOUS_P, f"p = {SUSPICIOUS_P:g} (significant below)", VERDICT_COLOURS[2], log=True)
     vals = [v for df in clipped.values() for v in df["p_value"].dropna()] + [SUSPICIOUS_P, 1.0]
     _log_axis(fig, vals, power=True)
     return _finish(fig, runs, "Overall p-value per step", "p-value (log scale)", x)
