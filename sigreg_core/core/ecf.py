@@ -141,7 +141,7 @@ def ecf_sums(x: torch.Tensor, nodes: np.ndarray) -> tuple[torch.Tensor, torch.Te
             nk = numba_kernels()
             kern = nk.specialised_kernel(k, t0 == 0.0)
             if kern is not None:
-                kern(xp, t0, h, out_c, out_s, nk.group_tiles(xp.shape[1]))
+                kern(xp, t0, h, out_c, out_s)
             else:
                 nk.ecf_sums_generic(xp, t0, h, k, out_c, out_s)
         return torch.from_numpy(out_c[:m]), torch.from_numpy(out_s[:m])
@@ -175,7 +175,7 @@ def ecf_weighted_sum(
             nk = numba_kernels()
             kern = nk.specialised_weighted_kernel(k, t0 == 0.0)
             if kern is not None:
-                kern(xp, t0, h, cc, cs, out, nk.group_tiles(mp))
+                kern(xp, t0, h, cc, cs, out)
             else:
                 nk.ecf_weighted_generic(xp, t0, h, cc, cs, out)
         return torch.from_numpy(out[:, :m] if mp != m else out)
@@ -196,8 +196,7 @@ def ecf_and_moment_sums(
     """ECF sums (M, K) x 2 and power sums of (x - shift)^p, p = 1..4 (M, 4), in one pass where possible."""
     if _use_numba(x) and x.shape[0]:
         t0, h = _grid(nodes)
-        nk = numba_kernels()
-        kern = nk.specialised_kernel(len(nodes), t0 == 0.0, moments=True)
+        kern = numba_kernels().specialised_kernel(len(nodes), t0 == 0.0, moments=True)
         if kern is not None:
             x = x.detach()
             m, k = x.shape[1], len(nodes)
@@ -208,7 +207,7 @@ def ecf_and_moment_sums(
             out_m = np.zeros((mp, 4), np.float64)
             sh = np.zeros(mp, np.float32)
             sh[:m] = shift.detach().cpu().numpy()
-            kern(xp, t0, h, out_c, out_s, sh, out_m, nk.group_tiles(mp))
+            kern(xp, t0, h, out_c, out_s, sh, out_m)
             return torch.from_numpy(out_c[:m]), torch.from_numpy(out_s[:m]), torch.from_numpy(out_m[:m])
     c, s = ecf_sums(x, nodes)
     return c, s, moment_sums(x, shift)
