@@ -16,7 +16,8 @@ parallel over blocks of columns; the result is the same bits, about 10x faster.
 
 That equality is a property of torch's CPU kernel, not a promise of its API, so it is
 checked at first use on a draw of odd size (and by the tests over many shapes); on a
-mismatch the torch path is used from then on.
+mismatch the torch path is used from then on.  The compiled code is cached on disk only in
+the checked private folder of :mod:`sigreg_core.core.kernel_cache`.
 """
 from __future__ import annotations
 
@@ -46,10 +47,10 @@ def _normalise_block(a, j0, j1, acc):  # pragma: no cover - compiled below (twic
             a[d, j0 + j] = a[d, j0 + j] / acc[j]
 
 
-_block = njit(inline="always", cache=True)(_normalise_block)
+_block = njit(inline="always")(_normalise_block)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, nogil=True)
 def _normalise_parallel(a):  # pragma: no cover - compiled
     m = a.shape[1]
     for b in prange((m + _BLOCK - 1) // _BLOCK):
@@ -57,13 +58,23 @@ def _normalise_parallel(a):  # pragma: no cover - compiled
         _block(a, b * _BLOCK, min(m, (b + 1) * _BLOCK), acc)
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _normalise_serial(a):  # pragma: no cover - compiled
     m = a.shape[1]
     acc = np.empty(_BLOCK, np.float32)
     for b in range((m + _BLOCK - 1) // _BLOCK):
         _block(a, b * _BLOCK, min(m, (b + 1) * _BLOCK), acc)
 
+
+def _attach_caches() -> None:
+    # numba's disk cache (index pickles + object code) only in the checked private folder
+    from sigreg_core.core import kernel_cache
+
+    kernel_cache.attach(_normalise_parallel)
+    kernel_cache.attach(_normalise_serial)
+
+
+_attach_caches()
 
 _AGREES: "bool | None" = None
 

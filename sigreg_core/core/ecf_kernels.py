@@ -11,8 +11,9 @@ with one sincos of ``h x`` (and of ``t_0 x`` when t_0 != 0) per value and the
 angle-addition recurrence e^{i t_{k+1} x} = e^{i t_k x} e^{i h x} in float32, block
 sums flushed into float64 (LeJEPA, arXiv 2511.08544, gives the statistic; the
 recurrence and blocking are ours).  Node-count-specialised versions (the node loop
-unrolled with constant indices) are generated once into the cache directory and
-compiled with numba's on-disk cache (llvmlite ships LLVM: no compiler at run time).
+unrolled with constant indices) are generated here and compiled from memory; numba's
+on-disk cache keeps them (and the kernels below) only in the checked, owner-only folder
+of :mod:`sigreg_core.core.kernel_cache` (llvmlite ships LLVM: no compiler at run time).
 """
 from __future__ import annotations
 
@@ -26,22 +27,36 @@ from numba import njit, prange
 from sigreg_core.core.ecf import BLOCK_ROWS, TILE
 
 __all__ = ["ecf_sums_generic", "ecf_weighted_generic", "moment_sums_kernel", "specialised_kernel",
-           "specialised_weighted_kernel", "kernel_cache_dir", "match_torch_threads"]
+           "specialised_weighted_kernel", "kernel_cache_dir", "generated_name", "match_torch_threads"]
 
 _F = np.float32
 
-@njit(inline="always", fastmath=True, cache=True)
+#: LLVM fast-math flags of every kernel: contraction into FMAs, no signed zeros, reciprocals,
+#: approximate functions -- but no reassociation ("reassoc", part of ``fastmath=True``), which
+#: would fold the Cody-Waite steps below into one rounded product and lose the reduction
+#: (measured: 2.7e-6 at |a| <= 100, 2.8e-4 at 1e4 with it).  The loops vectorise without it:
+#: every accumulator is elementwise over the slices of a tile, none is a reduction.
+_FM = {"nsz", "arcp", "contract", "afn"}
+
+#: beyond 2**24 a float32 argument has no fractional part (its phase is noise); it is clamped
+#: there so that the reduction stays in range and the result stays on the unit circle
+_ARG_MAX = 16777216.0
+
+
+@njit(inline="always", fastmath=_FM)
 def _sincos32(a):  # pragma: no cover - compiled
     """sin and cos of a float32 argument, branch-free so that loops vectorise.
 
-    Cody–Waite reduction by pi/2 in three float32 parts, Taylor polynomials on
-    [-pi/4, pi/4], quadrant fixed by arithmetic blends instead of selects.
-    Max abs error 1.4e-7 on |a| <= 100 (tests/test_statistic.py checks it).
+    Cody-Waite reduction by pi/2 in float64 (r = a - k pi/2 with one rounded float64
+    product: exact to float32 for |a| <= 2**24), Taylor polynomials on [-pi/4, pi/4] in
+    float32, quadrant fixed by arithmetic blends instead of selects.  Max abs error,
+    measured against float64 numpy by tests/test_kernel_accuracy.py: the table in
+    docs/statistic.md (about 1.2e-7 at every |a| <= 2**24).
     """
-    kf = np.floor(a * _F(0.63661975) + _F(0.5))
-    r = a - kf * _F(1.5703125)
-    r = r - kf * _F(4.8351287841796875e-04)
-    r = r - kf * _F(3.1385570764541626e-07)
+    nan = a - a  # 0, or NaN for a NaN or infinite a: a non-finite input must give NaN sums
+    a64 = np.float64(min(max(a, _F(-_ARG_MAX)), _F(_ARG_MAX)))
+    kf = np.floor(a64 * 0.6366197723675814 + 0.5)
+    r = _F(a64 - kf * 1.5707963267948966)
     r2 = r * r
     sp = r + r * r2 * (
         _F(-1.6666667e-01) + r2 * (_F(8.3333338e-03) + r2 * (_F(-1.9841270e-04) + r2 * _F(2.7557319e-06)))
@@ -50,13 +65,17 @@ def _sincos32(a):  # pragma: no cover - compiled
         _F(-0.5)
         + r2 * (_F(4.1666668e-02) + r2 * (_F(-1.3888889e-03) + r2 * (_F(2.4801587e-05) + r2 * _F(-2.7557319e-07))))
     )
-    q = np.int32(kf)
-    swap = _F(q & 1)
-    sign_s = _F(1 - 2 * ((q >> 1) & 1))
-    sign_c = _F(1 - 2 * (((q + 1) >> 1) & 1))
-    return sign_s * (sp + swap * (cp - sp)), sign_c * (cp + swap * (sp - cp))
+    # quadrant m = k mod 4 in float arithmetic (exact: |k| < 2**24); integer ops on a float32
+    # would be widened to int64 by numba and cost more than the polynomials
+    q = _F(kf)
+    m = q - _F(4.0) * np.floor(q * _F(0.25))
+    hm = np.floor(m * _F(0.5))
+    swap = m - _F(2.0) * hm
+    sign_s = _F(1.0) - _F(2.0) * hm
+    sign_c = sign_s * (_F(1.0) - _F(2.0) * swap)
+    return sign_s * (sp + swap * (cp - sp)) + nan, sign_c * (cp + swap * (sp - cp)) + nan
 
-@njit(inline="always", fastmath=True, cache=True)
+@njit(inline="always", fastmath=_FM)
 def _start(xr, h, t0, c, s, ch, sh):  # pragma: no cover - compiled
     for j in range(TILE):
         s1, c1 = _sincos32(h * xr[j])
@@ -72,7 +91,7 @@ def _start(xr, h, t0, c, s, ch, sh):  # pragma: no cover - compiled
             c[j] = c0
             s[j] = s0
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+@njit(parallel=True, fastmath=_FM, nogil=True)
 def _ecf_sums_nb(x, t0, h, num_nodes, out_c, out_s):  # pragma: no cover - compiled
     # x: (N, Mp) float32 with Mp a multiple of TILE; out_c/out_s: (Mp, K) float64 (+=)
     n_rows, m_cols = x.shape
@@ -128,7 +147,7 @@ def _ecf_sums_nb(x, t0, h, num_nodes, out_c, out_s):  # pragma: no cover - compi
                     out_c[m0 + j, k] += acc_c[k, j]
                     out_s[m0 + j, k] += acc_s[k, j]
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+@njit(parallel=True, fastmath=_FM, nogil=True)
 def _ecf_weighted_nb(x, t0, h, coef_c, coef_s, out):  # pragma: no cover - compiled
     # out[n, m] = sum_k coef_c[k, m] cos(t_k x[n, m]) + coef_s[k, m] sin(t_k x[n, m])
     n_rows, m_cols = x.shape
@@ -164,7 +183,7 @@ def _ecf_weighted_nb(x, t0, h, coef_c, coef_s, out):  # pragma: no cover - compi
             for j in range(TILE):
                 out[n, m0 + j] = g[j]
 
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+@njit(parallel=True, fastmath=_FM, nogil=True)
 def _moment_sums_nb(x, shift, out):  # pragma: no cover - compiled
     # out[m] += [sum d, sum d^2, sum d^3, sum d^4] with d = x - shift[m], in float64
     n_rows, m_cols = x.shape
@@ -184,11 +203,9 @@ def _moment_sums_nb(x, shift, out):  # pragma: no cover - compiled
                 out[m0 + j, p] += acc[p, j]
 
 
-
-
 # --------------------------------------------------------------------------- K-specialised kernels
 #: version of the generated kernel source (bump when the templates change)
-_GEN_VERSION = 3
+_GEN_VERSION = 6
 _GENERATED: dict = {}
 
 
@@ -202,7 +219,7 @@ def _sum_source(k: int, zero_start: bool, moments: bool) -> list[str]:
     """
     sig = "x, t0, h, out_c, out_s, shift, out_m" if moments else "x, t0, h, out_c, out_s"
     lines = [
-        "@njit(parallel=True, fastmath=True, cache=True, nogil=True)",
+        "@njit(parallel=True, fastmath=_FM, nogil=True)",
         f"def kernel({sig}):",
         "    n_rows, m_cols = x.shape",
         "    hh = _F(h)",
@@ -290,7 +307,7 @@ def _weighted_source(k: int, zero_start: bool) -> list[str]:
     in L1; c, s and the running G stay in registers across the grid walk.
     """
     lines = [
-        "@njit(parallel=True, fastmath=True, cache=True, nogil=True)",
+        "@njit(parallel=True, fastmath=_FM, nogil=True)",
         "def kernel(x, t0, h, coef_c, coef_s, out):",
         "    n_rows, m_cols = x.shape",
         "    hh = _F(h)",
@@ -327,13 +344,28 @@ def _weighted_source(k: int, zero_start: bool) -> list[str]:
     return lines
 
 
+def _module_digest() -> str:
+    """sha256 of this module's source: the generated kernels inline its _sincos32 and constants."""
+    import hashlib
+
+    global _SELF_DIGEST
+    if _SELF_DIGEST is None:
+        with open(__file__, "rb") as f:
+            _SELF_DIGEST = hashlib.sha256(f.read()).hexdigest()
+    return _SELF_DIGEST
+
+
+_SELF_DIGEST = None
+
+
 def _generated_source(num_nodes: int, zero_start: bool, what: str) -> str:
     k = int(num_nodes)
     head = [
         f"# generated by sigreg_core.core.ecf_kernels: {what} kernel for K = {k} nodes (do not edit)",
+        f"# kernel source {_GEN_VERSION}, numba {numba.__version__}, ecf_kernels.py sha256 {_module_digest()}",
         "import numpy as np",
         "from numba import njit, prange",
-        "from sigreg_core.core.ecf_kernels import _sincos32, TILE, BLOCK_ROWS",
+        "from sigreg_core.core.ecf_kernels import _sincos32, _FM, TILE, BLOCK_ROWS",
         "_F = np.float32",
         "",
     ]
@@ -345,46 +377,86 @@ def _generated_source(num_nodes: int, zero_start: bool, what: str) -> str:
 
 
 def kernel_cache_dir() -> "os.PathLike":
-    from sigreg_core.util.cache import cache_root
+    from sigreg_core.core.kernel_cache import kernel_dir
 
-    return cache_root() / "kernels"
+    return kernel_dir()
+
+
+def generated_name(num_nodes: int, zero_start: bool, what: str) -> str:
+    """File stem of a generated kernel: its kind, K, and a digest of its source (which embeds
+    the digest of this module), so that changed code never meets an old cache entry."""
+    import hashlib
+
+    src = _generated_source(num_nodes, zero_start, what)
+    tag = hashlib.sha256(src.encode()).hexdigest()[:16]
+    return f"ecf_k{int(num_nodes)}_{'z' if zero_start else 'o'}_{what}_{tag}"
+
+
+def _stamp_file(folder, name: str, src: str):
+    """Make ``folder/name.py`` hold exactly ``src`` (the stamp numba's cache index is keyed to).
+
+    Its bytes are compared with the source generated here; anything else found under that
+    name (a planted or truncated file) is replaced atomically, never executed.
+    """
+    import tempfile
+
+    path = folder / f"{name}.py"
+    want = src.encode()
+    try:
+        with open(path, "rb") as f:
+            same = f.read(len(want) + 1) == want
+    except OSError:
+        same = False
+    if not same:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(want)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    return path
 
 
 def _build(num_nodes: int, zero_start: bool, what: str):
-    """Write (once) and import the generated kernel; None when that is impossible."""
+    """Compile the generated kernel from the source generated here; None when impossible.
+
+    The source is compiled from memory, never imported from the cache folder.  When the
+    private kernel folder is usable (:mod:`sigreg_core.core.kernel_cache`), the same bytes
+    are written there as the file numba's on-disk cache is stamped with, and the kernel's
+    cache points there; otherwise it compiles in memory on every process start.
+    """
     key = (int(num_nodes), bool(zero_start), what)
     if key in _GENERATED:
         return _GENERATED[key]
     kern = None
     if 2 <= num_nodes <= 256:
         try:
-            import hashlib
-            import importlib.util
-            import tempfile
+            import types
+
+            from sigreg_core.core import kernel_cache
 
             src = _generated_source(*key)
-            tag = hashlib.sha256(f"{_GEN_VERSION}:{numba.__version__}:{src}".encode()).hexdigest()[:16]
-            name = f"ecf_k{key[0]}_{'z' if key[1] else 'o'}_{what}_{tag}"
-            try:
-                folder = kernel_cache_dir()
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                from pathlib import Path
-
-                folder = Path(tempfile.gettempdir()) / "latent-health-kernels"
-                folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{name}.py"
-            if not path.exists():
-                fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-                with os.fdopen(fd, "w") as f:
-                    f.write(src)
-                os.replace(tmp, path)
-            spec = importlib.util.spec_from_file_location(f"_latent_health_{name}", path)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = mod  # numba's cache re-imports the module by name
-            spec.loader.exec_module(mod)
+            name = generated_name(*key)
+            folder = kernel_cache.private_kernel_dir()
+            filename = f"<sigreg_core generated {name}>"
+            if folder is not None:
+                try:
+                    filename = str(_stamp_file(folder, name, src))
+                except OSError:  # pragma: no cover - full disk: compile in memory
+                    folder = None
+            mod = types.ModuleType(f"_latent_health_{name}")
+            mod.__file__ = filename
+            sys.modules[mod.__name__] = mod  # numba resolves the kernel's globals through its module
+            exec(compile(src, filename, "exec"), mod.__dict__)
             kern = mod.kernel
-        except Exception:  # pragma: no cover - read-only home and tmp, odd filesystems
+            if folder is not None:
+                kernel_cache.attach(kern, folder)
+        except Exception:  # pragma: no cover - odd installs: the generic kernel runs
             kern = None
     _GENERATED[key] = kern
     return kern
@@ -415,6 +487,14 @@ def match_torch_threads() -> None:
         numba.set_num_threads(want)
 
 
+def _attach_caches() -> None:
+    from sigreg_core.core import kernel_cache
+
+    for disp in (_ecf_sums_nb, _ecf_weighted_nb, _moment_sums_nb):
+        kernel_cache.attach(disp)
+
+
+_attach_caches()
 ecf_sums_generic = _ecf_sums_nb
 ecf_weighted_generic = _ecf_weighted_nb
 moment_sums_kernel = _moment_sums_nb
