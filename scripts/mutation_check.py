@@ -48,7 +48,7 @@ MUTATIONS = {
         "sigreg_core/assessment/assess.py", "    gate = V.GATE_P / v\n", "    gate = V.GATE_P\n"),
     "no-Monte-Carlo p-value back to the raw Cauchy": (
         "sigreg_core/assessment/assess.py", "        p, lp = max(ev.bonferroni_p, nl.P_FLOOR), nl.bonferroni(",
-        "        p, lp = raw_p, ev.verdict_log_p; _unused = (None, "),
+        "        p, lp = raw_p, ev.verdict_log_p + 0 * nl.bonferroni("),
     "collapse below 3 directions instead of 2": (
         "sigreg_core/assessment/verdict.py", "COLLAPSE_DIRECTIONS = 2.0", "COLLAPSE_DIRECTIONS = 3.0"),
 }
