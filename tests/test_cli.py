@@ -115,7 +115,7 @@ def test_fail_on_gates(files, capsys, name, fail_on, expected):
     code, out, err = run(["score", files["dir"] / name, "--fail-on", fail_on, "--json", *FAST], capsys)
     assert code == expected, (name, fail_on, out[-300:])
     verdict = json.loads(out)[0]["verdict"]
-    assert verdict == {"healthy.npy": "healthy", "shifted.npy": "severe", "collapsed.npy": "collapsed"}[name]
+    assert verdict == {"healthy.npy": "healthy", "shifted.npy": "mild", "collapsed.npy": "collapsed"}[name]
     assert err == ""
 
 
