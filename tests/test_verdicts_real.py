@@ -315,7 +315,7 @@ def test_json_cli_table_and_report_carry_the_three_answers(tmp_path, capsys):
     assert "l2_normalised_rows" in out and "full" in out
 
     card = VC.card_markdown(a.verdict, a.answers)
-    assert card.startswith(":green-background[**healthy**]") and card.count("healthy") == 1  # the word once
+    assert card.startswith("**Verdict: healthy** :green-background[") and card.count("healthy") == 1  # the word once
     assert "Health" in card and "Collapsing?" in card and "Conventions" in card and "l2 normalised rows" in card
     assert "What to try" in card and "JEPA" in card and "Contrastive" in card
     html_card = VC.card_html("collapsed", a.answers)

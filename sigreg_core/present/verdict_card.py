@@ -125,7 +125,7 @@ def _headline(verdict: str, answers: dict) -> str:
 def card_markdown(verdict: str, answers: dict) -> str:
     """Markdown for ``st.markdown``: the verdict as a coloured badge, then the answers and what to try."""
     badge = BADGE.get(str(verdict), "gray")
-    lines = [f":{badge}-background[**{_md_escape(verdict)}**] {_md_escape(_headline(verdict, answers))}"]
+    lines = [f"**Verdict: {_md_escape(verdict)}** :{badge}-background[{_md_escape(_headline(verdict, answers))}]"]
     for q, a in answer_lines(answers):
         lines.append(f"- **{_md_escape(q)}** {_md_escape(a)}")
     modes = [m.get("mode") for m in (answers or {}).get("distance", {}).get("modes") or []]
@@ -145,7 +145,7 @@ def card_html(verdict: str, answers: dict) -> str:
     modes = [m.get("mode") for m in (answers or {}).get("distance", {}).get("modes") or []]
     tips = "".join(f"<li><em>{html.escape(t)}</em>: {html.escape(a)}</li>" for t, a in advice_lines(str(verdict), modes))
     return (f'<p class="verdict" style="border-left:8px solid {colour};padding-left:8px">'
-            f'<span style="color:{colour}"><b>{html.escape(str(verdict))}</b></span>: '
+            f'Verdict: <span style="color:{colour}"><b>{html.escape(str(verdict))}</b></span> — '
             f'{html.escape(_headline(verdict, answers))}</p><table>{rows}</table>'
             + (f"<p><b>What to try</b></p><ul>{tips}</ul>" if tips else ""))
 
