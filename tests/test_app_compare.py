@@ -149,9 +149,10 @@ def test_two_steps_of_a_run(computations, tmp_path, monkeypatch):
     at.multiselect(key="cmp_steps").set_value([0, 200]).run()
     _ok(at)
     _compare(at)
-    assert computations == [["lambda-0.05@0", "lambda-0.05@200"]]
-    line = next(t for t in _texts(at) if t.startswith("**lambda-0.05@200**: ΔSIGReg"))
-    assert "significant: **lambda-0.05@0** is healthier" in line
+    # the run's name is its path below the allowed root, as on the Monitor page
+    assert computations == [["runs/lambda-0.05@0", "runs/lambda-0.05@200"]]
+    line = next(t for t in _texts(at) if t.startswith("**runs/lambda-0.05@200**: ΔSIGReg"))
+    assert "significant: **runs/lambda-0.05@0** is healthier" in line
     summary = at.dataframe[0].value
     assert summary["rows"].tolist() == [512, 512]
 
