@@ -30,7 +30,8 @@ def _wait(cond, timeout=180.0):
         time.sleep(0.05)
 
 
-def test_job_reports_progress_and_an_estimate_and_builds_the_same_report(z):
+def test_job_reports_progress_and_an_estimate_and_builds_the_same_report(z, tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path))  # a fresh null: a cached one finishes before any progress
     s = Settings(num_slices=32, null_draws=200, seed=1)
     cache = ReportCache(4)
     bg = BG.BackgroundBuilds(cache)
@@ -94,7 +95,7 @@ def test_page_is_usable_at_once_then_swaps_in_the_full_report(z):
     at.file_uploader(key="insp_upload").set_value(("bg.npy", _npy(z), "application/octet-stream")).run()
     assert not at.exception, [e.message for e in at.exception]
     # the report without the null is on the page, with the background progress above it
-    assert any(t.value.startswith("**Verdict:") for t in list(at.success) + list(at.warning) + list(at.error))
+    assert any(t.value.startswith("**Verdict:") for t in list(at.success) + list(at.info) + list(at.warning) + list(at.error))
     caps = [c.value for c in at.caption]
     assert not any("Monte Carlo null: 200 draws" in c for c in caps)
     deadline = time.monotonic() + 180
@@ -122,5 +123,5 @@ def test_page_cancel_leaves_the_quick_report_and_says_so(z):
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("cancelled" in w.value for w in at.warning), [w.value for w in at.warning]
-    assert any(t.value.startswith("**Verdict:") for t in list(at.success) + list(at.warning) + list(at.error))
+    assert any(t.value.startswith("**Verdict:") for t in list(at.success) + list(at.info) + list(at.warning) + list(at.error))
     assert [b for b in at.button if b.label == "Run again"]

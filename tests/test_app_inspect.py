@@ -61,7 +61,7 @@ def _chart_titles(at: AppTest) -> list[str]:
 
 
 def _verdict(at: AppTest) -> str:
-    texts = [e.value for e in list(at.success) + list(at.warning) + list(at.error)]
+    texts = [e.value for e in list(at.success) + list(at.info) + list(at.warning) + list(at.error)]
     hits = [t for t in texts if t.startswith("**Verdict:")]
     assert len(hits) == 1, texts
     return hits[0]
