@@ -49,6 +49,9 @@ MUTATIONS = {
     "no-Monte-Carlo p-value back to the raw Cauchy": (
         "sigreg_core/assessment/assess.py", "        p, lp = max(ev.bonferroni_p, nl.P_FLOOR), nl.bonferroni(",
         "        p, lp = raw_p, ev.verdict_log_p + 0 * nl.bonferroni("),
+    "collapse without the mean-cosine condition": (
+        "sigreg_core/assessment/verdict.py", "r < COLLAPSE_DIRECTIONS and math.isfinite(cos) and cos > COLLAPSE_COSINE",
+        "r < COLLAPSE_DIRECTIONS"),
     "collapse below 3 directions instead of 2": (
         "sigreg_core/assessment/verdict.py", "COLLAPSE_DIRECTIONS = 2.0", "COLLAPSE_DIRECTIONS = 3.0"),
 }

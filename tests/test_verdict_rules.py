@@ -193,6 +193,8 @@ def test_collapse_needs_fewer_than_two_directions():
     z = np.concatenate([np.tile(np.eye(8)[0], (200, 1)), np.tile(np.eye(8)[1], (100, 1)), np.tile(np.eye(8)[2], (100, 1))])
     r, _ = effective_directions(z)
     assert r == pytest.approx(math.exp(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25))), rel=1e-9)
-    h = {"effective_directions": r, "direction_spread": 0.8, "reference_directions": 8.0}
+    h = {"effective_directions": r, "direction_spread": 0.2, "reference_directions": 8.0}  # mean cosine 0.96
     assert V.collapse_answer(h, 0, 7)["answer"] == "no"
     assert V.collapse_answer(dict(h, effective_directions=1.9), 0, 7)["answer"] == "full"
+    # both are needed: under two directions but the rows do not point one way (mean cosine 0.36)
+    assert V.collapse_answer(dict(h, effective_directions=1.9, direction_spread=0.8), 0, 7)["answer"] == "no"

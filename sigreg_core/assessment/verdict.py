@@ -10,7 +10,8 @@ in docs/calibration.md and on the card; every level, edge and ordering lives her
    ``r = exp S(ρ)``, the effective rank of the unit rows' density matrix
    ``ρ = (1/N) Σ u uᵀ``, and ``q = r / r_ref`` against N(0, I) at the same (N, D).  Invariant
    to row normalisation and a global scale.  ``collapsed`` when ``r < COLLAPSE_DIRECTIONS = 2``
-   (fewer than two directions in use: full collapse, the rank collapse of untrained networks)
+   and the mean cosine between rows is above ``COLLAPSE_COSINE = 0.9`` (the rows point one way:
+   full collapse, the rank collapse of untrained networks)
    or on an exact rank loss (``DEAD_FRACTION`` of the covariance eigenvalues below
    ``DEAD_EIGEN`` x their mean; ``NEAR_ZERO_EIGEN`` below N = 2D, 100x above float32's floor so
    float32 and float64 copies agree).  Otherwise graded by q at powers of four
@@ -40,7 +41,7 @@ import numpy as np
 
 __all__ = [
     "VERDICTS", "TOO_FEW", "VERDICT_RANK", "NEGLIGIBLE", "GATE_P", "MIN_ROWS",
-    "FULL_SPREAD", "RANK_FRACTION", "COLLAPSE_DIRECTIONS", "HEALTH_EDGES", "DISTANCE_LEVELS", "DISTANCE_EDGES",
+    "FULL_SPREAD", "RANK_FRACTION", "COLLAPSE_DIRECTIONS", "COLLAPSE_COSINE", "HEALTH_EDGES", "DISTANCE_LEVELS", "DISTANCE_EDGES",
     "health_level", "distance_level", "grade_verdict", "verdict_rank", "rank_key", "FAIL_ON_LEVELS", "fail_on_met", "is_unhealthy", "relative_distance",
     "collapse_answer", "describe_verdict", "describe_health", "describe_distance",
 ]
@@ -56,9 +57,12 @@ GATE_P = 1e-3
 #: a significant departure whose largest screen effect (relative distance as given, a fraction of a
 #: collapse onto 0) is below this is negligible: it does not make the verdict mild by itself
 NEGLIGIBLE = 0.002
-#: full collapse: the directions' effective rank exp S(ρ) below this (fewer than two directions in use;
-#: a mean cosine above 0.94, i.e. direction spread below 0.25, always lands here)
+#: full collapse: the directions' effective rank exp S(ρ) below this (fewer than two directions in use) ...
 COLLAPSE_DIRECTIONS = 2.0
+#: ... and the rows point one way: mean cosine between rows above this (direction spread below 0.32).
+#: Both are needed: a trained text recogniser's pooled rows use 2.0 directions at mean cosine 0.86 and
+#: are not collapsed; every untrained twin of eight public encoders sits at 1.25-1.42 directions and 0.94-0.97
+COLLAPSE_COSINE = 0.9
 #: the direction spread sqrt(1 - mean cosine) under which the rows "point one way" (reported beside it)
 FULL_SPREAD = 0.25
 #: health edges on q = effective directions / those of N(0, I) at the same (N, D), powers of four:
@@ -218,12 +222,13 @@ def collapse_answer(health: dict, dead: int, k: int, robust_note: str = "") -> d
     """
     r = float(health.get("effective_directions", float("nan")))
     spread = float(health.get("direction_spread", float("nan")))
-    full = bool(math.isfinite(r) and r < COLLAPSE_DIRECTIONS)
+    cos = 1.0 - spread**2 if math.isfinite(spread) else float("nan")
+    full = bool(math.isfinite(r) and r < COLLAPSE_DIRECTIONS and math.isfinite(cos) and cos > COLLAPSE_COSINE)
     dim = bool(dead >= max(1.0, DEAD_FRACTION * k))
     answer = "full" if full else ("dimensional" if dim else "no")
-    parts = [f"{r:.3g} effective directions (one direction below {COLLAPSE_DIRECTIONS:g}; N(0, I) at this shape: "
-             f"{health.get('reference_directions', float('nan')):.4g})",
-             f"mean cosine between rows {1 - spread**2:.3g} (direction spread {spread:.3g})"]
+    parts = [f"{r:.3g} effective directions (N(0, I) at this shape: {health.get('reference_directions', float('nan')):.4g})",
+             f"mean cosine between rows {cos:.3g}; the rows point one way below {COLLAPSE_DIRECTIONS:g} directions "
+             f"with a mean cosine above {COLLAPSE_COSINE:g}"]
     if dead:
         parts.append(f"{dead} dead covariance eigenvalues of {k} (rank loss from {max(1, math.ceil(DEAD_FRACTION * k))})")
     if robust_note:
