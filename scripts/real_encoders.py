@@ -544,10 +544,26 @@ def ppocr_det(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterat
                           "the stem (conv 3x3 s2 + BN, 16 ch)", seed, kinds)
 
 
-def ppocr_common(model: str, inputs: str) -> Callable[[], dict]:
+REC_HEAD, REC_STEM = "swish_17.tmp_0", "batch_norm_2.tmp_2"
+
+
+def ppocr_rec(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
+    """PP-OCRv4 mobile text recogniser (PPLCNetV3 + SVTR transformer neck) on rendered text lines."""
+    net = OnnxNet(_rapidocr_model("ch_PP-OCRv4_rec_infer.onnx"), [REC_HEAD, REC_STEM])
+    img, widths = text_lines(n, height=48, width=320, seed=seed)
+    img = img[..., ::-1]
+    x = ((img.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(0, 3, 1, 2)
+    for k, w in enumerate(widths):
+        x[k, :, :, w:] = 0.0
+    yield from _cnn_kinds(net, np.ascontiguousarray(x), "the SVTR neck's output (conv 1x1 + swish, 120 ch, "
+                          "averaged over the time steps), the CTC head's input", "the stem (conv 3x3 s2 + BN, 16 ch)",
+                          seed, kinds)
+
+
+def ppocr_common(model: str, inputs: str, arch: str = "CNN") -> Callable[[], dict]:
     return lambda: {"model": model, "package": f"rapidocr-onnxruntime=={_version('rapidocr-onnxruntime')}, "
                                                f"onnxruntime=={_version('onnxruntime')}",
-                    "architecture": "CNN", "inputs": inputs, "license": "Apache-2.0"}
+                    "architecture": arch, "inputs": inputs, "license": "Apache-2.0"}
 
 
 # ------------------------------------------------------------------ family: paraphrase-MiniLM-L3-v2 (transformer, text)
@@ -774,6 +790,10 @@ FAMILIES: list[Family] = [
     Family("ppocr-det", ppocr_available, ppocr_det,
            ppocr_common("PP-OCRv4 mobile text detector, PPLCNetV3 backbone (DB head unused), ONNX",
                         "seeded crops/flips/jitter of the scikit-image photographs (image_crops())"), n=1024),
+    Family("ppocr-rec", ppocr_available, ppocr_rec,
+           ppocr_common("PP-OCRv4 mobile text recogniser: PPLCNetV3 CNN + SVTR transformer neck (CTC head unused), ONNX",
+                        "text lines rendered with Pillow, 48 x 320 (text_lines())", "hybrid CNN + transformer"),
+           n=1024),
 ]
 
 

@@ -195,7 +195,7 @@ def test_effnet_loads_the_packaged_weights_strictly():
     w = q._conv_head.weight.detach().numpy().reshape(1280, -1)
     assert max(len(np.unique(g)) for s in range(0, w.shape[1], 32) for g in w[:, s : s + 32]) <= 16
 
-@pytest.mark.parametrize("family", ["ppocr-cls", "ppocr-det"])
+@pytest.mark.parametrize("family", ["ppocr-cls", "ppocr-det", "ppocr-rec"])
 def test_ppocr_kinds(family):
     fam = next(f for f in re_.FAMILIES if f.name == family)
     if fam.available():
@@ -204,7 +204,7 @@ def test_ppocr_kinds(family):
         pytest.importorskip("skimage")
     sets = {r.kind: r.z for r in fam.run(8, 0)}
     assert set(sets) == {"trained", "embedding", "untrained", "quantised_trained", "quantised_untrained"}
-    d = 200 if family == "ppocr-cls" else 384
+    d = {"ppocr-cls": 200, "ppocr-det": 384, "ppocr-rec": 120}[family]
     assert sets["trained"].shape == (8, d) and sets["untrained"].shape == (8, d)
     assert not np.allclose(sets["trained"], sets["untrained"], atol=1e-3)
     assert not np.array_equal(sets["trained"], sets["quantised_trained"])
@@ -245,7 +245,8 @@ def test_summary_matches_direct_formulas():
 
 
 @pytest.mark.parametrize("graph,head", [("ch_ppocr_mobile_v2.0_cls_infer.onnx", "CLS_HEAD"),
-                                        ("ch_PP-OCRv4_det_infer.onnx", "DET_HEAD")])
+                                        ("ch_PP-OCRv4_det_infer.onnx", "DET_HEAD"),
+                                        ("ch_PP-OCRv4_rec_infer.onnx", "REC_HEAD")])
 def test_onnx_untrained_twin_keeps_no_trained_parameter(graph, head):
     """Every named parameter (conv/FC weights, biases, BN statistics, SE offsets reached through a
     Reshape, PPLCNetV3's learnable affine scalars) is re-initialised: none keeps a trained value
@@ -263,3 +264,19 @@ def test_onnx_untrained_twin_keeps_no_trained_parameter(graph, head):
     for k in named:
         if re_.PARAM.search(k) and a[k][0]().size == 1 and ("mobile_one_block" in k or "whswish" in k):
             assert b[k][0]().item() in (0.0, 1.0)
+
+
+def test_cli_writes_only_the_kinds_asked_and_tables_them(tmp_path, capsys):
+    fam = next(f for f in re_.FAMILIES if f.name == "ppocr-cls")
+    if fam.available():
+        pytest.skip(fam.available())
+    assert re_.main(["--out", str(tmp_path), "--families", "ppocr-cls", "--n", "6",
+                     "--kinds", "trained,quantised_untrained"]) == 0
+    idx = json.loads((tmp_path / "index.json").read_text())["sets"]
+    assert sorted(e["kind"] for e in idx) == ["quantised_untrained", "trained"]
+    assert sorted(p.name for p in tmp_path.glob("*.npy")) == ["ppocr-cls__quantised_untrained.npy",
+                                                              "ppocr-cls__trained.npy"]
+    assert all(e["n"] == 6 and e["d"] == 200 and e["architecture"] == "CNN" for e in idx)
+    capsys.readouterr()
+    assert re_.main(["--out", str(tmp_path), "--table"]) == 0
+    assert "| ppocr-cls | trained | 6 x 200 |" in capsys.readouterr().out
