@@ -742,6 +742,125 @@ def effnet_common() -> dict:
             "license": "Apache-2.0 (TensorFlow TPU EfficientNet-Lite weights)"}
 
 
+# ------------------------------------------------------------------ family: MTCNN ONet (CNN, face windows)
+def onet_available() -> str | None:
+    for mod in ("facenet_pytorch", "torch", "skimage", "PIL"):
+        if importlib.util.find_spec(mod) is None:
+            return f"package {mod!r} is not installed"
+    return None
+
+
+def _onet_class():
+    """MTCNN's output network, layer for layer as ``facenet_pytorch.models.mtcnn.ONet`` (that
+    package is not imported: it needs torchvision); the packaged weights load into it strictly."""
+    import torch
+    from torch import nn
+
+    class ONet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.prelu1 = nn.Conv2d(3, 32, kernel_size=3), nn.PReLU(32)
+            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv2, self.prelu2 = nn.Conv2d(32, 64, kernel_size=3), nn.PReLU(64)
+            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv3, self.prelu3 = nn.Conv2d(64, 64, kernel_size=3), nn.PReLU(64)
+            self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+            self.conv4, self.prelu4 = nn.Conv2d(64, 128, kernel_size=2), nn.PReLU(128)
+            self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+            self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
+
+        def features(self, x: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+            """(dense5 + PReLU: the 256-d input of the three heads, pooled conv1 + PReLU (32))."""
+            stem = self.prelu1(self.conv1(x))
+            h = self.pool1(stem)
+            h = self.pool2(self.prelu2(self.conv2(h)))
+            h = self.pool3(self.prelu3(self.conv3(h)))
+            h = self.prelu4(self.conv4(h)).permute(0, 3, 2, 1).contiguous()
+            return self.prelu5(self.dense5(h.view(h.shape[0], -1))), stem.mean(dim=(2, 3))
+
+    return ONet
+
+
+def onet_models(seed: int = SEED):
+    """(trained, untrained) ONet: ``facenet_pytorch/data/onet.pt`` (located, not imported) loaded
+    with ``weights_only`` and ``strict=True``; the twin is PyTorch's default init after
+    ``torch.manual_seed(seed)``."""
+    import torch
+
+    onet = _onet_class()
+    path = Path(importlib.util.find_spec("facenet_pytorch").origin).parent / "data" / "onet.pt"
+    trained = onet()
+    trained.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    torch.manual_seed(seed)
+    return trained.eval(), onet().eval()
+
+
+def face_windows(n: int, seed: int = SEED) -> np.ndarray:
+    """``n`` (n, 48, 48, 3) uint8 views of scikit-image's ``lfw_subset`` (100 faces and 100
+    non-faces from Labeled Faces in the Wild, 25 x 25 grey): the candidate windows MTCNN's ONet
+    scores.  Each view: seeded window, square crop of 80-100 %, flip with probability 1/2,
+    brightness and contrast x U(0.7, 1.3), resized to 48 (bilinear), grey to RGB."""
+    import skimage
+    from PIL import Image
+
+    wins = np.load(Path(skimage.__file__).parent / "data" / "lfw_subset.npy")
+    rng = _rng(seed + 3)
+    out = np.empty((n, 48, 48, 3), dtype=np.uint8)
+    for k in range(n):
+        w = wins[int(rng.integers(len(wins)))] * 255.0
+        side = int(round(25 * rng.uniform(0.8, 1.0)))
+        y, x = int(rng.integers(25 - side + 1)), int(rng.integers(25 - side + 1))
+        crop = w[y : y + side, x : x + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        a = np.asarray(Image.fromarray(np.ascontiguousarray(crop).astype(np.float32), mode="F").resize((48, 48), Image.BILINEAR),
+                       np.float64) * rng.uniform(0.7, 1.3)
+        a = a.mean() + (a - a.mean()) * rng.uniform(0.7, 1.3)
+        out[k] = np.clip(np.rint(a), 0, 255).astype(np.uint8)[..., None]
+    return out
+
+
+def _onet_forward(model, x: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    feat, stem = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            f, s = model.features(torch.from_numpy(x[i : i + batch]))
+            feat.append(f.numpy())
+            stem.append(s.numpy())
+    return np.concatenate(feat).astype(np.float32), np.concatenate(stem).astype(np.float32)
+
+
+def onet(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
+    import torch
+
+    torch.set_num_threads(1)
+    img = face_windows(n, seed)
+    x = np.ascontiguousarray(((img.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2))  # MTCNN's scaling
+    trained, untrained = onet_models(seed)
+    pooled = "dense5 + PReLU (the 256-d input of the face / box / landmark heads)"
+    feat, stem = _onet_forward(trained, x)
+    yield Result("trained", feat, {"pooling": pooled, "normalised": False, "quantised": False})
+    yield Result("embedding", stem, {"pooling": "global average pool of conv1 + PReLU (32 ch)",
+                                     "normalised": False, "quantised": False})
+    init = f"PyTorch default init, torch.manual_seed({seed})"
+    yield Result("untrained", _onet_forward(untrained, x)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": False, "init": init})
+    q = f"{BITS}-bit RTN, groups of {GROUP} along each conv kernel / Linear row"
+    yield Result("quantised_trained", _onet_forward(quantise_torch(trained), x)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": q})
+    yield Result("quantised_untrained", _onet_forward(quantise_torch(untrained), x)[0],
+                 {"pooling": pooled, "normalised": False, "quantised": q, "init": init})
+
+
+def onet_common() -> dict:
+    return {"model": "MTCNN ONet (Zhang et al. 2016), the face detector's output network; weights of facenet-pytorch",
+            "package": f"facenet-pytorch=={_version('facenet-pytorch')} (installed --no-deps; only its onet.pt is read)",
+            "architecture": "CNN", "inputs": "seeded views of scikit-image's lfw_subset face / non-face windows "
+                                             "(face_windows())", "license": "MIT"}
+
+
 # ------------------------------------------------------------------ summary table
 def summary(z: np.ndarray) -> dict:
     """float64 geometry of one set: mean pairwise cosine over pairs i != j, relative spread
@@ -784,6 +903,7 @@ FAMILIES: list[Family] = [
     Family("minilm", minilm_available, minilm, minilm_common),
     Family("paraphrase-minilm-l3", paraphrase_available, paraphrase, paraphrase_common),
     Family("effnet-lite0", effnet_available, effnet, effnet_common, n=1024),
+    Family("mtcnn-onet", onet_available, onet, onet_common),
     Family("ppocr-cls", ppocr_available, ppocr_cls,
            ppocr_common("PP-OCR mobile v2.0 text-angle classifier (MobileNetV3-small x0.35), ONNX",
                         "text lines rendered with Pillow (text_lines())")),

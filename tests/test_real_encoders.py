@@ -280,3 +280,27 @@ def test_cli_writes_only_the_kinds_asked_and_tables_them(tmp_path, capsys):
     capsys.readouterr()
     assert re_.main(["--out", str(tmp_path), "--table"]) == 0
     assert "| ppocr-cls | trained | 6 x 200 |" in capsys.readouterr().out
+
+
+def test_onet_loads_its_weights_strictly_and_tells_faces_from_non_faces():
+    """The ONet rebuilt here with the packaged weights does its job on lfw_subset (100 faces, then
+    100 non-faces): the preprocessing and the layer order are right, not only the shapes."""
+    fam = next(f for f in re_.FAMILIES if f.name == "mtcnn-onet")
+    if fam.available():
+        pytest.skip(fam.available())
+    import skimage
+    import torch
+    from PIL import Image
+
+    wins = np.load(Path(skimage.__file__).parent / "data" / "lfw_subset.npy")
+    x = np.stack([np.asarray(Image.fromarray((w * 255).astype(np.float32), mode="F").resize((48, 48), Image.BILINEAR))
+                  for w in wins])
+    x = np.repeat(((x - 127.5) * 0.0078125)[:, None], 3, axis=1).astype(np.float32)
+    trained, untrained = re_.onet_models(0)
+    with torch.no_grad():
+        feat, _ = trained.features(torch.from_numpy(x))
+        face = torch.softmax(trained.dense6_1(feat), dim=1)[:, 1].numpy()
+    assert face[:100].mean() > 0.9 and face[100:].mean() < 0.1
+    sets = {r.kind: r.z for r in fam.run(16, 0)}
+    assert sets["trained"].shape == (16, 256) and sets["embedding"].shape == (16, 32)
+    assert not np.allclose(sets["trained"], sets["untrained"], atol=1e-3)
