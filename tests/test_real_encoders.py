@@ -304,3 +304,14 @@ def test_onet_loads_its_weights_strictly_and_tells_faces_from_non_faces():
     sets = {r.kind: r.z for r in fam.run(16, 0)}
     assert sets["trained"].shape == (16, 256) and sets["embedding"].shape == (16, 32)
     assert not np.allclose(sets["trained"], sets["untrained"], atol=1e-3)
+
+
+def test_sre_trained_is_its_raw_output_normalised_and_differs_from_minilm():
+    fam = next(f for f in re_.FAMILIES if f.name == "sre-minilm")
+    if fam.available():
+        pytest.skip(fam.available())
+    sets = {r.kind: r.z for r in fam.run(8, 0)}
+    assert set(sets) == {"trained", "raw", "embedding", "quantised_trained"}
+    np.testing.assert_allclose(sets["trained"], re_.l2_normalise(sets["raw"]), atol=2e-5)
+    base = {r.kind: r.z for r in re_.minilm(8, 0, {"trained"}) if r.kind == "trained"}["trained"]
+    assert np.abs(sets["trained"] - base).max() > 1e-2  # fine-tuned: not the base model's output
