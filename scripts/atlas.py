@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FAMILY_NAMES = {"minilm": "MiniLM-L6", "paraphrase-minilm-l3": "paraphrase-MiniLM-L3", "ppocr-cls": "PP-OCR cls CNN",
-                "ppocr-det": "PP-OCR det CNN", "effnet-lite0": "EfficientNet-lite0"}
+                "ppocr-det": "PP-OCR det CNN", "effnet-lite0": "EfficientNet-lite0", "sre-minilm": "sre-MiniLM (fine-tuned)",
+                "mtcnn-onet": "MTCNN ONet CNN", "ppocr-rec": "PP-OCR rec CNN+transformer"}
 
 
 def references(n: int, d: int, seed: int = 0) -> dict:
