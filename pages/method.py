@@ -90,7 +90,7 @@ st.markdown(
 **Verdict card.** The verdict once, in its level's colour, with what it means. The word answers *is
 it collapsing?* from the **health**: how many directions the rows really use (the effective rank of the
 unit rows, exp of the entropy of (1/N) Σ u uᵀ), as a fraction q of what N(0, I) uses at the same N × D —
-collapsed below two directions or on an exact rank loss, else healthy (q ≥ 1/4), mild (≥ 1/16), marked
+collapsed below two directions with the rows pointing one way (mean cosine above 0.9) or on an exact rank loss, else healthy (q ≥ 1/4), mild (≥ 1/16), marked
 (≥ 1/64) or severe, and healthy whenever N(0, I) is not rejected (p ≥ 1e-3). Then the **distance from
 N(0, I)**, the SIGReg target, once the conventions are undone (centring, one global scale; 0 = N(0, I),
 1 = a set on one line) and the ways it departs; the **conventions** (L2-normalised rows, uncentred mean,

@@ -32,7 +32,7 @@ LEVEL_ADVICE = {
     "severe": ("uses under 1/64 of the directions N(0, I) uses: a few directions carry almost everything",
                "close to collapse: raise the SIGReg weight, check the predictor is not trivial",
                "a poor embedding for retrieval or probes; compare with an earlier checkpoint"),
-    "collapsed": ("fewer than two effective directions (rows point one way), or an exact rank loss",
+    "collapsed": ("fewer than two effective directions with the rows pointing one way (mean cosine above 0.9), or an exact rank loss",
                   "collapse: the encoder ignores its input; restart from an earlier checkpoint with a larger λ",
                   "what untrained networks look like (rank collapse at initialisation); a trained model here is broken"),
 }
