@@ -386,6 +386,32 @@ def _section_verdict(rep) -> None:
             text = e.get("evidence") if isinstance(e, dict) else None
             lines.append(f"- **{str(mode).replace('_', ' ')}**: {text or e}")
         st.markdown("\n".join(lines))
+        _evidence_buttons(ev)
+
+
+#: the screen a mode's evidence was found on -> the slice family that shows that slice on this page
+_SCREEN_FAMILY = {"random": "random", "axes": "coordinate", "principal": "principal"}
+
+
+def _open_evidence(family: str, index: int) -> None:
+    """A click on a mode's evidence: switch to the family that holds the slice and select it."""
+    if st.session_state.get("lh_family") != family:
+        st.session_state["lh_family"] = family  # the sidebar's widget: the report is rebuilt for that family
+    st.session_state["insp_evidence_slice"] = (family, int(index))
+
+
+def _evidence_buttons(ev: dict) -> None:
+    """One button per mode whose evidence names a slice: a click opens that slice here."""
+    refs = [(m, e["slice"]) for m, e in ev.items() if isinstance(e, dict) and isinstance(e.get("slice"), dict)]
+    refs = [(m, r) for m, r in refs if r.get("screen") in _SCREEN_FAMILY]
+    if not refs:
+        return
+    cols = st.columns(min(len(refs), 4))
+    for i, (mode, r) in enumerate(refs):
+        fam = _SCREEN_FAMILY[r["screen"]]
+        cols[i % len(cols)].button(f"Show {str(mode).replace('_', ' ')}: {r['screen']} slice {int(r['index'])}",
+                                   key=f"insp_ev_{mode}", on_click=_open_evidence, args=(fam, int(r["index"])),
+                                   help=f"Opens slice {int(r['index'])} of the {fam} family, where the evidence was found.")
 
 
 def _slice_picker(rep) -> int:
@@ -668,6 +694,12 @@ if st.session_state.get("insp_report_id") != (digest, rep.settings.key()):
         st.session_state["insp_slice"] = pick_slice(rep, how)
     elif st.session_state.get("insp_slice") is not None and not 0 <= st.session_state["insp_slice"] < rep.num_slices:
         st.session_state["insp_slice"] = None
+pending = st.session_state.get("insp_evidence_slice")
+if pending and pending[0] == rep.settings.family and 0 <= pending[1] < rep.num_slices:
+    st.session_state.pop("insp_evidence_slice")  # a mode's evidence asked for this slice: select it
+    st.session_state["insp_slice"] = pending[1]
+    st.session_state["insp_pick"] = "index"
+    st.session_state["insp_index"] = pending[1]
 st.session_state["insp_full_run"] = True  # fragments read it: True while the whole page runs
 try:
     _report(rep, z, loaded["source"])
