@@ -30,7 +30,9 @@ def _worker(rank, world, port, z, out):
         out[rank] = {
             "sigreg": a.sigreg, "p": a.p_value, "rankme": a.metrics["rankme"], "n": a.config["n"],
             "eig": np.asarray(a.metrics["eigenvalues"]), "stat": a.per_slice["statistic"].to_numpy(),
-            "modes": list(a.modes),
+            "modes": list(a.modes), "verdict": a.verdict,
+            "directions": a.answers["health"]["effective_directions"],
+            "q": a.answers["health"]["relative_effective_rank"],
         }
     finally:
         dist.destroy_process_group()
@@ -55,6 +57,10 @@ def test_distributed_equals_concatenated():
         assert got["sigreg"] == pytest.approx(ref.sigreg, rel=1e-6)
         assert got["p"] == pytest.approx(ref.p_value, rel=1e-4)
         assert got["modes"] == ref.modes
+        # the health (the verdict's own numbers) is the whole batch's on every rank, not the shard's
+        assert got["directions"] == pytest.approx(ref.answers["health"]["effective_directions"], rel=1e-9)
+        assert got["q"] == pytest.approx(ref.answers["health"]["relative_effective_rank"], rel=1e-9)
+        assert got["verdict"] == ref.verdict
 
 
 def test_worst_family_is_refused_under_distributed():

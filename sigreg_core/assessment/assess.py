@@ -333,7 +333,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     modes = [f["mode"] for f in found]
     evidence = {f["mode"]: f for f in found}
     _, dead, k = rank_loss(bulk["eigenvalues"], int(bulk["n"]), dim)
-    health = measure_health(z, seed=seed)
+    health = measure_health(z, seed=seed, distributed=distributed)
     collapse = V.collapse_answer(health, dead, k, "outlier rows set aside" if robust_ev is not None else "")
     shape = _shape_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim)
     departure = [md for md in modes if md not in ("full_collapse", "dimensional_collapse")]

@@ -53,16 +53,30 @@ def _effective_rank(lam: np.ndarray) -> float:
     return float(math.exp(-np.sum(p * np.log(p))))
 
 
-def _direction_spectrum(z) -> tuple[np.ndarray, float]:
-    """Eigenvalues of the directions' density matrix (1/N) U^T U (float64) and the direction spread s."""
+def _direction_spectrum(z, distributed: bool = False) -> tuple[np.ndarray, float]:
+    """Eigenvalues of the directions' density matrix (1/N) U^T U (float64) and the direction spread s.
+
+    ``distributed``: every rank adds its rows' U^T U, sum of u and count (one all-reduce), so each
+    rank gets the numbers of the whole batch.
+    """
     t = z.detach().to("cpu", torch.float64) if isinstance(z, torch.Tensor) else torch.from_numpy(
         np.asarray(z, dtype=np.float64))
     norms = torch.linalg.vector_norm(t, dim=1, keepdim=True)
     u = t / norms.clamp_min(1e-300)
     u = u[norms[:, 0] > 0]  # an all-zero row has no direction
-    if u.shape[0] == 0:
+    n, d = int(u.shape[0]), int(t.shape[1])
+    if distributed:
+        from sigreg_core.core import distributed as _dist
+
+        g, m_sum, cnt = _dist.all_reduce_sum(u.T @ u, u.sum(0), torch.tensor([float(n)], dtype=torch.float64))
+        n = int(round(float(cnt[0])))
+        if n == 0:
+            return np.zeros(1), 0.0
+        ev = torch.linalg.eigvalsh(g / n).clamp_min(0.0).numpy()[::-1]
+        m = m_sum / n
+        return ev, math.sqrt(max(0.0, 1.0 - float(m @ m)))
+    if n == 0:
         return np.zeros(1), 0.0
-    n, d = u.shape
     g = (u.T @ u if d <= n else u @ u.T) / n  # the smaller Gram matrix: the same non-zero eigenvalues
     ev = torch.linalg.eigvalsh(g).clamp_min(0.0).numpy()[::-1]
     m = u.mean(0)
@@ -70,9 +84,9 @@ def _direction_spectrum(z) -> tuple[np.ndarray, float]:
     return ev, spread
 
 
-def effective_directions(z) -> tuple[float, float]:
+def effective_directions(z, distributed: bool = False) -> tuple[float, float]:
     """(effective directions r = exp S(ρ), direction spread s) of an (N, D) array or tensor."""
-    lam, spread = _direction_spectrum(z)
+    lam, spread = _direction_spectrum(z, distributed)
     return _effective_rank(lam), spread
 
 
@@ -93,14 +107,19 @@ def _subsample(z, seed: int):
     return z[torch.from_numpy(idx)] if isinstance(z, torch.Tensor) else np.asarray(z)[idx]
 
 
-def measure_health(z, seed: int = 0) -> dict:
+def measure_health(z, seed: int = 0, distributed: bool = False) -> dict:
     """The numbers of the health answer: effective directions r, reference r_ref, q = r / r_ref, spread s.
 
     ``z``: (N, D), rows as given (no rescale needed: everything here is per-row scale free).
     """
     zs = _subsample(z, seed)
     n, d = int(zs.shape[0]), int(zs.shape[1])
-    r, spread = effective_directions(zs)
+    if distributed:
+        from sigreg_core.core import distributed as _dist
+
+        (cnt,) = _dist.all_reduce_sum(torch.tensor([float(n)], dtype=torch.float64))
+        n = int(round(float(cnt[0])))  # the rows of every rank (each subsampled to HEALTH_MAX_ROWS)
+    r, spread = effective_directions(zs, distributed)
     ref = reference_directions(n, d)
     return {
         "effective_directions": r,
