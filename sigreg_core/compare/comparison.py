@@ -250,7 +250,10 @@ def _set_result(name, a, z, scales, sizes, idx) -> SetResult:
         k = min((s.size for s in spectra), default=0)
         ev = np.mean([s[:k] for s in spectra], axis=0) if spectra and k else np.array([])
     cols = a.per_slice_columns
-    stat = np.asarray(cols["statistic"], dtype=np.float64)
+    # SIGReg is the mean over views, and so is the per-slice statistic the paired test compares (the
+    # assessment's own per-slice table is the deciding view's)
+    stat = (np.mean([np.asarray(v.per_slice_columns["statistic"], dtype=np.float64) for v in views], axis=0)
+            if len(views) > 1 else np.asarray(cols["statistic"], dtype=np.float64))
     slice_p = (np.asarray(cols["p_value"], dtype=np.float64) if "p_value" in cols
                else np.full(stat.shape, np.nan))
     return SetResult(
