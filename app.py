@@ -61,8 +61,13 @@ PAGES = [
     st.Page("pages/method.py", title="Method", icon=":material/menu_book:"),
 ]
 page = st.navigation(PAGES)
-# each tab says which page it shows ("Inspect · latent-health"), not only the app's name
-st.set_page_config(page_title=f"{page.title} · latent-health")
+# each tab says which page it shows ("Inspect · latent-health"), not only the app's name; a page object
+# outside a running server (bare mode: a multiprocessing child that re-runs the main script) has no title
+try:
+    _title = page.title
+except AttributeError:
+    _title = None
+st.set_page_config(page_title=f"{_title} · latent-health" if _title else "latent-health")
 
 
 def _sidebar() -> Settings:
