@@ -360,15 +360,6 @@ def _scalar_columns(series: dict) -> list:
     return cols
 
 
-def _scalar_columns(series: dict) -> list:
-    cols = []
-    for df in series.values():
-        for c in df.attrs.get("scalar_columns", []):
-            if c not in cols and pd.to_numeric(df[c], errors="coerce").notna().any():
-                cols.append(c)
-    return cols
-
-
 def _live_body(runs: dict, colours: dict, settings: Settings, view: dict) -> None:
     if SS.get("mon_live") and {i.path for i in _discover(tuple(SS.get("mon_extra_runs", [])))} - set(
             SS.get("mon_known") or []):

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from sigreg_core.util.cache import cache_root
+from sigreg_core.util.cache import atomic_write, cache_root
 from sigreg_core.core import nulllaw as nl
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment.metrics import MomentSums
@@ -258,18 +257,9 @@ def _save_cached(path: Optional[Path], out: "MonteCarloNull") -> Optional[str]:
         arrays = {"sigreg": np.asarray(out.sigreg, np.float64), "verdict_log_p": np.asarray(out.verdict_log_p, np.float64),
                   "per_slice": np.asarray(out.per_slice, np.float32), "screen_log_p": np.asarray(out.screen_log_p, np.float64)}
         as_bytes = lambda text: np.frombuffer(text.encode(), dtype=np.uint8)  # noqa: E731
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays, config=as_bytes(json.dumps(out.config, sort_keys=True)),
-                         code=as_bytes(code_fingerprint()), digest=as_bytes(_digest(secret, out.config, arrays)))
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, lambda fh: np.savez(
+            fh, **arrays, config=as_bytes(json.dumps(out.config, sort_keys=True)),
+            code=as_bytes(code_fingerprint()), digest=as_bytes(_digest(secret, out.config, arrays))), suffix=".npz")
         return str(path)
     except OSError:
         return None  # read-only cache location: keep the result in memory only

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from sigreg_core.core.ecf import BLOCK_ROWS, TILE
+from sigreg_core.util.cache import atomic_write
 
 __all__ = ["ecf_sums_generic", "ecf_weighted_generic", "moment_sums_kernel", "specialised_kernel",
            "specialised_weighted_kernel", "kernel_cache_dir", "generated_name", "match_torch_threads"]
@@ -398,8 +399,6 @@ def _stamp_file(folder, name: str, src: str):
     Its bytes are compared with the source generated here; anything else found under that
     name (a planted or truncated file) is replaced atomically, never executed.
     """
-    import tempfile
-
     path = folder / f"{name}.py"
     want = src.encode()
     try:
@@ -408,17 +407,7 @@ def _stamp_file(folder, name: str, src: str):
     except OSError:
         same = False
     if not same:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(want)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, lambda f: f.write(want))
     return path
 
 
