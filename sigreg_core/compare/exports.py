@@ -238,11 +238,16 @@ def comparison_text(cmp: Comparison) -> str:
     rows = []
     for i, n in enumerate(cmp.order()):
         s = cmp.sets[n]
-        rows.append([i + 1, n + (" (ref)" if n == cmp.reference else ""), s.n, s.verdict, s.distance, s.sigreg,
-                     s.sigreg_over_null, s.p_value, ", ".join(s.modes) or "none", s.metrics.get("rankme")])
-    lines.append("Sets, best first (the headline: verdict, then distance; sigreg_core.assessment.verdict.rank_key):")
-    lines += _text_table(["rank", "set", "rows", "verdict", "distance", "SIGReg", "x null", "p-value", "modes",
-                          "RankMe"], rows, {0, 2, 4, 5, 6, 7, 9})
+        health = (s.answers or {}).get("health") or {}
+        dirs = health.get("effective_directions")
+        rows.append([i + 1, n + (" (ref)" if n == cmp.reference else ""), s.n, s.verdict,
+                     f"{dirs:.3g} ({100 * health.get('relative_effective_rank', float('nan')):.3g} %)"
+                     if isinstance(dirs, (int, float)) else "-", s.distance, s.sigreg,
+                     s.sigreg_over_null, _p(s.p_value), ", ".join(s.modes) or "none", s.metrics.get("rankme")])
+    lines.append("Sets, best first (the headline: the verdict, then the share of N(0, I)'s directions in use, then the "
+                 "distance from N(0, I); sigreg_core.assessment.verdict.rank_key):")
+    lines += _text_table(["rank", "set", "rows", "verdict", "directions", "distance", "SIGReg", "x null", "p-value",
+                          "modes", "RankMe"], rows, {0, 2, 5, 6, 7, 8, 10})
     from sigreg_core.compare.ranking import ranking_frame
 
     rk = ranking_frame(cmp)
