@@ -21,8 +21,15 @@ NEVER_IN_A_STEP = ("pandas", "plotly", "pyarrow", "streamlit", "safetensors", "m
 
 #: modules over MAX_LINES, each with why; they may not grow past the number given
 MAX_LINES = 500
-#: modules allowed past MAX_LINES, each with its cap and the reason (none at present)
-OVERSIZE: dict[str, tuple[int, str]] = {}
+#: modules allowed past MAX_LINES, each with its cap and the reason; each is to be split (issue 20's round
+#: grew them: the next one splits them back under 500)
+OVERSIZE: dict[str, tuple[int, str]] = {
+    "sigreg_core/core/statistic.py": (530, "DDP: empty ranks join the collectives, global_weight (issue 24)"),
+    "sigreg_core/present/figures.py": (535, "log axes with full tick labels, Marchenko-Pastur reference (issue 23)"),
+    "sigreg_core/runs/writer.py": (550, "the one-writer lock and rank= (issue 24), config= (issue 21)"),
+    "sigreg_core/present/monitor_figures.py": (575, "grouped mean +- sd figure, full log ticks (issue 21)"),
+    "sigreg_core/runs/reader.py": (645, "run folders read as untrusted input (issue 24)"),
+}
 
 
 def _run(code: str, env_extra: dict | None = None) -> str:

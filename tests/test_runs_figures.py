@@ -63,10 +63,10 @@ def test_alert_table_and_events_one_row_per_run_worst_first():
 
 def test_new_severity_levels_are_ranked_and_coloured(monkeypatch):
     """A level the assessment adds later (issue 11) is ranked from VERDICTS, not from a copy of it."""
-    from sigreg_core.assessment import assess as A
     from sigreg_core.assessment import severity as S
+    from sigreg_core.assessment import verdict as Vd
 
-    monkeypatch.setattr(A, "VERDICTS", ("healthy", "off-target", "far off-target", "collapsed"))
+    monkeypatch.setattr(Vd, "VERDICTS", ("healthy", "off-target", "far off-target", "collapsed"))
     assert [S.severity(v) for v in ("healthy", "off-target", "far off-target", "collapsed")] == [0, 1, 2, 3]
     assert S.severity(None) == -1 and S.severity("not scored") == -1
     assert 0 < S.severity("suspicious") < 3  # an old run's level: an alert below the worst

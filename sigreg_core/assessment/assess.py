@@ -42,9 +42,9 @@ from sigreg_core.core.device import resolve_device
 from sigreg_core.assessment.budget import check_assessment, fit_null_draws
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment import verdict as V
-from sigreg_core.assessment.diagnosis import MODES, diagnose, rank_loss
-from sigreg_core.assessment.distance import shape_distance
-from sigreg_core.assessment.families import make_directions
+from sigreg_core.assessment.diagnosis import diagnose, rank_loss
+from sigreg_core.assessment.conventions import find_conventions, over as _over
+from sigreg_core.assessment.distance import measure_distance
 from sigreg_core.assessment.health import measure_health
 from sigreg_core.assessment.families import FAMILIES
 from sigreg_core.assessment.metrics import metrics_from_sums
@@ -52,8 +52,8 @@ from sigreg_core.assessment.lidar import views_metrics
 from sigreg_core.assessment.montecarlo import (DEFAULT_NULL_DRAWS, MC_MAX_ROWS, MonteCarloNull,  # noqa: F401
                                                family_pvalues, monte_carlo_null, null_band)
 from sigreg_core.assessment.rows import FLOAT32_SAFE, row_pass
-from sigreg_core.assessment.screens import MAX_AXES, centred_statistic, evaluate, screen_preset
-from sigreg_core.assessment.slices import SliceStats, score_slices
+from sigreg_core.assessment.screens import MAX_AXES, evaluate, screen_preset
+from sigreg_core.assessment.slices import SliceStats
 from sigreg_core.util.errors import InputError
 from sigreg_core.util.jsonsafe import to_jsonable
 
@@ -172,25 +172,6 @@ def _spread_of(sums) -> float:
     return math.sqrt(tr / msq) if msq > 0 else 0.0
 
 
-def _over(sig: float, null_mean: float) -> float:
-    return sig / null_mean if null_mean and np.isfinite(null_mean) else float("nan")
-
-
-def _shape_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim) -> dict:
-    """The convention-free distance (:mod:`sigreg_core.assessment.distance`) on the random screen's slices."""
-    sp = screen_preset(preset)
-    rms = float(bulk.get("rms_std", 0.0))
-    if not (rms > 0 and math.isfinite(rms)):
-        return {"relative_distance": float("nan"), "relative_distance_raw": float("nan"), "clipped": False,
-                "rank1_reference": float("nan"), "per_row_distance": float("nan"),
-                "note": "no spread to standardise (every row equal)"}
-    c = float(scale)
-    a = make_directions(z, "random", num_slices, seed)[0].double() * (c / rms)
-    st = score_slices(z, a, sp, device=dev, distributed=distributed)
-    law = nl.slice_law(sp, standardized=False)
-    return shape_distance(nl.to_scaled(centred_statistic(st, sp), sp, n), law.mean, n, dim, sp)
-
-
 def _screen_effects(ev, n: int) -> dict:
     """rho of each screen (:func:`sigreg_core.assessment.verdict.relative_distance`)."""
     out = {}
@@ -201,48 +182,6 @@ def _screen_effects(ev, n: int) -> dict:
         mean_scaled = float(np.mean(nl.to_scaled(g["statistic"], sp, n)))
         ref = V.collapse_reference(sp.nodes, sp.weights)
         out[name] = V.relative_distance(mean_scaled, law.mean, n, ref)
-    return out
-
-
-def _conventions(z, facts, scale, metrics, modes, ev, preset, n, null_mean, device) -> list:
-    """The third answer: equal-norm rows, an uncentred mean, a global scale, each with the score after."""
-    out = []
-    stats = ev.family_stats
-    sig = float(stats.sigreg)
-    if facts.equal_norms and scale != 1.0:
-        raw = score_slices(z, ev.directions.double() / scale, preset, device=device)
-        unit = abs(facts.norm_mean - 1.0) < 1e-3
-        out.append({
-            "name": "l2_normalised_rows" if unit else "equal_norm_rows",
-            "evidence": f"every row has norm {facts.norm_mean:.4g} (coefficient of variation {facts.norm_cv:.2g})",
-            "rescale": "x sqrt(D)" if unit else f"x sqrt(D) / {facts.norm_mean:.4g}",
-            "factor": float(scale), "applied": True,
-            "sigreg_as_given": float(raw.sigreg), "sigreg_over_null_as_given": _over(float(raw.sigreg), null_mean),
-            "sigreg_after": sig, "sigreg_over_null_after": _over(sig, null_mean),
-            "note": "scored after the rescale: normalising the rows does not change the verdict",
-        })
-    shifted = "shift" in modes
-    if shifted and preset.form == "ecf":
-        after = float(np.mean(centred_statistic(stats, preset)))
-        out.append({
-            "name": "uncentred_mean",
-            "evidence": f"|mean vector| = {metrics['mean_norm']:.3g} against an RMS std of {metrics['rms_std']:.3g}",
-            "rescale": "centring (subtract the mean vector)", "applied": False,
-            "sigreg_after": after, "sigreg_over_null_after": _over(after, null_mean),
-            "note": "named, not a collapse; the verdict grades the data as given",
-        })
-    rms = float(metrics["rms_std"])  # of the bulk (without outlier rows) when there are outliers
-    lo, hi = 0.75, 1.33
-    if rms > 0 and not lo <= rms <= hi and "scale" in modes:
-        st = score_slices(z, ev.directions.double() / rms, preset, device=device)
-        after = float(np.mean(centred_statistic(st, preset))) if preset.form == "ecf" else float(st.sigreg)
-        out.append({
-            "name": "global_scale",
-            "evidence": f"RMS per-dimension std = {rms:.3g} (target 1)",
-            "rescale": f"global standardisation (centre, divide by {rms:.3g})", "applied": False,
-            "sigreg_after": after, "sigreg_over_null_after": _over(after, null_mean),
-            "note": "named, not a collapse; the verdict grades the data as given",
-        })
     return out
 
 
@@ -335,7 +274,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
     _, dead, k = rank_loss(bulk["eigenvalues"], int(bulk["n"]), dim)
     health = measure_health(z, seed=seed, distributed=distributed)
     collapse = V.collapse_answer(health, dead, k, "outlier rows set aside" if robust_ev is not None else "")
-    shape = _shape_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim)
+    shape = measure_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim)
     departure = [md for md in modes if md not in ("full_collapse", "dimensional_collapse")]
     if too_few:
         verdict, collapse["answer"], collapse["collapsing"] = V.TOO_FEW, "too few rows to judge", False
@@ -346,7 +285,7 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
                                   bool(departure), largest)
         level = V.health_level(health["relative_effective_rank"])
         dlevel = V.distance_level(shape["relative_distance"])
-    conventions = [] if too_few else _conventions(z, facts, scale, bulk, modes, ev, preset, n, null_mean, dev)
+    conventions = [] if too_few else find_conventions(z, facts, scale, bulk, modes, ev, preset, null_mean, dev)
     answers = {
         "verdict": verdict,
         "health": dict(health, level=level, edges=list(V.HEALTH_EDGES),

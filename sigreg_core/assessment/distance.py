@@ -27,10 +27,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import math
+
 import numpy as np
 from scipy import special
 
-__all__ = ["rank1_reference", "shape_distance"]
+from sigreg_core.core import nulllaw as nl
+from sigreg_core.assessment.families import make_directions
+from sigreg_core.assessment.screens import centred_statistic, screen_preset
+from sigreg_core.assessment.slices import score_slices
+
+__all__ = ["rank1_reference", "shape_distance", "measure_distance"]
 
 
 @lru_cache(maxsize=256)
@@ -65,3 +72,19 @@ def shape_distance(centred_stats: np.ndarray, null_mean_scaled: float, n: int, d
         "rank1_reference": ref,
         "per_row_distance": float(max(d, 0.0)),
     }
+
+
+def measure_distance(z, scale, bulk, num_slices, seed, preset, dev, distributed, n, dim) -> dict:
+    """The convention-free distance of rows ``z`` on the random screen's slices (the rows as scored are
+    ``scale * z``; ``bulk``: their metrics, whose RMS std standardises them)."""
+    sp = screen_preset(preset)
+    rms = float(bulk.get("rms_std", 0.0))
+    if not (rms > 0 and math.isfinite(rms)):
+        return {"relative_distance": float("nan"), "relative_distance_raw": float("nan"), "clipped": False,
+                "rank1_reference": float("nan"), "per_row_distance": float("nan"),
+                "note": "no spread to standardise (every row equal)"}
+    c = float(scale)
+    a = make_directions(z, "random", num_slices, seed)[0].double() * (c / rms)
+    st = score_slices(z, a, sp, device=dev, distributed=distributed)
+    law = nl.slice_law(sp, standardized=False)
+    return shape_distance(nl.to_scaled(centred_statistic(st, sp), sp, n), law.mean, n, dim, sp)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from sigreg_core.util.errors import InputError
-
 __all__ = ["resolve_device", "device_report", "cuda_available", "openmp_spin_note"]
 
 
@@ -17,6 +15,8 @@ def cuda_available() -> bool:
 
 def resolve_device(device: "str | torch.device | None" = "auto") -> torch.device:
     """``"auto"``/``None`` → CUDA if available else CPU; ``"cpu"``; ``"cuda"`` (refused clearly if absent)."""
+    from sigreg_core.util.errors import InputError  # lazily: the statistic core imports nothing above it
+
     if isinstance(device, torch.device):
         dev = device
     else:

@@ -25,7 +25,6 @@ import numpy as np
 from numba import njit, prange
 
 from sigreg_core.core.ecf import BLOCK_ROWS, TILE
-from sigreg_core.util.cache import atomic_write
 
 __all__ = ["ecf_sums_generic", "ecf_weighted_generic", "moment_sums_kernel", "specialised_kernel",
            "specialised_weighted_kernel", "kernel_cache_dir", "generated_name", "match_torch_threads"]
@@ -407,6 +406,8 @@ def _stamp_file(folder, name: str, src: str):
     except OSError:
         same = False
     if not same:
+        from sigreg_core.util.cache import atomic_write  # lazily: the statistic core imports nothing above it
+
         atomic_write(path, lambda f: f.write(want))
     return path
 

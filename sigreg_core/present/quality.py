@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["QUALITY_LABELS", "QUALITY_NOTES", "quality_fields", "quality_lines", "quality_table", "compare_quality_lines",
            "compare_quality_frame"]
@@ -79,7 +82,7 @@ def quality_lines(rows: list) -> list:
     return lines
 
 
-def quality_table(metrics: dict, n: int, d: int, views: int = 1, probes: Optional[dict] = None) -> pd.DataFrame:
+def quality_table(metrics: dict, n: int, d: int, views: int = 1, probes: Optional[dict] = None) -> "pd.DataFrame":
     """The quality measures of one set beside the N(0, I) reference of the same shape: measure, this set,
     N(0, I) reference, reads (with the interval of an accuracy in the ``this set`` column's note)."""
     from sigreg_core.assessment.alpha_req import alpha_req_reference
@@ -97,6 +100,8 @@ def quality_table(metrics: dict, n: int, d: int, views: int = 1, probes: Optiona
             lo, hi = probes.get(f"{key}_interval") or [float("nan")] * 2
             rows.append((key, _num(probes[key]), float("nan"),
                          f"{QUALITY_NOTES[key]} [{_num(lo):.3f}, {_num(hi):.3f}]"))
+    import pandas as pd  # lazily: `sigreg score` prints its quality lines without pandas
+
     return pd.DataFrame([{"metric": QUALITY_LABELS[k], "this set": v, "N(0, I) reference": r, "reads": note}
                          for k, v, r, note in rows], columns=["metric", "this set", "N(0, I) reference", "reads"])
 
@@ -130,7 +135,7 @@ def compare_quality_lines(quality: dict, metrics: Optional[dict] = None) -> list
     return lines
 
 
-def compare_quality_frame(cmp, probes: Optional[dict] = None) -> pd.DataFrame:
+def compare_quality_frame(cmp, probes: Optional[dict] = None) -> "pd.DataFrame":
     """One row per set of a :class:`~sigreg_core.compare.model.Comparison`: RankMe, α-ReQ (with its fit
     range), LiDAR (views) and, with ``probes`` ({set: :func:`~sigreg_core.assessment.probes.label_quality`}),
     the probe accuracies — sorted best first by probe accuracy when given, else by RankMe (the best
@@ -148,6 +153,8 @@ def compare_quality_frame(cmp, probes: Optional[dict] = None) -> pd.DataFrame:
                 lo, hi = q.get(f"{key}_interval") or [float("nan")] * 2
                 row[col], row[f"{col} low"], row[f"{col} high"] = _num(q[key]), _num(lo), _num(hi)
         rows.append(row)
+    import pandas as pd
+
     df = pd.DataFrame(rows)
     by = next((c for c in ("linear-probe accuracy", "k-NN accuracy") if c in df and df[c].notna().all()), "RankMe")
     return df.sort_values(by, ascending=False, kind="stable").reset_index(drop=True)
