@@ -501,6 +501,15 @@ class RunReader:
         p = self.snapshot_path(step)
         if p is None:
             raise KeyError(f"{self.name}: no snapshot for step {step} (not logged, or dropped by retention)")
+        limit = _snapshot_max_bytes()
+        try:
+            size = p.stat().st_size
+        except OSError:
+            size = 0
+        if size > limit:  # a snapshot is written small by RunWriter: one this size is refused, not sampled
+            raise RunReadError(f"{self.name} step {step}: the snapshot is {size / 2**30:.3g} GiB on disk, over the "
+                               f"limit of {limit / 2**30:.3g} GiB (LATENT_HEALTH_MAX_BYTES / LATENT_HEALTH_MAX_MEMORY); "
+                               f"refused")
         try:
             if self.kind == "run":
                 arr = load_embeddings(p, key=SNAPSHOT_KEY, max_bytes=_snapshot_max_bytes()).array
