@@ -400,8 +400,9 @@ def test_cli_file_name_with_escape_and_newline_stays_one_visible_line(tmp_path):
     rc, out, err, _s, _p = _cli(["score", good, "--null-draws", "0", "--slices", "16"])
     assert rc == 0, err.decode()[-2000:]
     assert "\x1b" not in out
-    rows = [ln for ln in out.splitlines() if "red.npy" in ln]
+    rows = [ln for ln in out.splitlines() if "red.npy" in ln and not ln.startswith("quality:")]  # the table's row
     assert len(rows) == 1 and "ok\\x1b[31m\\nred.npy" in rows[0], out
+    assert all("ok\\x1b[31m\\nred.npy" in ln for ln in out.splitlines() if "red.npy" in ln)  # escaped everywhere
 
 
 # ----------------------------------------------------------------------------- runs stay inside the roots
