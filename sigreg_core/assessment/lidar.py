@@ -40,13 +40,11 @@ _REF_LOCK = threading.Lock()
 
 
 def effective_rank(eigenvalues, eps: float = LIDAR_EPS) -> float:
-    """exp(entropy of lambda / ||lambda||_1 + eps) over non-negative eigenvalues."""
-    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
-    total = lam.sum()
-    if not total > 0:
-        return 1.0 if lam.size else float("nan")
-    p = lam / total + eps
-    return float(math.exp(-np.sum(p * np.log(p))))
+    """exp(entropy of lambda / ||lambda||_1 + eps) over non-negative eigenvalues: RankMe's formula
+    (:func:`sigreg_core.assessment.metrics.rankme`) applied to the LDA eigenvalues with LiDAR's eps."""
+    from sigreg_core.assessment.metrics import rankme
+
+    return rankme(eigenvalues, eps=eps)
 
 
 def lidar_from_scatter(sigma_b: np.ndarray, sigma_w: np.ndarray, *, delta: float = LIDAR_DELTA,
