@@ -23,7 +23,6 @@ N (V - 1) Sigma_w ~ Wishart(N (V - 1), I), independent (Bartlett factors), in O(
 """
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 
