@@ -31,6 +31,7 @@ def _load():
 
 
 re_ = _load()
+from encoder_sets import ppocr, vision  # noqa: E402  (scripts/ is on sys.path once real_encoders is loaded)
 
 
 # ------------------------------------------------------------------ the 4-bit quantiser
@@ -188,9 +189,9 @@ def test_effnet_loads_the_packaged_weights_strictly():
         pytest.skip(fam.available())
     trained, untrained = re_.effnet_models(0)
     x = np.ascontiguousarray(np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32))
-    head, stem = re_._effnet_forward(trained, x)
+    head, stem = vision._effnet_forward(trained, x)
     assert head.shape == (2, 1280) and stem.shape == (2, 32)
-    assert not np.allclose(head, re_._effnet_forward(untrained, x)[0], atol=1e-3)
+    assert not np.allclose(head, vision._effnet_forward(untrained, x)[0], atol=1e-3)
     q = re_.quantise_torch(trained)
     w = q._conv_head.weight.detach().numpy().reshape(1280, -1)
     assert max(len(np.unique(g)) for s in range(0, w.shape[1], 32) for g in w[:, s : s + 32]) <= 16
@@ -217,7 +218,7 @@ def test_onnx_variants_quantise_and_reinitialise_every_weight():
     fam = next(f for f in re_.FAMILIES if f.name == "ppocr-cls")
     if fam.available():
         pytest.skip(fam.available())
-    net = re_.OnnxNet(re_._rapidocr_model("ch_ppocr_mobile_v2.0_cls_infer.onnx"), [re_.CLS_HEAD])
+    net = re_.OnnxNet(ppocr._rapidocr_model("ch_ppocr_mobile_v2.0_cls_infer.onnx"), [ppocr.CLS_HEAD])
     trained = net.weights(net.model)
     q = net.weights(net.variant(quantised=True))
     u = net.weights(net.variant(untrained=True))
@@ -254,15 +255,15 @@ def test_onnx_untrained_twin_keeps_no_trained_parameter(graph, head):
     fam = next(f for f in re_.FAMILIES if f.name == "ppocr-cls")
     if fam.available():
         pytest.skip(fam.available())
-    net = re_.OnnxNet(re_._rapidocr_model(graph), [getattr(re_, head)])
+    net = re_.OnnxNet(ppocr._rapidocr_model(graph), [getattr(ppocr, head)])
     a, b = net._tensors(net.model), net._tensors(net.variant(untrained=True))
-    named = [k for k in a if re_.PARAM.search(k) or k.endswith(("_weights", "_scale", "_offset", "_mean", "_variance"))]
+    named = [k for k in a if ppocr.PARAM.search(k) or k.endswith(("_weights", "_scale", "_offset", "_mean", "_variance"))]
     assert len(named) > 200
     kept = [k for k in named if np.array_equal(a[k][0](), b[k][0]())]
     assert all(np.all(np.isin(a[k][0](), (0.0, 1.0))) for k in kept), kept[:5]
     # the learnable affine scalars of PPLCNetV3 (det) start at scale 1, shift 0
     for k in named:
-        if re_.PARAM.search(k) and a[k][0]().size == 1 and ("mobile_one_block" in k or "whswish" in k):
+        if ppocr.PARAM.search(k) and a[k][0]().size == 1 and ("mobile_one_block" in k or "whswish" in k):
             assert b[k][0]().item() in (0.0, 1.0)
 
 
