@@ -70,9 +70,22 @@ except AttributeError:
 st.set_page_config(page_title=f"{_title} · latent-health" if _title else "latent-health")
 
 
-def _sidebar() -> Settings:
+#: what the sidebar's settings apply to on each page (issue 23: on the Monitor a logged step keeps the
+#: settings it was written with, so the sidebar must not look as if it re-scored them)
+SCOPE = {
+    "Inspect": None,
+    "Compare": None,
+    "Monitor": "Runs written by RunWriter keep the settings they were logged with (their own preset, slices "
+               "and seed); these settings apply here only to folders of snapshot files, which the page scores.",
+    "Method": "These settings apply to the Inspect and Compare pages.",
+}
+
+
+def _sidebar(title: str | None = None) -> Settings:
     sb = st.sidebar
     sb.markdown("### Settings")
+    if SCOPE.get(title):
+        sb.info(SCOPE[title], icon=":material/info:")
     names = list(PRESETS)
     preset = sb.selectbox(
         "Preset", names, index=names.index(DEFAULT_PRESET), key="lh_preset",
@@ -129,7 +142,7 @@ def _sidebar() -> Settings:
                     null_draws=None if null_draws == "auto" else int(null_draws))
 
 
-st.session_state["lh_settings"] = _sidebar()
+st.session_state["lh_settings"] = _sidebar(_title)
 st.session_state["_lh_shell"] = True  # pages check it: they run inside this shell
 try:
     page.run()

@@ -49,3 +49,19 @@ def test_sidebar_settings_are_shared_through_session_state():
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "Detected:" in captions and ("CPU" in captions or "CUDA" in captions)
     assert PRESETS["gist"].description in captions
+
+
+@pytest.mark.parametrize("path, says", [
+    ("pages/monitor.py", "keep the settings they were logged with"),
+    ("pages/method.py", "apply to the Inspect and Compare pages"),
+    ("pages/inspect.py", None),
+])
+def test_sidebar_says_what_its_settings_apply_to_on_each_page(path, says):
+    """On the Monitor a RunWriter step keeps its own logged settings: the sidebar says so instead of
+    looking as if it re-scored them (issue 23); on Inspect it needs no such note."""
+    at = _page(path)
+    notes = " ".join(i.value for i in at.sidebar.info)
+    if says is None:
+        assert notes == ""
+    else:
+        assert says in notes
