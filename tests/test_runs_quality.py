@@ -3,7 +3,6 @@ cap, the Lightning callback with a real Trainer, and the Monitor page drawing th
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
