@@ -17,9 +17,9 @@ them as curves like any logged scalar.
 Bounded cost: every measure here runs on at most ``max_rows`` samples (default
 :data:`QUALITY_ROWS` = 4096, a subsample seeded by the step, the same rows for the labels),
 so a step costs a fixed amount whatever the batch: the D x D scatters of LiDAR (V N D^2 flops),
-the k-NN similarities (0.2 N x 0.8 N x D) and the probe (<= 100 L-BFGS iterations of
-~4 (0.8 N) D C flops each).  Measured on a 2-core CPU (benchmarks/bench_probes.py,
-docs/quality.md): 4096 x 512 with 10 classes about 0.3 s, with 1000 classes a few seconds.
+the k-NN similarities (0.2 N x 0.8 N x D) and the probe (<= 100 L-BFGS iterations (125 evaluations) of
+~4 (0.8 N) D C flops each).  Measured on a loaded 2-core CPU (docs/quality.md): 4096 x 512 with
+10 classes 2.8 s, with 1000 classes 11.7 s; with many classes log less often or lower the cap.
 """
 from __future__ import annotations
 
