@@ -100,7 +100,7 @@ def test_a_scalar_of_the_same_name_given_by_the_caller_wins(tmp_path):
 
 
 def test_real_lightning_trainer_passes_the_batch_labels(tmp_path):
-    pl = pytest.importorskip("lightning.pytorch")
+    import lightning.pytorch as pl  # a dev requirement: never skipped (as in test_integrations_lightning.py)
     from torch import nn
 
     from sigreg_core.integrations.lightning import LatentHealthCallback
