@@ -28,7 +28,10 @@ import pandas as pd
 
 from sigreg_core.present import compare_figures as CF
 from sigreg_core.inputs.checkpoints import CheckpointError, embed_checkpoint
-from sigreg_core.compare.ranking import interval_text, pairwise_matrix
+from sigreg_core.compare.ranking import BEST_PREDICTOR, RANK_MEASURES, available_measures, interval_text, pairwise_matrix
+from sigreg_core.assessment.probes import INTERACTIVE_ROWS, label_quality
+from sigreg_core.inputs.labels import align_to_rows, load_labels
+from sigreg_core.present.quality import compare_quality_frame
 from sigreg_core.compare.comparison import (
     COMPARABLE_FAMILIES,
     DELTA_METRICS,
@@ -55,6 +58,7 @@ from sigreg_core.inputs.samples import list_samples
 MAX_UPLOAD_MB = max_upload_mb()  # LATENT_HEALTH_MAX_UPLOAD; decoding an upload gets the same byte limit
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
 DEFAULT_SAMPLES = ["healthy", "heavy-tailed"]
+LABEL_TYPES = ["npy", "npz", "pt", "safetensors", "csv", "tsv", "parquet"]
 MAX_CACHED = 4
 
 
@@ -90,7 +94,11 @@ def _read(ident: tuple, thunk, label: str):
                    f"same slices, SIGReg averaged over the views, rows resampled jointly.")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     digest = hashlib.sha256(arr.tobytes()).hexdigest()[:16]
-    cache[ident] = {"array": arr, "digest": digest, "notices": notices}
+    shape = tuple(getattr(value, "original_shape", ()) or ())
+    cache[ident] = {"array": arr, "digest": digest, "notices": notices,
+                    # labels of the file's rows are aligned with the rows the loader kept (issue 22)
+                    "original_rows": int(shape[-2]) if len(shape) >= 2 else int(arr.shape[-2]),
+                    "row_indices": getattr(value, "row_indices", None)}
     return cache[ident]
 
 
@@ -326,6 +334,88 @@ def _ranking(cmp) -> None:
                        mime="text/csv", key="cmp_dl_ranking", icon=":material/table:", on_click="ignore")
 
 
+def _label_files(entries: list) -> dict:
+    """The labels widgets: {set name: uploaded labels file} (one file for every set of equal N, or one per set)."""
+    with st.expander("Labels (optional): k-NN and linear-probe accuracy of each set", icon=":material/label:",
+                     expanded=bool(st.session_state.get("cmp_labels"))):
+        files = st.file_uploader(f"Labels files ({', '.join('.' + t for t in LABEL_TYPES)})", type=LABEL_TYPES,
+                                 accept_multiple_files=True, max_upload_size=MAX_UPLOAD_MB, key="cmp_labels",
+                                 help="One class per row, in the rows' order. One file is used for every set "
+                                      "(sets of the same N, e.g. checkpoints embedding one probe batch); "
+                                      "several are matched to the sets below.")
+        if not files:
+            st.caption("Without labels the sets are ranked by label-free measures only.")
+            return {}
+        by_id = {f.file_id: f for f in files}
+        opts = ["none"] + list(by_id)
+        out = {}
+        for i, (name, _got, _src) in enumerate(entries):
+            guess = files[0].file_id if len(files) == 1 else files[i].file_id if len(files) == len(entries) else "none"
+            pick = st.selectbox(f"Labels of {md(name)}", opts, index=opts.index(guess),
+                                format_func=lambda o: "none" if o == "none" else by_id[o].name,
+                                key=f"cmp_labels_for_{hashlib.sha1(str(name).encode()).hexdigest()[:12]}")
+            if pick != "none":
+                out[name] = by_id[pick]
+        return out
+
+
+def _probes(entries: list, files: dict) -> dict:
+    """{set: label_quality} for the sets with labels (cached per set and labels file); a refusal is one
+    ``st.error`` line naming the set, and that set goes on without probes."""
+    memo = st.session_state.setdefault("cmp_probe_memo", {})
+    out = {}
+    for name, got, _src in entries:
+        f = files.get(name)
+        if f is None:
+            continue
+        mk = (got["digest"], f.file_id)
+        if mk not in memo:
+            bar = None
+            try:
+                y = align_to_rows(load_labels(f.getvalue(), name=f.name, max_bytes=max_upload_bytes()),
+                                  got["original_rows"], got["row_indices"])
+                bar = st.progress(0.0, text=f"Probes of {md(name)} ...")
+                memo[mk] = label_quality(got["array"], y, max_rows=INTERACTIVE_ROWS, seed=0, progress=lambda fr, m:
+                                         bar.progress(min(1.0, float(fr)), text=f"Probes of {md(name)}: {m} ..."))
+            except (EmbeddingLoadError, ValueError) as exc:  # bad labels (InputError is a ValueError): one line
+                st.error(f"{md(name)}: {md(' '.join(str(exc).split()), None)}")
+                continue
+            finally:
+                if bar is not None:
+                    bar.empty()
+            while len(memo) > 32:
+                memo.pop(next(iter(memo)))
+        out[name] = memo[mk]
+    return out
+
+
+def _use_best_predictor() -> None:
+    st.session_state["cmp_rank_by"] = BEST_PREDICTOR
+
+
+def _quality(cmp, probes: dict) -> None:
+    """Quality measures of every set as rankable columns; the ordering comes from compare.ranking.rank_by."""
+    st.subheader("Quality measures")
+    measures = available_measures(cmp, probes)
+    if st.session_state.get("cmp_rank_by") not in measures:
+        st.session_state["cmp_rank_by"] = "verdict"
+    c1, c2 = st.columns([2, 1.6], vertical_alignment="bottom")
+    by = c1.selectbox("Rank by", measures, key="cmp_rank_by", format_func=lambda k: RANK_MEASURES[k][0],
+                      help="The verdict (the headline), any measure column, or probe accuracy when labels are given.")
+    c2.button(f"Rank by the best predictor ({RANK_MEASURES[BEST_PREDICTOR][0]})", on_click=_use_best_predictor,
+              key="cmp_rank_best", icon=":material/trending_up:", disabled=by == BEST_PREDICTOR)
+    frame = compare_quality_frame(cmp, probes, by=by)
+    st.dataframe(_display(frame, {}), hide_index=True, width="stretch", key="cmp_quality_table")
+    st.caption(f"Ranked by {RANK_MEASURES[by][0]}. On our sweep of the demo world model, RankMe tracked the held-out "
+               "probe R² best of the label-free measures (Spearman ρ +0.969; the health verdict's q +0.962; "
+               "docs/quality.md): rank by it when there are no labels. α-ReQ: closest to 1 is best; LiDAR needs views. "
+               + (f"Probes: held-out k-NN (k = 20) and linear probe on at most {INTERACTIVE_ROWS:,} rows per set, "
+                  "95 % Wilson intervals." if probes else ""))
+    st.download_button("Quality CSV", csv_safe_frame(frame).to_csv(index=False).encode(),
+                       file_name=f"{_stem(cmp)}_quality_by_{by}.csv", mime="text/csv", key="cmp_dl_quality",
+                       icon=":material/table:", on_click="ignore")
+
+
 def _pairwise(cmp) -> None:
     st.subheader("Every pair")
     if not cmp.n_boot:
@@ -358,7 +448,7 @@ def _pairwise(cmp) -> None:
                + (f"; healthier: {_md(pt.healthier)}" if pt.healthier else "; no significant difference") + ".")
 
 
-def _results(cmp, sources: dict) -> None:
+def _results(cmp, sources: dict, probes: dict | None = None) -> None:
     st.info(md(cmp.row_note, None), icon=":material/straighten:")  # set names inside: data
     for c in cmp.caveats:
         st.warning(md(c, None), icon=":material/warning:")
@@ -369,6 +459,7 @@ def _results(cmp, sources: dict) -> None:
     st.caption(f"Preset `{cmp.preset.name}` · {cmp.num_slices_scored} {cmp.family} slices (seed {cmp.seed}) shared "
                f"by every set · D = {cmp.directions.shape[0]} · reference **{_md(cmp.reference)}**")
     _ranking(cmp)
+    _quality(cmp, probes or {})
     _pairwise(cmp)
 
     st.subheader(f"Against {_md(cmp.reference)}")
@@ -511,6 +602,7 @@ if settings.max_rows and any(got["array"].shape[-2] >= settings.max_rows for _, 
     st.caption(f"Sets larger than the sidebar's row limit ({settings.max_rows:,}) were read as a random subset of "
                "that many rows.")
 
+label_files = _label_files(entries)
 key = (tuple((n, got["digest"]) for n, got, _ in entries), reference, settings.key(), family, same_n, n_boot)
 results = st.session_state.setdefault("cmp_results", {})
 clicked = st.button("Compare", type="primary", key="cmp_go", icon=":material/compare_arrows:")
@@ -524,4 +616,5 @@ cmp = results.get(key)
 if cmp is None:
     st.info("Press **Compare** to score the sets on shared slices and test the differences.")
     st.stop()
-_results(cmp, {n: src for n, _got, src in entries})
+probes = _probes([e for e in entries if e[0] in cmp.sets], label_files)
+_results(cmp, {n: src for n, _got, src in entries}, probes)

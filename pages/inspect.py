@@ -44,6 +44,8 @@ from sigreg_core.inputs.loading import (
     resolve_server_path,
 )
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
+from sigreg_core.assessment.probes import INTERACTIVE_ROWS, label_quality
+from sigreg_core.inputs.labels import LABEL_COLUMNS, align_to_rows, label_keys, load_labels
 from sigreg_core.inputs.limits import max_upload_bytes, max_upload_mb
 from sigreg_core.present.exports import assessment_json, html_report, per_slice_csv
 from sigreg_core.present.report_cache import ReportCache
@@ -66,6 +68,7 @@ from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
 
 MAX_UPLOAD_MB = max_upload_mb()  # LATENT_HEALTH_MAX_UPLOAD; decoding an upload gets the same byte limit
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
+LABEL_TYPES = ["npy", "npz", "pt", "safetensors", "csv", "tsv", "parquet"]
 
 
 @st.cache_resource(show_spinner=False)
@@ -120,6 +123,7 @@ def _choose_source(settings: Settings):
         name = st.selectbox("Sample set", names, index=names.index(DEFAULT_SAMPLE), key="insp_sample")
         s = samples[name]
         st.caption(s.description)
+        st.session_state["insp_container"] = lambda: (s.path, None)  # where a labels key would be read
         return (("sample", name, max_rows),
                 lambda: load_embeddings(s.path, key=s.key, max_rows=max_rows),
                 {"kind": "sample", "name": name})
@@ -143,6 +147,7 @@ def _choose_source(settings: Settings):
         fid = st.selectbox("File", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].size:,} bytes)",
                            key="insp_upload_pick") if len(files) > 1 else files[0].file_id
         f = by_id.get(fid, files[0])
+        st.session_state["insp_container"] = lambda: (f.getvalue(), f.name)
         key = _key_picker(("upload", f.file_id), lambda: list_keys(f.getvalue(), name=f.name, max_bytes=max_upload_bytes()))
         return (("upload", f.file_id, f.name, key, drop, max_rows),
                 lambda: load_embeddings(f.getvalue(), name=f.name, max_bytes=max_upload_bytes(), key=key, max_rows=max_rows,
@@ -167,6 +172,7 @@ def _choose_source(settings: Settings):
         st.error(md(exc, None))
         return False
     mtime = resolved.stat().st_mtime_ns
+    st.session_state["insp_container"] = lambda: (resolved, None)
     key = _key_picker(("path", str(resolved), mtime), lambda: list_keys(resolved))
     desc = {"kind": "server path", "name": str(resolved), "key": key}
     label = st.session_state.get("insp_request_label")
@@ -231,6 +237,7 @@ def _load(choice) -> bool:
         "describe": emb.describe(),
         "notices": list(emb.notices),
         "original_rows": int(emb.original_shape[-2]) if len(emb.original_shape) >= 2 else emb.num_rows,
+        "row_indices": emb.row_indices,  # the rows kept: labels of the file's rows are aligned with them
     }
     st.session_state["insp_load_key"] = load_key
     st.session_state.pop("insp_failed_key", None)
@@ -534,17 +541,98 @@ def _references(n: int, d: int) -> dict:
     return healthy_references(n, d)
 
 
-def _section_companions(rep, z: np.ndarray, source: dict) -> None:
+def _label_choice(n_orig: int, exclude):
+    """The labels widgets: (identity, thunk returning the raw labels) or None (no labels chosen)."""
+    keys_memo = st.session_state.setdefault("insp_label_keys", {})
+    cont = st.session_state.get("insp_container")
+    ident = (st.session_state.get("insp_load_key"), n_orig)
+    if ident not in keys_memo and cont is not None:
+        src, name = cont()
+        keys_memo.clear()
+        keys_memo[ident] = label_keys(src, n_orig, name=name, exclude=exclude, named_columns_only=True)
+    keys = keys_memo.get(ident) or []
+    modes = ["none", "upload"] + (["key"] if keys else [])
+    if st.session_state.get("insp_labels_mode") not in modes:
+        st.session_state["insp_labels_mode"] = "none"
+    mode = st.radio("Labels", modes, horizontal=True, key="insp_labels_mode",
+                    format_func={"none": "none", "upload": "upload a labels file",
+                                 "key": "an array of this file"}.get,
+                    help="One class per row of the embeddings, in the same order (integers, whole numbers or "
+                         "text). Adds held-out k-NN and linear-probe accuracy to the companion metrics.")
+    if mode == "none":
+        return None
+    if mode == "key":
+        key = st.selectbox("Labels array", keys, key="insp_labels_key")
+        return ("key", ident, key), lambda: _labels_from(cont(), key)
+    up = st.file_uploader(f"Labels file ({', '.join('.' + t for t in LABEL_TYPES)})", type=LABEL_TYPES,
+                          max_upload_size=MAX_UPLOAD_MB, key="insp_labels_upload")
+    if up is None:
+        st.caption(f"One label per row ({n_orig:,} rows): a 1-D array, or a table column "
+                   f"(named {', '.join(LABEL_COLUMNS)}, or picked below).")
+        return None
+    cols = label_keys(up.getvalue(), n_orig, name=up.name)
+    key = None
+    if len(cols) > 1:
+        guess = next((i for i, c in enumerate(cols) if c.strip().lower() in LABEL_COLUMNS), 0)
+        key = st.selectbox("Labels column / array", cols, index=guess, key=f"insp_labels_col_{up.file_id}")
+    return (("upload", up.file_id, key),
+            lambda: load_labels(up.getvalue(), name=up.name, key=key, max_bytes=max_upload_bytes()))
+
+
+def _labels_from(container: tuple, key: str):
+    source, name = container
+    return load_labels(source, name=name, key=key, max_bytes=max_upload_bytes())
+
+
+def _probes(z: np.ndarray, digest: str) -> dict | None:
+    """k-NN and linear-probe accuracy of the labels chosen (cached per data and labels), or None.
+
+    Bad labels are one ``st.error`` line and the rest of the page goes on.  At most
+    ``INTERACTIVE_ROWS`` rows (a seeded subsample above it, said so in the table), with a progress bar."""
+    loaded = st.session_state["insp_loaded"]
+    n_orig = int(loaded["original_rows"])
+    choice = _label_choice(n_orig, loaded["source"].get("key"))
+    if choice is None:
+        st.session_state.pop("insp_probes_current", None)
+        return None
+    ident, thunk = choice
+    memo = st.session_state.setdefault("insp_probe_memo", {})
+    mk = (digest, ident)
+    if mk not in memo:
+        bar = None
+        try:
+            y = align_to_rows(thunk(), n_orig, loaded.get("row_indices"))
+            bar = st.progress(0.0, text="Probes: starting ...")
+            q = label_quality(z, y, max_rows=INTERACTIVE_ROWS, seed=0,
+                              progress=lambda f, m: bar.progress(min(1.0, float(f)), text=f"Probes: {m} ..."))
+        except (EmbeddingLoadError, ValueError) as exc:  # bad labels (InputError is a ValueError): one line
+            st.session_state.pop("insp_probes_current", None)
+            st.error(md(" ".join(str(exc).split()), None))
+            return None
+        finally:
+            if bar is not None:
+                bar.empty()
+        memo.clear()  # one result kept: labels of one set
+        memo[mk] = q
+    st.session_state["insp_probes_current"] = (digest, memo[mk])
+    return memo[mk]
+
+
+def _section_companions(rep, z: np.ndarray, source: dict, digest: str = "") -> None:
     st.subheader("Companion metrics")
+    with st.expander("Labels (optional): k-NN and linear-probe accuracy",
+                     expanded=st.session_state.get("insp_labels_mode", "none") != "none", icon=":material/label:"):
+        probes = _probes(z, digest)
     if rep.metrics:
         ref = _references(int(rep.summary["n"]), int(rep.summary["d"]))
-        table = metrics_table(rep, ref)
+        table = metrics_table(rep, ref, probes)
         for col in ("this set", "N(0, I) reference"):
-            table[col] = [f"{v:.4g}" for v in table[col]]
+            table[col] = [f"{v:.4g}" if np.isfinite(v) else "–" for v in table[col]]
         st.table(table, hide_index=True)  # static: the "reads" sentences wrap instead of being cut
         st.caption(f"Reference: what an N(0, I) set of this shape ({rep.summary['n']:,} × {rep.summary['d']}) scores, "
                    "drawn from the exact laws of these metrics (Wishart spectra); RankMe, the spectrum and the "
-                   "covariance term depend on N / D, so a fixed number would mislead.")
+                   "covariance term depend on N / D, so a fixed number would mislead."
+                   + (" Probe accuracies have no N(0, I) reference: chance is 1 / classes." if probes else ""))
     ov = overview_figures(rep)
     c1, c2 = st.columns(2)
     with c1:
@@ -560,22 +648,25 @@ def _stem(source: dict) -> str:
     return stem + (f"_view{source['view']}" if source.get("view") is not None else "")
 
 
-def _section_export(rep, z: np.ndarray, source: dict) -> None:
+def _section_export(rep, z: np.ndarray, source: dict, digest: str = "") -> None:
     st.subheader("Export")
     s = rep.summary
     stem = f"{_stem(source)}_{s['preset']}_seed{s['seed']}"  # what and which set: downloads never collide
+
+    cur = st.session_state.get("insp_probes_current")
+    probes = cur[1] if cur and cur[0] == digest else None  # the labels' probes go into the HTML and JSON
 
     def html_now() -> str:  # the slice selected when the button is pressed (the fragment may have changed it)
         j = st.session_state.get("insp_slice")
         j = int(j) if isinstance(j, int) and 0 <= j < rep.num_slices else pick_slice(rep, "worst")
         view, _ = selected_slice_figures(rep, z, j)
         return html_report(rep, view, title=f"latent-health: {stem}", source=source,
-                           reference=_references(int(rep.summary["n"]), int(rep.summary["d"])))
+                           reference=_references(int(rep.summary["n"]), int(rep.summary["d"])), probes=probes)
 
     with st.container(horizontal=True, wrap=True):
         st.download_button("Per-slice CSV", lambda: per_slice_csv(rep), file_name=f"{stem}_slices.csv",
                            mime="text/csv", key="insp_dl_csv", icon=":material/table:", on_click="ignore")
-        st.download_button("Assessment JSON", lambda: assessment_json(rep, source),
+        st.download_button("Assessment JSON", lambda: assessment_json(rep, source, probes),
                            file_name=f"{stem}_assessment.json", mime="application/json", key="insp_dl_json",
                            icon=":material/data_object:", on_click="ignore")
         st.download_button("HTML report (offline)", html_now, file_name=f"{stem}_report.html", mime="text/html",
@@ -594,14 +685,14 @@ def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
     st.session_state.pop("insp_cloud_pending", None)
 
 
-def _report(rep, z: np.ndarray, source: dict) -> None:
+def _report(rep, z: np.ndarray, source: dict, digest: str = "") -> None:
     """The report, section by section (each section one function; slices and cloud are fragments)."""
     _section_verdict(rep)
     _section_slices(rep, z, source)
     _section_cloud(rep, z, source)
     _section_all_slices(rep, z, source)
-    _section_companions(rep, z, source)
-    _section_export(rep, z, source)
+    _section_companions(rep, z, source, digest)
+    _section_export(rep, z, source, digest)
 
 
 def _cloud_section(z: np.ndarray, rep, j: int, source: dict) -> None:
@@ -702,7 +793,7 @@ if pending and pending[0] == rep.settings.family and 0 <= pending[1] < rep.num_s
     st.session_state["insp_index"] = pending[1]
 st.session_state["insp_full_run"] = True  # fragments read it: True while the whole page runs
 try:
-    _report(rep, z, loaded["source"])
+    _report(rep, z, loaded["source"], digest)
 finally:
     st.session_state["insp_full_run"] = False
 _prefetch(digest, z, settings)

@@ -416,7 +416,8 @@ def _live_body(runs: dict, colours: dict, settings: Settings, view: dict) -> Non
     scalars = _scalar_columns(series)
     if scalars:
         st.subheader("Your logged scalars")
-        default = [c for c in ("loss", "pred_loss", "sigreg_loss") if c in scalars] or scalars[:1]
+        default = [c for c in ("loss", "pred_loss", "sigreg_loss", "knn_accuracy", "linear_probe_accuracy")
+                   if c in scalars] or scalars[:1]  # the probes' curves (RunWriter.log(labels=)) shown when logged
         chosen = st.multiselect("Scalars", scalars, default=default, key="mon_scalars")
         log_y = st.toggle("Log scale", value=False, key="mon_scalar_log")
         cols = st.columns(2)

@@ -80,8 +80,8 @@ def test_two_samples_compared_with_significance_views_and_exports(computations):
     assert any(t.startswith("Same N: every set has 2,048 rows") for t in texts)
     assert len(at.get("plotly_chart")) >= 6  # scatter, sorted curves, deltas, histograms, CF, spectra
     assert {b.label for b in at.download_button} == {"Comparison CSV", "Comparison JSON", "HTML report (offline)",
-                                                     "Ranking CSV", "Pairwise CSV"}
-    assert len(at.dataframe) == 5  # summary, ranking, the chosen pair, deltas, paired test
+                                                     "Ranking CSV", "Quality CSV", "Pairwise CSV"}
+    assert len(at.dataframe) == 6  # summary, ranking, quality measures, the chosen pair, deltas, paired test
     summary = at.dataframe[0].value
     assert list(summary["set"]) == ["healthy", "heavy-tailed"]
     assert list(summary["verdict"]) == ["healthy", "mild"]  # heavy tails: a mode on a full-rank set

@@ -168,3 +168,15 @@ def test_present_quality_tables(files):
     assert f["linear-probe accuracy"].iloc[0] == q["linear_probe_accuracy"]
     g = compare_quality_frame(cmp)
     assert list(g["RankMe"]) == sorted(g["RankMe"], reverse=True)
+
+
+def test_label_keys_lists_what_could_be_the_labels(files):
+    from sigreg_core.inputs.labels import label_keys
+
+    d = files["dir"]
+    assert label_keys(d / "both.npz", 500) == ["y"] and label_keys(d / "both.npz", 499) == []
+    assert label_keys(d / "both.safetensors", 500) == ["y"] and label_keys(d / "both.pt", 500) == ["meta.y"]
+    assert label_keys(d / "y.parquet", 500) == ["target", "w"]
+    assert label_keys(d / "y.parquet", 500, named_columns_only=True) == ["target"]
+    assert label_keys(d / "y.csv", 500) == ["id", "label"] and label_keys(d / "y.csv", 500, exclude="id") == ["label"]
+    assert label_keys(d / "z.npy", 500) == [] and label_keys(d / "obj.npy", 500) == []

@@ -262,3 +262,31 @@ def test_probe_iteration_budget_drops_only_for_very_large_problems():
     assert P.default_iterations(40_000, 768, 100) == 100   # ~1.2e10
     r = P.linear_probe_accuracy(*_clusters(300, 6, 3, 0.5, seed=9))
     assert "<= 100 iterations" in r.method
+
+
+def test_written_out_gradient_matches_autograd_in_float64():
+    """The probe's loss and gradient (no autograd, one reused buffer) against torch autograd of
+    cross_entropy + (l2 / 2) ||W||^2 in float64, at a random point."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(300, 7, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (300,), generator=g)
+    w0 = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    b0 = torch.randn(5, generator=g, dtype=torch.float64)
+    loss, gw, gb = P.loss_and_gradient(x, y, w0, b0, 0.03)
+    w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    ref = torch.nn.functional.cross_entropy(x @ w + b, y) + 0.5 * 0.03 * (w * w).sum()
+    ref.backward()
+    assert float(loss) == pytest.approx(float(ref), rel=1e-12)
+    assert torch.allclose(gw, w.grad, rtol=1e-10, atol=1e-13) and torch.allclose(gb, b.grad, rtol=1e-10, atol=1e-13)
+
+
+def test_label_quality_row_cap_and_progress():
+    z, y = _clusters(900, 6, 3, 0.5, seed=4)
+    seen = []
+    q = P.label_quality(z, y, max_rows=300, progress=lambda f, m: seen.append((f, m)))
+    assert q["probes"]["rows"] == 300 and q["probes"]["rows_of"] == 900
+    assert q["probes"]["knn"]["n_test"] == 60 and q["probes"]["linear"]["n_train"] == 240
+    fr = [f for f, _ in seen]
+    assert fr == sorted(fr) and 0 < fr[0] and fr[-1] <= 1.0 and {m for _, m in seen} == {"k-NN", "linear probe"}
+    full = P.label_quality(z, y)
+    assert full["probes"]["rows"] == 900 and "rows" in full["probes"]

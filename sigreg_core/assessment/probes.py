@@ -39,7 +39,7 @@ import torch
 
 from sigreg_core.util.errors import InputError
 
-__all__ = ["MAX_CLASSES", "KNN_K", "KNN_TEMPERATURE", "ProbeResult", "check_labels", "holdout_split",
+__all__ = ["INTERACTIVE_ROWS", "label_quality", "loss_and_gradient", "MAX_CLASSES", "KNN_K", "KNN_TEMPERATURE", "ProbeResult", "check_labels", "holdout_split",
            "wilson_interval", "knn_accuracy", "linear_probe_accuracy", "knn_predict"]
 
 #: at most this many distinct classes (labels are data; a vote matrix is rows x classes)
@@ -47,6 +47,9 @@ MAX_CLASSES = 10_000
 KNN_K = 20
 KNN_TEMPERATURE = 0.07
 HOLDOUT_FRACTION = 0.2
+#: rows the app's probes use at most (a seeded subsample above it): at 16 384 x 512 with 1000 classes
+#: both probes take about half a minute on a 2-core CPU (docs/quality.md), with a progress bar
+INTERACTIVE_ROWS = 16_384
 #: flops of one loss-and-gradient evaluation above which the probe's default iteration budget drops
 LARGE_PROBE_WORK = 2e10
 Z95 = 1.959963984540054
@@ -144,8 +147,10 @@ def _features(z) -> torch.Tensor:
 
 
 def knn_predict(train_x, train_y, test_x, classes: int, *, k: int = KNN_K, temperature: float = KNN_TEMPERATURE,
-                block: int = 1024, device="cpu") -> np.ndarray:
-    """Weighted k-NN class predictions of ``test_x`` (rows L2-normalised here; cosine similarity)."""
+                block: int = 1024, device="cpu", progress=None) -> np.ndarray:
+    """Weighted k-NN class predictions of ``test_x`` (rows L2-normalised here; cosine similarity).
+
+    ``progress(fraction)``, when given, is called after each block of held-out rows."""
     dev = torch.device(device)
     xtr = torch.nn.functional.normalize(_features(train_x).to(dev, torch.float32), dim=1)
     xte = torch.nn.functional.normalize(_features(test_x).to(dev, torch.float32), dim=1)
@@ -160,11 +165,14 @@ def knn_predict(train_x, train_y, test_x, classes: int, *, k: int = KNN_K, tempe
         votes = torch.zeros(s.shape[0], classes, dtype=torch.float64, device=dev)
         votes.scatter_add_(1, ytr[idx], w)
         out[r0 : r0 + block] = votes.argmax(1).cpu().numpy()
+        if progress is not None:
+            progress(min(1.0, (r0 + block) / max(1, xte.shape[0])))
     return out
 
 
 def knn_accuracy(z, labels, *, k: int = KNN_K, temperature: float = KNN_TEMPERATURE,
-                 fraction: float = HOLDOUT_FRACTION, seed: int = 0, device="cpu", block: int = 1024) -> ProbeResult:
+                 fraction: float = HOLDOUT_FRACTION, seed: int = 0, device="cpu", block: int = 1024,
+                 progress=None) -> ProbeResult:
     """Held-out weighted k-NN accuracy (cosine, k = 20, votes exp(s / 0.07)) with its Wilson interval."""
     import time
     t0 = time.perf_counter()
@@ -173,7 +181,7 @@ def knn_accuracy(z, labels, *, k: int = KNN_K, temperature: float = KNN_TEMPERAT
     c = int(y.max()) + 1
     tr, te = holdout_split(x.shape[0], fraction, seed)
     pred = knn_predict(x[torch.from_numpy(tr)], y[tr], x[torch.from_numpy(te)], c, k=k, temperature=temperature,
-                       block=block, device=device)
+                       block=block, device=device, progress=progress)
     correct = int(np.sum(pred == y[te]))
     lo, hi = wilson_interval(correct, te.size)
     return ProbeResult(correct / te.size, lo, hi, int(tr.size), int(te.size), c,
@@ -181,20 +189,50 @@ def knn_accuracy(z, labels, *, k: int = KNN_K, temperature: float = KNN_TEMPERAT
                        f"{te.size:,} held-out rows (seed {seed})", time.perf_counter() - t0)
 
 
+def loss_and_gradient(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float) -> tuple:
+    """(loss, dW, db) of mean cross-entropy + (l2 / 2) ||W||^2, written out instead of autograd.
+
+    With logits Z = X W + b and P = softmax(Z): loss = mean_n(logsumexp(Z_n) - Z_n,y_n) + (l2 / 2) ||W||^2,
+    dW = X^T (P - Y) / n + l2 W, db = mean_n (P - Y)_n (Y one-hot).  One n x C buffer is reused in place
+    (logits, exp, P - Y), so an evaluation is the two GEMMs and a few passes over that buffer; autograd
+    kept three n x C tensors and took ~1.5x the time at 52 429 x 512 x 1000 (benchmarks/bench_probes.py).
+    """
+    n = x.shape[0]
+    z = torch.addmm(b, x, w)                        # logits
+    zy = z.gather(1, y[:, None])
+    m = z.amax(1, keepdim=True)
+    z.sub_(m).exp_()
+    s = z.sum(1, keepdim=True)
+    loss = (s.log() + m - zy).to(torch.float64).mean() + 0.5 * l2 * float((w.double() * w.double()).sum())
+    z.div_(s)                                        # P
+    z.scatter_add_(1, y[:, None], torch.full_like(zy, -1.0))  # P - Y
+    gb = z.sum(0).div_(n)
+    gw = torch.mm(x.T, z).div_(n).add_(w, alpha=l2)
+    return loss, gw, gb
+
+
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, classes: int, *, l2: float = 1e-4, max_iter: int = 100,
-                 tol: float = 1e-6, seed: int = 0) -> tuple:
-    """(W, b) minimising mean cross-entropy + (l2 / 2) ||W||^2 by full-batch L-BFGS (x already standardised)."""
+                 tol: float = 1e-6, seed: int = 0, progress=None) -> tuple:
+    """(W, b) minimising mean cross-entropy + (l2 / 2) ||W||^2 by full-batch L-BFGS (x already standardised).
+
+    The loss and its gradient come from :func:`loss_and_gradient` (no autograd).  ``progress(fraction)``,
+    when given, is called after each evaluation (of at most ``1.25 max_iter``, L-BFGS's own cap)."""
     torch.manual_seed(int(seed))  # nothing random is drawn; kept so the probe never depends on global state
     d = x.shape[1]
     w = torch.zeros(d, classes, dtype=x.dtype, device=x.device, requires_grad=True)
     b = torch.zeros(classes, dtype=x.dtype, device=x.device, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=int(max_iter), history_size=20, tolerance_grad=tol,
-                            tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    max_eval = int(max_iter) * 5 // 4
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=int(max_iter), max_eval=max_eval, history_size=20,
+                            tolerance_grad=tol, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    evals = [0]
 
     def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
-        loss.backward()
+        with torch.no_grad():
+            loss, gw, gb = loss_and_gradient(x, y, w, b, l2)
+        w.grad, b.grad = gw, gb
+        evals[0] += 1
+        if progress is not None:
+            progress(min(1.0, evals[0] / max(1, max_eval)))
         return loss
 
     opt.step(closure)
@@ -210,7 +248,7 @@ def default_iterations(n_train: int, dim: int, classes: int) -> int:
 
 
 def linear_probe_accuracy(z, labels, *, l2: float = 1e-4, max_iter: Optional[int] = None,
-                          fraction: float = HOLDOUT_FRACTION, seed: int = 0, device="cpu") -> ProbeResult:
+                          fraction: float = HOLDOUT_FRACTION, seed: int = 0, device="cpu", progress=None) -> ProbeResult:
     """Held-out accuracy of a multinomial logistic-regression probe (L-BFGS, torch) with its Wilson interval.
 
     ``max_iter`` defaults to :func:`default_iterations` (100, or 30 for very large problems)."""
@@ -230,7 +268,7 @@ def linear_probe_accuracy(z, labels, *, l2: float = 1e-4, max_iter: Optional[int
     ytr = torch.as_tensor(y[tr], device=dev)
     if max_iter is None:
         max_iter = default_iterations(tr.size, x.shape[1], c)
-    w, b = fit_logistic(xtr, ytr, c, l2=l2, max_iter=max_iter, seed=seed)
+    w, b = fit_logistic(xtr, ytr, c, l2=l2, max_iter=max_iter, seed=seed, progress=progress)
     pred = (xte @ w + b).argmax(1).cpu().numpy()
     correct = int(np.sum(pred == y[te]))
     lo, hi = wilson_interval(correct, te.size)
@@ -240,20 +278,42 @@ def linear_probe_accuracy(z, labels, *, l2: float = 1e-4, max_iter: Optional[int
                        f"{te.size:,} held-out rows (seed {seed})", time.perf_counter() - t0)
 
 
-def label_quality(z, labels, *, device="cpu", seed: int = 0) -> dict:
+def label_quality(z, labels, *, device="cpu", seed: int = 0, max_rows: Optional[int] = None, progress=None) -> dict:
     """Both probes on embeddings ``z`` with ``labels`` (class codes), as flat JSON-ready keys.
 
     ``knn_accuracy`` and ``linear_probe_accuracy`` (floats), their ``..._interval`` ([low, high],
     95 % Wilson) and ``probes`` (the details).  For views (V, N, D) the probes use view 0:
     mixing views of one sample across the split would leak it into the training rows.
+
+    ``max_rows``: above it, both probes run on a seeded uniform subsample of that many rows (the
+    labels follow; ``probes["rows"]`` and ``probes["rows_of"]`` say so) — the app uses
+    :data:`INTERACTIVE_ROWS`.  ``progress(fraction, message)``, when given, is called as the k-NN
+    blocks and the probe's evaluations finish (the k-NN share weighted by its flops).
     """
     view = None
     if getattr(z, "ndim", 2) == 3:
         z, view = z[0], 0
-    knn = knn_accuracy(z, labels, seed=seed, device=device)
-    lin = linear_probe_accuracy(z, labels, seed=seed, device=device)
+    x = _features(z)
+    y = check_labels(labels, x.shape[0])
+    n_all = int(x.shape[0])
+    if max_rows is not None and n_all > int(max_rows):
+        keep = np.sort(np.random.default_rng(int(seed) + 7919).choice(n_all, int(max_rows), replace=False))
+        x, y = x[torch.from_numpy(keep)], y[keep]
+    n, d, c = int(x.shape[0]), int(x.shape[1]), int(np.unique(y).size)
+    n_tr = n - max(1, int(round(HOLDOUT_FRACTION * n)))
+    knn_work = (n - n_tr) * n_tr * d
+    probe_work = 4.0 * n_tr * d * c * 1.25 * default_iterations(n_tr, d, c)
+    share = knn_work / max(1.0, knn_work + probe_work)
+
+    def part(lo, hi, what):
+        if progress is None:
+            return None
+        return lambda f: progress(lo + (hi - lo) * float(f), what)
+
+    knn = knn_accuracy(x, y, seed=seed, device=device, progress=part(0.0, share, "k-NN"))
+    lin = linear_probe_accuracy(x, y, seed=seed, device=device, progress=part(share, 1.0, "linear probe"))
     return {
         "knn_accuracy": knn.accuracy, "knn_accuracy_interval": [knn.low, knn.high],
         "linear_probe_accuracy": lin.accuracy, "linear_probe_accuracy_interval": [lin.low, lin.high],
-        "probes": {"knn": knn.to_dict(), "linear": lin.to_dict(), "view": view},
+        "probes": {"knn": knn.to_dict(), "linear": lin.to_dict(), "view": view, "rows": n, "rows_of": n_all},
     }

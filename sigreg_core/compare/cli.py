@@ -49,6 +49,11 @@ def add_compare_parser(subparsers):
     c.add_argument("--labels", action="append", default=None, metavar="LABELS",
                    help="class labels, one per row: once for every file, or once per file in order; adds held-out "
                         "k-NN and linear-probe accuracy and ranks the sets by it")
+    c.add_argument("--rank-by", default=None, metavar="MEASURE",
+                   choices=["verdict", "rankme", "alpha_req", "lidar", "x_null", "knn_accuracy", "linear_probe_accuracy"],
+                   help="also rank the sets by one measure: verdict (the headline), rankme (the best label-free "
+                        "predictor of probe quality in docs/quality.md), alpha_req (closest to 1), lidar (views), "
+                        "x_null (SIGReg x null mean), knn_accuracy or linear_probe_accuracy (need --labels)")
     c.add_argument("--labels-key", default=None, help="array / column of the labels inside LABELS (or inside each FILE)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
     c.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the summary table with deltas as CSV")
@@ -156,6 +161,15 @@ def run_compare(args) -> int:
             from sigreg_core.core.device import resolve_device
             for nm in cmp.names:
                 quality[nm].update(label_quality(sets[nm], ys[nm], device=resolve_device(args.device), seed=args.seed))
+        ranked = None
+        if getattr(args, "rank_by", None):
+            from sigreg_core.compare.ranking import measure_values, rank_by
+            try:
+                order = rank_by(cmp, args.rank_by, quality)
+            except ValueError as exc:
+                raise CompareError(f"--rank-by: {exc}") from None
+            vals = measure_values(cmp, quality).get(args.rank_by, {})
+            ranked = {"measure": args.rank_by, "order": order, "values": {nm: vals.get(nm) for nm in order}}
     except (CompareError, EmbeddingLoadError, InputError) as exc:  # the input or the settings: exit 2
         return err(f"sigreg compare: error: {exc}")
     except MemoryError:
@@ -189,12 +203,20 @@ def run_compare(args) -> int:
         doc["files"] = dict(zip(labels, args.files))
         doc["notices"] = notes
         doc["quality"] = to_jsonable(quality, nonfinite=lambda f: None)
+        if ranked is not None:
+            doc["ranked_by"] = to_jsonable(ranked, nonfinite=lambda f: None)
         sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     else:
         sys.stdout.write(comparison_text(cmp) + "\n")
         from sigreg_core.present.quality import compare_quality_lines
         for line in compare_quality_lines(quality, {nm: cmp.sets[nm].metrics for nm in cmp.names}):
             sys.stdout.write(line + "\n")
+        if ranked is not None:
+            from sigreg_core.compare.ranking import RANK_MEASURES
+            label = RANK_MEASURES[ranked["measure"]][0]
+            sys.stdout.write(f"ranked by {label}: " + " > ".join(
+                visible(nm) + ("" if ranked["values"].get(nm) is None else f" ({ranked['values'][nm]:.4g})")
+                for nm in ranked["order"]) + "\n")
         for n in notes:
             sys.stdout.write(f"note: {visible(n)}\n")
     sys.stdout.flush()

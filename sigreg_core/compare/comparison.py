@@ -249,6 +249,8 @@ def _set_result(name, a, z, scales, sizes, idx) -> SetResult:
                    if v.metrics.get("eigenvalues") is not None]
         k = min((s.size for s in spectra), default=0)
         ev = np.mean([s[:k] for s in spectra], axis=0) if spectra and k else np.array([])
+        if isinstance(a.metrics.get("lidar"), float):  # a measure of the views together (issue 22), not per view
+            met["lidar"] = float(a.metrics["lidar"])
     cols = a.per_slice_columns
     # SIGReg is the mean over views, and so is the per-slice statistic the paired test compares (the
     # assessment's own per-slice table is the deciding view's)

@@ -8,6 +8,12 @@
   per slice).  Relative columns are in units of the null mean, so a 16-unit and a 1914-unit difference read as 15× and
   1800× the healthy floor.  Each set's bootstrap interval of that multiple and the
   comparison with the set ranked just above it (bootstrap interval of the delta) come along.
+* :func:`rank_by` — the sets best to worst by one measure instead (the "rank by" of the Compare page and
+  ``sigreg compare --rank-by``): the verdict (the headline, default), RankMe (higher; the best label-free
+  predictor of probe quality on our sweep, Spearman +0.969: docs/quality.md), alpha-ReQ (closest to 1:
+  Agrawal et al. 2022, lambda_k ∝ k^-alpha, alpha near 1 generalises best), LiDAR of views (higher;
+  Thilak et al. 2023), SIGReg × null mean (lower), and with labels k-NN / linear-probe accuracy (higher).
+  Sets without a value of the measure go last, in the headline's order.
 * :func:`pairwise_frame` — every ordered pair (a, b), a ≠ b: delta a − b of one metric
   with its bootstrap interval (for SIGReg also ``relative``: ÷ the null mean of b), significance, which is healthier, and the slice-paired
   Wilcoxon p-value (adjusted for the slices' dependence); a matrix of these is
@@ -27,10 +33,74 @@ from sigreg_core.assessment import verdict as _verdict
 from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, Comparison
 from sigreg_core.compare.statistics import centred_interval, delta_between
 
-__all__ = ["ranking_frame", "pairwise_frame", "pairwise_matrix", "rank_order", "headline_order", "interval_text", "RANKING_COLUMNS"]
+__all__ = ["RANK_MEASURES", "BEST_PREDICTOR", "rank_by", "measure_values", "available_measures", "ranking_frame", "pairwise_frame", "pairwise_matrix", "rank_order", "headline_order", "interval_text", "RANKING_COLUMNS"]
 
 RANKING_COLUMNS = ["rank", "set", "verdict", "distance", "sigreg", "x_null", "x_null_low", "x_null_high", "excess_over_best",
                    "p_value", "rankme", "modes", "vs_above", "interval_note"]
+
+
+#: what a comparison can be ranked by: key -> (label, which way is better: "higher", "lower", "near 1"; None: the verdict)
+RANK_MEASURES = {
+    "verdict": ("verdict (the headline)", None),
+    "rankme": ("RankMe", "higher"),
+    "alpha_req": ("α-ReQ (closest to 1)", "near 1"),
+    "lidar": ("LiDAR (views)", "higher"),
+    "x_null": ("SIGReg × null mean", "lower"),
+    "knn_accuracy": ("k-NN accuracy (labels)", "higher"),
+    "linear_probe_accuracy": ("linear-probe accuracy (labels)", "higher"),
+}
+#: the label-free measure that tracked downstream quality best in the validity study (docs/quality.md)
+BEST_PREDICTOR = "rankme"
+
+
+def measure_values(cmp: Comparison, probes=None) -> dict:
+    """{measure: {set: value}} of every measure in :data:`RANK_MEASURES` but the verdict (NaN where a set
+    has none); ``probes``: {set: :func:`sigreg_core.assessment.probes.label_quality`} for the accuracies."""
+    out = {k: {} for k in RANK_MEASURES if k != "verdict"}
+    for name in cmp.names:
+        s = cmp.sets[name]
+        q = (probes or {}).get(name) or {}
+        nm = s.null_mean if s.null_mean else float("nan")
+        vals = {"rankme": s.metrics.get("rankme"), "alpha_req": s.metrics.get("alpha_req"),
+                "lidar": s.metrics.get("lidar"), "x_null": s.sigreg / nm,
+                "knn_accuracy": q.get("knn_accuracy"), "linear_probe_accuracy": q.get("linear_probe_accuracy")}
+        for k, v in vals.items():
+            try:
+                out[k][name] = float(v)
+            except (TypeError, ValueError):
+                out[k][name] = float("nan")
+    return out
+
+
+def available_measures(cmp: Comparison, probes=None) -> list:
+    """The measures of :data:`RANK_MEASURES` with a finite value for at least one set (the verdict always)."""
+    vals = measure_values(cmp, probes)
+    return [k for k in RANK_MEASURES if k == "verdict" or any(math.isfinite(v) for v in vals[k].values())]
+
+
+def rank_by(cmp: Comparison, measure: str = "verdict", probes=None) -> list:
+    """Set names best to worst by ``measure`` (a key of :data:`RANK_MEASURES`); ties and sets without a
+    value keep the headline's order, the latter last.  A measure no set has is a one-line ``ValueError``."""
+    if measure not in RANK_MEASURES:
+        raise ValueError(f"cannot rank by {measure!r}; one of {', '.join(RANK_MEASURES)}")
+    head = rank_order(cmp)
+    if measure == "verdict":
+        return head
+    if measure not in available_measures(cmp, probes):
+        need = ("labels (--labels, or a labels file on the Compare page)" if "accuracy" in measure
+                else "views (V, N, D)" if measure == "lidar" else "a value")
+        raise ValueError(f"cannot rank by {measure}: no set has it; it needs {need}")
+    vals = measure_values(cmp, probes)[measure]
+    how = RANK_MEASURES[measure][1]
+
+    def key(name):
+        v = vals[name]
+        if not math.isfinite(v):
+            return (1, 0.0, head.index(name))
+        score = -v if how == "higher" else v if how == "lower" else abs(v - 1.0)
+        return (0, score, head.index(name))
+
+    return sorted(cmp.names, key=key)
 
 
 def headline_order(names, answers) -> list:

@@ -32,7 +32,7 @@ from sigreg_core.inputs.errors import EmbeddingLoadError, LoadedEmbeddings, _fir
 from sigreg_core.inputs.limits import default_max_bytes, parse_byte_size
 from sigreg_core.inputs.sniff import _Source
 
-__all__ = ["load_labels", "align_labels", "LABEL_COLUMNS"]
+__all__ = ["load_labels", "align_labels", "align_to_rows", "label_keys", "LABEL_COLUMNS"]
 
 #: column names taken as the labels when a table has several columns and no key is given
 LABEL_COLUMNS = ("label", "labels", "y", "target", "class", "category")
@@ -245,22 +245,75 @@ def load_labels(source, *, name: Optional[str] = None, key: Optional[str] = None
     raise EmbeddingLoadError(f"{ctx.src.name}: unsupported format {fmt} for labels")
 
 
+def align_to_rows(labels, original_rows: int, row_indices=None) -> np.ndarray:
+    """The class codes of the rows kept from a file of ``original_rows`` rows (``row_indices``: the rows
+    the loader kept, None for all); a one-line ``ValueError`` (:class:`InputError`) otherwise."""
+    from sigreg_core.assessment.probes import check_labels
+
+    y = np.asarray(labels)
+    if y.ndim == 2 and 1 in y.shape:
+        y = y.reshape(-1)
+    if y.ndim == 1 and y.shape[0] == int(original_rows) and row_indices is not None:
+        y = y[np.asarray(row_indices, dtype=np.int64)]
+        return check_labels(y, len(row_indices))
+    return check_labels(y, int(original_rows) if row_indices is None else len(row_indices))
+
+
 def align_labels(labels, loaded: LoadedEmbeddings) -> np.ndarray:
     """The labels of the rows the embeddings loader kept, as class codes (one-line ``ValueError`` otherwise).
 
     ``labels`` has one value per row of the original file (``loaded.original_shape[-2]``);
     ``loaded.row_indices`` (subsampling, dropped rows) picks the kept ones.
     """
-    from sigreg_core.assessment.probes import check_labels
-
-    y = np.asarray(labels)
-    if y.ndim == 2 and 1 in y.shape:
-        y = y.reshape(-1)
     n_orig = int(loaded.original_shape[-2]) if loaded.original_shape else int(loaded.array.shape[-2])
-    if y.ndim == 1 and y.shape[0] == n_orig and loaded.row_indices is not None:
-        y = y[np.asarray(loaded.row_indices, dtype=np.int64)]
-        return check_labels(y, len(loaded.row_indices))
-    return check_labels(y, n_orig if loaded.row_indices is None else len(loaded.row_indices))
+    return align_to_rows(labels, n_orig, loaded.row_indices)
+
+
+def label_keys(source, rows: int, *, name: Optional[str] = None, exclude: Optional[str] = None,
+               max_bytes=None, named_columns_only: bool = False) -> list:
+    """Keys of ``source`` that could hold the labels of its ``rows`` rows: 1-D arrays (or (rows, 1)) of
+    length ``rows`` in .npz / .pt / .safetensors, scalar columns of a .parquet file of ``rows`` rows, and
+    the columns of a .csv / .tsv header.  Headers only where the format allows; [] when none or unreadable.
+
+    ``named_columns_only``: of a table, only the columns named like labels (:data:`LABEL_COLUMNS`) — for
+    the embeddings' own table, whose other numeric columns are the embedding's dimensions."""
+    from sigreg_core.inputs.loading import list_keys
+
+    rows = int(rows)
+    try:
+        ctx = _ctx(source, name, None, max_bytes)
+        fmt = ctx.src.format
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            f = io.BytesIO(ctx.src.data) if ctx.src.data is not None else str(ctx.src.path)
+            pf = pq.ParquetFile(f)
+            if int(pf.metadata.num_rows) != rows:
+                return []
+            cols = [fl.name for fl in pf.schema_arrow
+                    if (pa.types.is_integer(fl.type) or pa.types.is_string(fl.type) or pa.types.is_large_string(fl.type)
+                        or pa.types.is_floating(fl.type) or pa.types.is_boolean(fl.type)) and fl.name != exclude]
+            return [c for c in cols if not named_columns_only or c.strip().lower() in LABEL_COLUMNS]
+        if fmt in ("csv", "tsv"):
+            import pandas as pd
+
+            text = io.BytesIO(ctx.src.data) if ctx.src.data is not None else ctx.src.path
+            cols = [str(c) for c in pd.read_csv(text, sep="," if fmt == "csv" else "\t", nrows=0).columns]
+            if all(_is_number(c) for c in cols):
+                return []
+            return [c for c in cols if c != exclude and (not named_columns_only or c.strip().lower() in LABEL_COLUMNS)]
+        if fmt not in ("npz", "pt", "safetensors"):
+            return []
+        entries = list_keys(source, name=name, max_bytes=max_bytes)
+    except (EmbeddingLoadError, OSError, ValueError):
+        return []
+    out = []
+    for e in entries:
+        shape = tuple(int(x) for x in e.shape)
+        if e.key is not None and e.key != exclude and shape in ((rows,), (rows, 1), (1, rows)):
+            out.append(str(e.key))
+    return out
 
 
 def labels_for(loaded: LoadedEmbeddings, embeddings_source, labels_source=None, key: Optional[str] = None,

@@ -17,6 +17,11 @@ step is logged once) the callback
 * takes the step's embeddings, in this order, from ``embeddings_fn(trainer, pl_module,
   outputs, batch)`` if given; from ``outputs[key]`` when ``training_step`` returns a dict
   (``key`` defaults to ``"embeddings"``); or from the attribute ``pl_module.<key>``;
+* takes the step's class labels, when there are any, from ``labels_fn(trainer, pl_module,
+  outputs, batch)`` if given; else from ``outputs[labels_key]`` (``labels_key`` defaults to
+  ``"labels"``; None turns labels off) or from ``batch[labels_key]`` when the batch is a dict;
+  with labels the writer adds held-out k-NN and linear-probe accuracy to the step
+  (:meth:`sigreg_core.runs.RunWriter.log`, ``labels=``; bounded to ``quality_rows`` samples);
 * writes the run folder the Monitor page reads, with the scalar entries of
   ``trainer.callback_metrics`` (what ``self.log`` recorded: loss, lambda, ...);
 * and logs the headline numbers (:func:`sigreg_core.integrations.base.headline`, under
@@ -135,7 +140,8 @@ class LatentHealthLogic:
     """The callback's behaviour, independent of Lightning (duck-typed trainer and module)."""
 
     def __init__(self, run_dir, every: int = 100, *, key: str = "embeddings",
-                 embeddings_fn: Optional[Callable[..., Any]] = None, log_to_trainer: bool = True,
+                 embeddings_fn: Optional[Callable[..., Any]] = None, labels_key: Optional[str] = "labels",
+                 labels_fn: Optional[Callable[..., Any]] = None, log_to_trainer: bool = True,
                  gather: bool = False, sinks: Optional[Sequence] = None, prefix: str = DEFAULT_PREFIX,
                  **writer_kwargs) -> None:
         self.run_dir = run_dir
@@ -144,6 +150,8 @@ class LatentHealthLogic:
             raise ValueError(f"every must be >= 1, got {every}")
         self.key = key
         self.embeddings_fn = embeddings_fn
+        self.labels_key = labels_key
+        self.labels_fn = labels_fn
         self.log_to_trainer = bool(log_to_trainer)
         self.gather = bool(gather)
         self.sinks = list(sinks or [])
@@ -168,6 +176,18 @@ class LatentHealthLogic:
         if isinstance(outputs, dict) and self.key in outputs:
             return outputs[self.key]
         return getattr(pl_module, self.key, None)
+
+    def _labels(self, trainer, pl_module, outputs, batch):
+        """The step's class labels (one per sample) or None: ``labels_fn``, ``outputs[labels_key]``,
+        ``batch[labels_key]`` (dict batches), in that order."""
+        if self.labels_fn is not None:
+            return self.labels_fn(trainer, pl_module, outputs, batch)
+        if self.labels_key is None:
+            return None
+        for source in (outputs, batch):
+            if isinstance(source, dict) and self.labels_key in source:
+                return source[self.labels_key]
+        return None
 
     @staticmethod
     def _scalars(trainer) -> dict:
@@ -201,9 +221,18 @@ class LatentHealthLogic:
                               f"'{self.key}' from training_step, set pl_module.{self.key}, or pass embeddings_fn",
                               RuntimeWarning, stacklevel=2)
             return
+        labels = self._labels(trainer, pl_module, outputs, batch)
+        if labels is not None and self.gather and int(getattr(trainer, "world_size", 1)) > 1:
+            labels = None  # the rows were gathered across ranks, the labels were not: no probes
+            if not getattr(self, "_gather_labels_warned", False):
+                self._gather_labels_warned = True
+                warnings.warn("LatentHealthCallback: labels are not gathered across ranks (gather=True); "
+                              "the probes are skipped", RuntimeWarning, stacklevel=2)
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach()
         with torch.no_grad():
             self._writer(trainer).log(step, emb.detach() if isinstance(emb, torch.Tensor) else emb,
-                                      **self._scalars(trainer))
+                                      labels=labels, **self._scalars(trainer))
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.writer is not None:
@@ -217,12 +246,13 @@ class LatentHealthLogic:
 def LatentHealthCallback(run_dir, every: int = 100, **kwargs):
     """A Lightning ``Callback`` logging latent health to ``run_dir`` every ``every`` global steps.
 
-    Keyword arguments: ``key``, ``embeddings_fn``, ``gather`` (collect every DDP rank's rows
+    Keyword arguments: ``key``, ``embeddings_fn``, ``labels_key`` / ``labels_fn`` (class labels of the
+    step, for k-NN and linear-probe accuracy; see the module docstring), ``gather`` (collect every DDP rank's rows
     before scoring; see the module docstring);
     ``log_to_trainer`` (default True: the headline numbers go to the Trainer's loggers under
     ``prefix``, default ``latent_health``); ``sinks`` (extra :mod:`sigreg_core.integrations`
     sinks: alerts, TensorBoard, W&B); and any :class:`RunWriter` argument (``max_rows``,
-    ``keep_last``, ``keep_every``, ``num_slices``, ``preset``, ``seed``, ``metadata``).
+    ``keep_last``, ``keep_every``, ``num_slices``, ``preset``, ``seed``, ``metadata``, ``quality_rows``).
     """
     base = import_lightning_callback()
     cls = type("LatentHealthCallback", (LatentHealthLogic, base), {})

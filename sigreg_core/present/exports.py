@@ -30,8 +30,10 @@ def per_slice_csv(report: Report) -> bytes:
     return csv_safe_frame(report.per_slice).to_csv(index=False, float_format="%.10g").encode("utf-8")
 
 
-def assessment_json(report: Report, source: Optional[dict] = None) -> bytes:
-    """The assessment as JSON: summary, settings, metrics, per-slice table, the assessment's own dict."""
+def assessment_json(report: Report, source: Optional[dict] = None, probes: Optional[dict] = None) -> bytes:
+    """The assessment as JSON: summary, settings, metrics, per-slice table, the assessment's own dict;
+    with ``probes`` (:func:`sigreg_core.assessment.probes.label_quality`) also ``knn_accuracy``,
+    ``linear_probe_accuracy``, their intervals and the details under ``probes``, as ``sigreg score --labels``."""
     doc = {
         "tool": "latent-health",
         "source": _jsonable(source or {}),
@@ -42,12 +44,14 @@ def assessment_json(report: Report, source: Optional[dict] = None) -> bytes:
         "assessment": report.assessment,
         "per_slice": _jsonable(report.per_slice.to_dict(orient="list")),
     }
+    if probes:
+        doc.update(_jsonable(probes))
     return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def html_report(report: Report, view: SliceView, *, title: str = "latent-health report",
-                source: Optional[dict] = None, reference: Optional[dict] = None) -> str:
+                source: Optional[dict] = None, reference: Optional[dict] = None, probes: Optional[dict] = None) -> str:
     """A standalone HTML page that reads like the Inspect page; see :mod:`sigreg_core.present.html_report`."""
     from sigreg_core.present.html_report import html_report as _html
 
-    return _html(report, view, title=title, source=source, reference=reference)
+    return _html(report, view, title=title, source=source, reference=reference, probes=probes)

@@ -95,8 +95,12 @@ def slice_caption(report: Report, view: SliceView) -> str:
 
 
 def html_report(report: Report, view: SliceView, *, title: str = "latent-health report",
-                source: Optional[dict] = None, reference: Optional[dict] = None) -> str:
+                source: Optional[dict] = None, reference: Optional[dict] = None,
+                probes: Optional[dict] = None) -> str:
     """A standalone HTML page that reads like the Inspect page (plotly.js inlined once).
+
+    ``probes`` (the labels' :func:`sigreg_core.assessment.probes.label_quality`) adds the k-NN and
+    linear-probe accuracies to the companion metrics, as on the page.
 
     Coloured verdict, the headline numbers with their labels, the evidence for each
     collapse mode as sentences, the source as a small table, companion metrics beside
@@ -140,9 +144,9 @@ def html_report(report: Report, view: SliceView, *, title: str = "latent-health 
     )
     src_rows = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(v)}</code></td></tr>" for k, v in _source_rows(source))
     try:
-        table = metrics_table(report, reference)
+        table = metrics_table(report, reference, probes)
     except Exception:  # noqa: BLE001 - the reference is optional in an export; the values are not
-        table = metrics_table(report, {})
+        table = metrics_table(report, {}, probes)
     metric_rows = "".join(
         f"<tr><th>{esc(r['metric'])}</th><td>{esc(_fmt(r['this set']))}</td>"
         f"<td>{esc(_fmt(r['N(0, I) reference']))}</td><td>{esc(r['reads'])}</td></tr>"

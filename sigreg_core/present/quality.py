@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["QUALITY_LABELS", "QUALITY_NOTES", "quality_fields", "quality_lines", "quality_table", "compare_quality_lines",
+__all__ = ["QUALITY_LABELS", "QUALITY_NOTES", "probe_rows", "quality_fields", "quality_lines", "quality_table", "compare_quality_lines",
            "compare_quality_frame"]
 
 QUALITY_LABELS = {
@@ -106,6 +106,24 @@ def quality_table(metrics: dict, n: int, d: int, views: int = 1, probes: Optiona
                          for k, v, r, note in rows], columns=["metric", "this set", "N(0, I) reference", "reads"])
 
 
+def probe_rows(probes: dict) -> list:
+    """The probes' rows of a companion-metrics table (metric, this set, N(0, I) reference = NaN, reads):
+    accuracy, its 95 % Wilson interval, and the rows used when they were a subsample."""
+    info = probes.get("probes") or {}
+    rows_used, rows_of = info.get("rows"), info.get("rows_of")
+    sub = (f"; on a seeded subsample of {int(rows_used):,} of {int(rows_of):,} rows"
+           if rows_used and rows_of and int(rows_used) < int(rows_of) else "")
+    out = []
+    for key, detail in (("knn_accuracy", "knn"), ("linear_probe_accuracy", "linear")):
+        if key in probes:
+            lo, hi = probes.get(f"{key}_interval") or [float("nan")] * 2
+            n_test = (info.get(detail) or {}).get("n_test")
+            held = f", {int(n_test):,} held-out rows" if n_test else ""
+            out.append({"metric": QUALITY_LABELS[key], "this set": _num(probes[key]), "N(0, I) reference": float("nan"),
+                        "reads": f"{QUALITY_NOTES[key]} [{_num(lo):.3f}, {_num(hi):.3f}]{held}{sub}"})
+    return out
+
+
 #: the measure to rank by, best first, when several are present (labels beat label-free proxies)
 RANK_BY = ("linear_probe_accuracy", "knn_accuracy")
 
@@ -135,18 +153,30 @@ def compare_quality_lines(quality: dict, metrics: Optional[dict] = None) -> list
     return lines
 
 
-def compare_quality_frame(cmp, probes: Optional[dict] = None) -> "pd.DataFrame":
-    """One row per set of a :class:`~sigreg_core.compare.model.Comparison`: RankMe, α-ReQ (with its fit
-    range), LiDAR (views) and, with ``probes`` ({set: :func:`~sigreg_core.assessment.probes.label_quality`}),
-    the probe accuracies — sorted best first by probe accuracy when given, else by RankMe (the best
-    label-free predictor in docs/quality.md).  Every column is numeric, so a sortable table ranks by any."""
+def compare_quality_frame(cmp, probes: Optional[dict] = None, by: Optional[str] = None) -> "pd.DataFrame":
+    """One row per set of a :class:`~sigreg_core.compare.model.Comparison`: its rank, verdict, RankMe, α-ReQ
+    (with its fit range), LiDAR (views), SIGReg × null mean and, with ``probes`` ({set:
+    :func:`~sigreg_core.assessment.probes.label_quality`}), the probe accuracies with their intervals.
+
+    Sorted best first by ``by`` (a key of :data:`sigreg_core.compare.ranking.RANK_MEASURES`, ranked by
+    :func:`sigreg_core.compare.ranking.rank_by`); None: by probe accuracy when given, else by RankMe (the best
+    label-free predictor in docs/quality.md).  Every measure column is numeric, so a sortable table ranks by any."""
+    from sigreg_core.compare.ranking import BEST_PREDICTOR, rank_by
+
+    if by is None:
+        by = next((k for k in RANK_BY if probes and all(k in (probes.get(n) or {}) for n in cmp.names)),
+                  BEST_PREDICTOR)
+    order = rank_by(cmp, by, probes)
     rows = []
-    for name in cmp.names:
-        m = cmp.sets[name].metrics
-        row = {"set": name, "RankMe": _num(m.get("rankme")), "α-ReQ": _num(m.get("alpha_req")),
+    for i, name in enumerate(order):
+        s = cmp.sets[name]
+        m = s.metrics
+        row = {"rank": i + 1, "set": name, "verdict": s.verdict, "RankMe": _num(m.get("rankme")),
+               "α-ReQ": _num(m.get("alpha_req")),
                "α-ReQ fit k from": _num(m.get("alpha_req_k_lo")), "α-ReQ fit k to": _num(m.get("alpha_req_k_hi"))}
         if "lidar" in m:
             row["LiDAR"] = _num(m["lidar"])
+        row["SIGReg × null mean"] = _num(s.sigreg / s.null_mean) if s.null_mean else float("nan")
         q = (probes or {}).get(name) or {}
         for key, col in (("linear_probe_accuracy", "linear-probe accuracy"), ("knn_accuracy", "k-NN accuracy")):
             if key in q:
@@ -156,5 +186,5 @@ def compare_quality_frame(cmp, probes: Optional[dict] = None) -> "pd.DataFrame":
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    by = next((c for c in ("linear-probe accuracy", "k-NN accuracy") if c in df and df[c].notna().all()), "RankMe")
-    return df.sort_values(by, ascending=False, kind="stable").reset_index(drop=True)
+    df.attrs["ranked_by"] = by
+    return df

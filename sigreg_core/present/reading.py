@@ -202,8 +202,11 @@ def healthy_references(n: int, d: int, *, seed: int = 0) -> dict:
     return dict(ref)
 
 
-def metrics_table(report, reference: Optional[dict] = None) -> pd.DataFrame:
-    """Companion metrics beside the N(0, I) reference of the same shape: metric, value, reference, reads."""
+def metrics_table(report, reference: Optional[dict] = None, probes: Optional[dict] = None) -> pd.DataFrame:
+    """Companion metrics beside the N(0, I) reference of the same shape: metric, value, reference, reads.
+
+    With ``probes`` (:func:`sigreg_core.assessment.probes.label_quality` of the set's labels) the k-NN and
+    linear-probe accuracies follow, their 95 % Wilson interval and the rows used in ``reads``."""
     ref = reference if reference is not None else healthy_references(report.summary["n"], report.summary["d"])
     rows = []
     for k, v in report.metrics.items():
@@ -214,4 +217,8 @@ def metrics_table(report, reference: Optional[dict] = None) -> pd.DataFrame:
             "N(0, I) reference": float(r) if isinstance(r, (int, float)) else float("nan"),
             "reads": METRIC_NOTES.get(k, ""),
         })
+    if probes:
+        from sigreg_core.present.quality import probe_rows
+
+        rows += probe_rows(probes)
     return pd.DataFrame(rows, columns=["metric", "this set", "N(0, I) reference", "reads"])

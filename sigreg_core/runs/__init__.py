@@ -1,7 +1,8 @@
 """Training runs: write them from a training loop, read them back for the Monitor page.
 
 The per-step summary and the Monte Carlo null band of SIGReg (:mod:`.summary`), the
-crash-safe ``RunWriter`` (:mod:`.writer`), discovery and the ``RunReader`` of a run
+crash-safe ``RunWriter`` (:mod:`.writer`; the folder's layout, lock and atomic writes in
+:mod:`.runfiles`; the quality measures it logs per step in :mod:`.step_quality`), discovery and the ``RunReader`` of a run
 folder (:mod:`.reader`), the demo JEPA world model that produces the shipped runs
 (:mod:`.demo`); the Lightning callback lives in :mod:`sigreg_core.integrations.lightning`
 (:mod:`.lightning` re-exports it).

@@ -66,7 +66,8 @@ def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None, per_sl
     run's fixed directions.  Returns a JSON-safe dict with the time-series fields
     (``sigreg``, ``null_mean``, ``sigreg_over_null``, ``p_value``, ``log10_p``, ``verdict``, ``modes``, ``rankme``,
     ``q50``/``q95``/``qmax`` (per-slice statistic quantiles), ``slice_null_q95``,
-    ``normalized_std``: the std of L2-normalised rows, about 1/sqrt(D) when healthy) and
+    ``normalized_std``: the std of L2-normalised rows, about 1/sqrt(D) when healthy; ``alpha_req``: the
+    eigenspectrum's decay exponent, Agrawal et al. 2022) and
     the assessment's own dict under ``assessment``.  With ``per_slice=True`` the M
     per-slice statistics are added as a float64 array under ``per_slice_statistic``
     (not JSON-safe; the integrations draw their histogram from it).
@@ -101,6 +102,7 @@ def summarize(z, config: SummaryConfig = SummaryConfig(), *, device=None, per_sl
         "modes": [str(m) for m in a.modes],
         "rankme": _float(metrics.get("rankme")),
         "normalized_std": _float(metrics.get("normalized_std")),
+        "alpha_req": _float(metrics.get("alpha_req")),
         "q50": float(np.quantile(stat, 0.5)),
         "q95": float(np.quantile(stat, 0.95)),
         "qmax": float(stat.max()),

@@ -43,15 +43,12 @@ in a SQLite file keyed by (path, mtime, size, settings).
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
 import warnings
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -59,80 +56,15 @@ import torch
 
 from sigreg_core.util.cache import CACHE_ENV
 from sigreg_core.runs.summary import SummaryConfig, _float, _jsonable, summarize
+from sigreg_core.runs.runfiles import (  # noqa: F401 - the folder's layout and lock, re-exported where they were
+    _SCHEMA, _TEXT_COLUMNS, _TMP_MARK, FORMAT_VERSION, INDEX_NAME, LOCK_NAME, SERIES_COLUMNS, SNAPSHOT_DIR,
+    SNAPSHOT_KEY, RunLockedError, _acquire_lock, _atomic_write, _release_lock, _remove_orphans,
+    _snapshot_name, rank_run_dir,
+)
 
 __all__ = ["RunWriter", "RunLockedError", "LOCK_NAME", "rank_run_dir", "INDEX_NAME", "SNAPSHOT_DIR", "SNAPSHOT_KEY", "SERIES_COLUMNS", "CACHE_DIR_ENV"]
 
-INDEX_NAME = "index.sqlite"
-SNAPSHOT_DIR = "snapshots"
-SNAPSHOT_KEY = "embeddings"
-FORMAT_VERSION = 1
 CACHE_DIR_ENV = CACHE_ENV  # one cache directory for the whole package (sigreg_core.util.cache)
-_TMP_MARK = ".tmp-"
-LOCK_NAME = ".writer.lock"  # flock'ed by the one writer of a run (the OS releases it when that process dies)
-_SNAPSHOT_RE = re.compile(r"step_-?\d+\.safetensors")  # the names _snapshot_name produces
-
-#: real columns of the index, in order (the time series; ``summary`` and ``scalars`` are JSON)
-SERIES_COLUMNS = (
-    "n", "d", "m", "sigreg", "null_mean", "sigreg_over_null",
-    "p_value", "log10_p", "rankme", "q50", "q95", "qmax", "slice_null_q95", "summary_seconds",
-)
-_TEXT_COLUMNS = ("verdict", "modes", "error")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
-    step INTEGER PRIMARY KEY,
-    time REAL NOT NULL,
-    snapshot TEXT,
-    {", ".join(f"{c} REAL" for c in SERIES_COLUMNS)},
-    verdict TEXT,
-    modes TEXT,
-    error TEXT,
-    summary TEXT,
-    scalars TEXT
-);
-"""
-
-
-
-# ----------------------------------------------------------------------------- helpers
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return  # platforms without directory fds
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync dir)."""
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _snapshot_name(step: int) -> str:
-    return f"step_{step:09d}.safetensors"
 
 
 def _subsample(z: torch.Tensor, max_rows: Optional[int], step: int) -> torch.Tensor:
@@ -154,74 +86,6 @@ def _as_rows(embeddings) -> torch.Tensor:
         raise ValueError(f"embeddings must be floating point, got {t.dtype}")
     return t.reshape(-1, t.shape[-1])
 
-
-def _connect(path: Path, *, readonly: bool, timeout: float = 10.0) -> sqlite3.Connection:
-    if readonly:
-        try:
-            con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                                  check_same_thread=False)
-            con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-            return con
-        except sqlite3.Error:
-            pass  # e.g. a WAL database whose -shm cannot be created read-only: open normally
-    con = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
-    return con
-
-
-# ----------------------------------------------------------------------------- one writer per run
-class RunLockedError(RuntimeError):
-    """A second writer on a run folder another live process (or object) is writing; one line."""
-
-
-def rank_run_dir(run_dir: Union[str, os.PathLike], rank: Optional[int]) -> Path:
-    """The folder rank ``rank`` writes: the run itself for rank 0 / None, ``<run>-rank<k>`` beside it otherwise."""
-    p = Path(run_dir)
-    if rank is None or int(rank) == 0:
-        return p
-    if int(rank) < 0:
-        raise ValueError(f"rank must be >= 0, got {rank}")
-    return p.with_name(f"{p.name}-rank{int(rank)}")
-
-
-def _acquire_lock(run_dir: Path) -> int:
-    """An exclusive, non-blocking ``flock`` on ``run_dir/.writer.lock``; returns its fd.
-
-    The lock belongs to the open file, so it dies with the process that holds it (SIGKILL
-    included) and never needs cleaning up; a stale lock file is harmless.  Raises
-    :class:`RunLockedError` (one line) when another writer holds it, ``OSError`` when the
-    folder cannot be written at all.
-    """
-    path = run_dir / LOCK_NAME
-    fd = os.open(str(path), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        try:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        except OSError:
-            holder = ""
-        os.close(fd)
-        who = f" (pid {holder})" if holder.isdigit() else ""
-        raise RunLockedError(
-            f"run folder {run_dir} is already being written by another writer{who}; one writer per run: "
-            "write from rank 0 only, or give each DDP rank its own folder with RunWriter(..., rank=rank)") from None
-    except OSError:
-        os.close(fd)
-        raise
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-    except OSError:
-        pass  # the pid is only shown to a refused second writer
-    return fd
-
-
-def _release_lock(fd: Optional[int]) -> None:
-    if fd is not None:
-        try:
-            os.close(fd)  # closing the last descriptor releases the flock
-        except OSError:
-            pass
 
 
 # ----------------------------------------------------------------------------- writer
@@ -249,6 +113,9 @@ class RunWriter:
         snapshot could be written; a sink that raises is warned about once and skipped
         (training goes on).  ``close()`` closes them (``sink.close()`` when they have one).
 
+    quality_rows: samples the per-step quality measures (LiDAR of views, the probes with
+        ``log(..., labels=y)``) use at most (seeded subsample; None: all);
+        see :mod:`sigreg_core.runs.step_quality` for their cost.
     rank: under DDP, this process's rank: rank 0 (or None) writes ``run_dir``, rank k > 0
         writes its own folder ``<run_dir>-rank<k>`` beside it (:func:`rank_run_dir`).
 
@@ -278,6 +145,7 @@ class RunWriter:
         sinks: Optional[Sequence] = None,
         rank: Optional[int] = None,
         config: Optional[dict] = None,
+        quality_rows: Optional[int] = 4096,
     ) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -294,6 +162,9 @@ class RunWriter:
         self._lock_fd: Optional[int] = None
         self.every = int(every)
         self.max_rows = None if max_rows is None else int(max_rows)
+        if quality_rows is not None and int(quality_rows) < 10:
+            raise ValueError(f"quality_rows must be >= 10 or None, got {quality_rows}")
+        self.quality_rows = None if quality_rows is None else int(quality_rows)
         self.keep_every = None if keep_every is None else int(keep_every)
         self.keep_last = None if keep_last is None else int(keep_last)
         self.config = SummaryConfig(preset=str(preset), num_slices=int(num_slices), seed=int(seed))
@@ -406,11 +277,18 @@ class RunWriter:
     def should_log(self, step: int) -> bool:
         return int(step) % self.every == 0
 
-    def log(self, step: int, embeddings, **scalars) -> bool:
+    def log(self, step: int, embeddings, labels=None, **scalars) -> bool:
         """Record ``embeddings`` at ``step`` with the user's ``scalars``; True when written.
 
         ``embeddings``: a tensor or array of shape (N, D), or (..., N, D) (leading axes are
         folded into rows).  Scalars may be Python numbers, 0-d tensors or strings.
+
+        Quality measures (:mod:`sigreg_core.runs.step_quality`) are stored as scalars of the step
+        too (the Monitor page draws them like any scalar): ``alpha_req`` always (from the
+        summary), ``lidar`` when ``embeddings`` are views (V, N, D), and with ``labels`` (one
+        class per sample, length N) ``knn_accuracy`` and ``linear_probe_accuracy`` on a held-out
+        split — each on at most ``quality_rows`` samples, so a step's cost stays bounded.  A
+        scalar of the same name given by the caller wins; bad labels warn once and are skipped.
         """
         step = int(step)
         if step < 0:
@@ -419,14 +297,31 @@ class RunWriter:
             return False
         z = _as_rows(embeddings)
         with self._lock:
-            ok = self._log(step, z, scalars)
+            quality = self._quality(step, embeddings, labels)
+            ok = self._log(step, z, scalars, quality)
         if ok:
             self.written += 1
         else:
             self.failed += 1
         return ok
 
-    def _log(self, step: int, z: torch.Tensor, scalars: dict) -> bool:
+    def _quality(self, step: int, embeddings, labels) -> dict:
+        """LiDAR of views and the probes with labels (:func:`step_quality`); {} (one warning) when they fail."""
+        if not self.summary:
+            return {}
+        t = embeddings if isinstance(embeddings, torch.Tensor) else None
+        if labels is None and (t is None and np.ndim(embeddings) < 3 or t is not None and t.ndim < 3):
+            return {}
+        from sigreg_core.runs.step_quality import step_quality
+
+        try:
+            return step_quality(embeddings, labels, step=step, max_rows=self.quality_rows)
+        except Exception as exc:  # bad labels or a degenerate batch must not stop training
+            self._warn("quality", f"no quality measures at step {step} ({type(exc).__name__}: "
+                                  f"{' '.join(str(exc).split())})")
+            return {}
+
+    def _log(self, step: int, z: torch.Tensor, scalars: dict, quality: Optional[dict] = None) -> bool:
         z = _subsample(z, self.max_rows, step)
         summ: dict = {}
         error = None
@@ -437,6 +332,10 @@ class RunWriter:
                 error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                 self._warn("summary", f"could not summarise step {step} ({error})")
         per_slice = summ.pop("per_slice_statistic", None)
+        quality = dict(quality or {})
+        if summ.get("alpha_req") is not None:
+            quality["alpha_req"] = summ["alpha_req"]
+        scalars = {**quality, **scalars}  # the caller's scalar of the same name wins
         if self.sinks and summ:
             from sigreg_core.integrations.base import StepRecord, dispatch
 
@@ -499,33 +398,6 @@ class RunWriter:
                 (self.run_dir / snap).unlink()
             except FileNotFoundError:
                 pass
-
-
-def _remove_orphans(run_dir: Path, con: sqlite3.Connection) -> int:
-    """Delete snapshot files the index does not reference; returns how many.
-
-    A writer killed between forgetting a snapshot in the index and unlinking it (retention),
-    or between writing a snapshot and indexing it, leaves files no step points to; under
-    ``keep_last=3`` repeated kills left 8 files for 3 references.  Only names this writer
-    produces (``step_<digits>.safetensors``) are touched.
-    """
-    try:
-        referenced = {Path(s).name for (s,) in con.execute("SELECT snapshot FROM steps WHERE snapshot IS NOT NULL")}
-    except sqlite3.Error:
-        return 0
-    removed = 0
-    try:
-        entries = list((run_dir / SNAPSHOT_DIR).iterdir())
-    except OSError:
-        return 0
-    for p in entries:
-        if _SNAPSHOT_RE.fullmatch(p.name) and p.name not in referenced and not p.is_symlink():
-            try:
-                p.unlink()
-                removed += 1
-            except OSError:
-                pass
-    return removed
 
 
 def _scalars(scalars: dict) -> dict:
