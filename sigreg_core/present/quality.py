@@ -128,10 +128,6 @@ def probe_rows(probes: dict) -> list:
 RANK_BY = ("linear_probe_accuracy", "knn_accuracy")
 
 
-#: the label-free measure that tracked downstream quality best in the validity study (docs/quality.md)
-BEST_LABEL_FREE = ("rankme", "RankMe")
-
-
 def compare_quality_lines(quality: dict, metrics: Optional[dict] = None) -> list:
     """``sigreg compare`` footer: one ``quality:`` line per set, then the sets ranked by probe accuracy
     when labels were given, else (with every set's ``metrics``) by the best label-free predictor of
@@ -145,7 +141,9 @@ def compare_quality_lines(quality: dict, metrics: Optional[dict] = None) -> list
             lines.append(f"ranked by {QUALITY_LABELS[key]}: " + " > ".join(
                 f"{visible(nm)} ({_num(quality[nm][key]):.3f})" for nm in order))
             return lines
-    key, label = BEST_LABEL_FREE
+    from sigreg_core.compare.ranking import BEST_PREDICTOR as key, RANK_MEASURES  # one home of "the best"
+
+    label = RANK_MEASURES[key][0]
     if metrics and all(key in m for m in metrics.values()):
         order = sorted(metrics, key=lambda nm: -_num(metrics[nm][key]))
         lines.append(f"ranked by {label} (no labels; the best label-free predictor of probe quality in "
