@@ -126,9 +126,7 @@ def row_pass(z, *, distributed: bool = False, seed: int = 0, chunk: int = 32768)
     sums = MomentSums(dim, expect_rows=None if distributed else n)  # N x N route when narrow (budget.route)
     if distributed:
         from sigreg_core.core import distributed as _dist
-        first = _tensor(z[: min(n, chunk)])
-        (shift,) = _dist.all_reduce_sum(first.mean(0))
-        sums.set_shift(shift / _dist.world_size())
+        sums.set_shift(_dist.global_mean(_tensor(z[: min(n, chunk)])))  # an empty rank adds zeros
     max_abs = 0.0
     nsum = nsq = 0.0
     for r0 in range(0, n, chunk):

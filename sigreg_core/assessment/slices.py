@@ -215,7 +215,8 @@ def score_slices(
     of rows is on the device at a time.  Returns a :class:`SliceStats` with the
     statistic, moments and ECF of each slice.  ``progress(done_rows, total_rows)``
     is called after each chunk.  ``distributed=True`` all-reduces the sums so the
-    result is that of the concatenated batch of all ranks.
+    result is that of the concatenated batch of all ranks; a rank with no rows (``z`` of
+    shape (0, D)) joins the same collectives with zero sums and gets that result too.
     """
     t_start = time.perf_counter()
     p = get_preset(preset)
@@ -259,16 +260,14 @@ def score_slices(
             t = (t - mu) / sd
         x = t if identity else t @ a_dev
         if i == 0 and reduce:
-            shift = x.to(torch.float64).mean(0)
-            (shift,) = _dist.all_reduce_sum(shift)
-            acc.set_shift(shift / _dist.world_size())
+            acc.set_shift(_dist.global_mean(x))
         acc.update(x)
         done = r1
         if progress is not None:
             progress(done, n_rows)
     if reduce:
-        if acc.shift is None:  # this rank had no rows: still join the reductions
-            raise ValueError("every rank needs at least one row under distributed scoring")
+        if acc.shift is None:  # this rank has no rows: it joins the same collectives with zeros
+            acc.set_shift(_dist.global_mean(torch.zeros(0, m, dtype=torch.float64)))
         acc.sync()
     stats = acc.compute()
     if not (np.isfinite(stats.statistic).all() and np.isfinite(stats.kurtosis).all()):

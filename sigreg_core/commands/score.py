@@ -10,7 +10,8 @@ over M random unit directions u_m of
 compared with its exact null law (see :mod:`sigreg_core.assessment.assess`).  A (V, N, D)
 file is V batches scored separately.  ``--distributed`` under ``torchrun``: rank r loads
 shards r, r+W, r+2W, ...; the ECF sums are all-reduced (gloo on CPU, NCCL on CUDA) so
-rank 0 prints the statistic of the concatenated batch.  Heavy modules (torch, SciPy,
+rank 0 prints the statistic of the concatenated batch.  With fewer shards than processes
+the ranks without one hold no rows and join every collective with zeros (never a hang).  Heavy modules (torch, SciPy,
 the assessment) are imported only when a file is scored.
 """
 from __future__ import annotations
@@ -353,10 +354,8 @@ def _score_distributed(args) -> int:
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        if len(args.files) < world:
-            if rank == 0:
-                raise UsageError(f"{PROG} score --distributed: {len(args.files)} shard(s) for {world} processes; give at least one shard per process")
-            return EXIT_USAGE
+        # fewer shards than processes: the ranks without a shard hold no rows and join every
+        # collective with zero sums (the statistic is that of the rows that exist)
         mine = args.files[rank::world]
         error, arrays, notices, dims = None, [], [], set()
         try:
@@ -382,8 +381,9 @@ def _score_distributed(args) -> int:
                 sys.stderr.write(f"{PROG} score --distributed: shards differ in shape (ndim, dim, views): {sorted(all_dims)}; all shards need the same dimension and views\n")
             return EXIT_USAGE
         total_rows = sum(s[2] for s in status)
-        z = np.concatenate(arrays, axis=1)  # (V, n_local, D)
-        ndim = next(iter(all_dims))[0]
+        ndim, dim, views = next(iter(all_dims))
+        # a rank without a shard: (V, 0, D) float32 rows
+        z = np.concatenate(arrays, axis=1) if arrays else np.zeros((views, 0, dim), np.float32)  # (V, n_local, D)
         local = z if ndim == 3 else z[0]
         args.quiet = args.quiet or rank != 0
         label = f"{len(args.files)} shards on {world} processes"
