@@ -66,7 +66,8 @@ def add_score_parser(sub):
                    help="size of the Monte Carlo null of SIGReg (default 200, cached in $LATENT_HEALTH_CACHE; 0 skips it: "
                         "the verdict uses exact p-values only)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
-    s.add_argument("--max-rows", type=positive_int, default=None, help="score a random subset of at most R rows per file")
+    s.add_argument("--max-rows", type=positive_int, default=None, help="score a random subset of at most R rows per file (default: 131 072 rows at 1024 slices, "
+                        "$LATENT_HEALTH_SCORE_WORK / slices; every row of a 1-D set; at most the row limit 2^20)")
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
     s.add_argument("--labels", default=None, metavar="LABELS",
@@ -257,8 +258,16 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
 def _load(path: str, args):
     from sigreg_core.inputs.loading import load_embeddings
 
+    rows = args.max_rows
+    if rows is None:  # the scoring default, decided from the header's shape (seconds, not minutes)
+        from sigreg_core.assessment.budget import score_rows, score_work
+
+        score_work()  # a malformed $LATENT_HEALTH_SCORE_WORK is one line of its own, not a file error
+
+        def rows(dim, views, _m=args.slices):
+            return score_rows(dim, _m)
     return load_embeddings(
-        path, key=args.key, max_rows=args.max_rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
+        path, key=args.key, max_rows=rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
         max_bytes=args.max_bytes, seed=args.seed,
     )
 

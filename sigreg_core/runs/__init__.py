@@ -1,8 +1,10 @@
 """Training runs: write them from a training loop, read them back for the Monitor page.
 
 The per-step summary and the Monte Carlo null band of SIGReg (:mod:`.summary`), the
-crash-safe ``RunWriter`` (:mod:`.writer`), discovery and the ``RunReader`` of a run
-folder (:mod:`.reader`), the demo JEPA world model that produces the shipped runs
+crash-safe ``RunWriter`` (:mod:`.writer`), the ``RunReader`` of a run folder
+(:mod:`.reader`) with where runs are (:mod:`.locate`: discovery, confinement, step names),
+the index rows as a frame (:mod:`.frames`) and the folder-run summary cache
+(:mod:`.folder_cache`), the hostile-index rules (:mod:`.safeindex`), the demo JEPA world model that produces the shipped runs
 (:mod:`.demo`); the Lightning callback lives in :mod:`sigreg_core.integrations.lightning`
 (:mod:`.lightning` re-exports it).
 """
