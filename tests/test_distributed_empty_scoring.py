@@ -151,11 +151,11 @@ def test_without_a_group_zero_rows_are_still_refused():
 
 
 def test_cli_with_fewer_shards_than_processes_scores_the_shards_given(tmp_path):
-    """torchrun with 3 processes and 2 shards: rank 2 has no shard and no rows; before, exit 2."""
-    z = _data().astype(np.float32)
+    """torchrun with 3 processes and 2 shards of 2 views: rank 2 has no shard and no rows; before, exit 2."""
+    z = np.stack([_data(), _data()[::-1] * 0.5]).astype(np.float32)  # (2 views, N, D)
     a, b, whole = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "whole.npy"
-    np.save(a, z[:300])
-    np.save(b, z[300:])
+    np.save(a, z[:, :300])
+    np.save(b, z[:, 300:])
     np.save(whole, z)
     fast = ["--slices", str(SLICES), "--null-draws", "0", "--quiet", "--json"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
@@ -168,7 +168,9 @@ def test_cli_with_fewer_shards_than_processes_scores_the_shards_given(tmp_path):
                          text=True, cwd=ROOT, env=env, timeout=TIMEOUT)
     assert one.returncode == 0, one.stderr[-3000:]
     got, ref = json.loads(multi.stdout)[0], json.loads(one.stdout)[0]  # only rank 0 prints
-    assert got["world_size"] == WORLD and got["rows"] == ref["rows"] == N_TOTAL
+    assert got["world_size"] == WORLD and got["rows"] == ref["rows"] == N_TOTAL and got["num_views"] == 2
+    for vg, vr in zip(got["views"], ref["views"]):
+        assert vg["sigreg"] == pytest.approx(vr["sigreg"], rel=1e-6)
     assert got["sigreg"] == pytest.approx(ref["sigreg"], rel=1e-6)
     assert got["verdict"] == ref["verdict"] and got["modes"] == ref["modes"]
     np.testing.assert_allclose(got["per_slice"]["statistic"], ref["per_slice"]["statistic"], rtol=5e-5, atol=1e-6)

@@ -11,8 +11,8 @@ compared with its exact null law (see :mod:`sigreg_core.assessment.assess`).  A 
 file is V batches scored separately.  ``--distributed`` under ``torchrun``: rank r loads
 shards r, r+W, r+2W, ...; the ECF sums are all-reduced (gloo on CPU, NCCL on CUDA) so
 rank 0 prints the statistic of the concatenated batch.  With fewer shards than processes
-the ranks without one hold no rows and join every collective with zeros (never a hang).  Heavy modules (torch, SciPy,
-the assessment) are imported only when a file is scored.
+the ranks without one hold no rows and join every collective with zeros (never a hang).
+Heavy modules (torch, SciPy, the assessment) are imported only when a file is scored.
 """
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def add_score_parser(sub):
                    help="size of the Monte Carlo null of SIGReg (default 200, cached in $LATENT_HEALTH_CACHE; 0 skips it: "
                         "the verdict uses exact p-values only)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
-    s.add_argument("--max-rows", type=positive_int, default=None, help="score a random subset of at most R rows per file (default: 131 072 rows at 1024 slices, "
+    s.add_argument("--max-rows", type=positive_int, default=None,
+                   help="score a random subset of at most R rows per file (default: 131 072 rows at 1024 slices, "
                         "$LATENT_HEALTH_SCORE_WORK / slices; every row of a 1-D set; at most the row limit 2^20)")
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
