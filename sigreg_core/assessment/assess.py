@@ -285,7 +285,8 @@ def _assess_2d(z, *, num_slices, seed, preset, family, device, progress, distrib
                                   bool(departure), largest)
         level = V.health_level(health["relative_effective_rank"])
         dlevel = V.distance_level(shape["relative_distance"])
-    conventions = [] if too_few else find_conventions(z, facts, scale, bulk, modes, ev, preset, null_mean, dev)
+    conventions = [] if too_few else find_conventions(z, facts, scale, bulk, modes, ev, preset, null_mean, dev,
+                                                                     distributed)
     answers = {
         "verdict": verdict,
         "health": dict(health, level=level, edges=list(V.HEALTH_EDGES),

@@ -37,7 +37,8 @@ from typing import Optional
 __all__ = ["WorkBudgetError", "MAX_DIM_ENV", "DENSE_COPIES", "max_dim", "dense_bytes", "check_dense_dim",
            "MAX_WORK_ENV", "DEFAULT_MAX_WORK", "max_work", "fit_null_draws", "MAX_MEMORY_ENV", "DEFAULT_MAX_MEMORY",
            "max_memory", "MAX_EVAL_WORK_ENV", "DEFAULT_MAX_EVAL_WORK", "max_eval_work", "GRAM_MIN_DIM",
-           "GRAM_ROWS_BYTES", "route", "route_cost", "check_assessment", "max_views"]
+           "GRAM_ROWS_BYTES", "route", "route_cost", "check_assessment", "max_views", "SCORE_WORK_ENV",
+           "DEFAULT_SCORE_WORK", "MIN_SCORE_ROWS", "score_work", "score_rows"]
 
 MAX_DIM_ENV = "LATENT_HEALTH_MAX_DIM"
 #: float64 D x D matrices alive at once at the peak (sums, covariance, Gram, eigh workspace, off-diagonal)
@@ -183,6 +184,38 @@ def check_dense_dim(dim: int, what: str = "the companion metrics and the princip
             f"reduce the dimension first (PCA or a random projection) or raise {MAX_MEMORY_ENV} (now "
             f"{_human(max_memory())})" + (f" and {MAX_DIM_ENV}" if cap is not None and dim > cap else "")
         )
+
+
+SCORE_WORK_ENV = "LATENT_HEALTH_SCORE_WORK"
+#: rows x distinct slices that ``sigreg score`` scores by default: 131 072 rows at 1024 slices
+#: (~1.5 s of ECF per pass on 2 quiet cores), every row of a 1-D set up to the row limit 2^20
+DEFAULT_SCORE_WORK = 1 << 27
+#: ``sigreg score`` keeps at least this many rows by default whatever the slices
+MIN_SCORE_ROWS = 1 << 16
+
+
+def score_work() -> float:
+    """Rows x distinct slices scored by default (``$LATENT_HEALTH_SCORE_WORK``, else 2^27)."""
+    return _env_number(SCORE_WORK_ENV, float(DEFAULT_SCORE_WORK), "134217728")
+
+
+def score_rows(dim: int, num_slices: int) -> tuple:
+    """``(rows, why)``: the rows per view ``sigreg score`` keeps when ``--max-rows`` is not given.
+
+    SIGReg costs O(N M (D + K)) per pass (four passes: the family, the random, axes and principal
+    screens, the distance), so the default N is ``$LATENT_HEALTH_SCORE_WORK`` / M' with M' the
+    distinct slices: M random directions, but one in one dimension (every direction is +-1 and
+    :func:`~sigreg_core.assessment.slices.score_slices` scores it once).  Never below
+    :data:`MIN_SCORE_ROWS` (65 536); the loader's row limit (2^20) caps it, and ``--max-rows``
+    up to that limit scores more: N >= 10^6 stays possible on a CPU.  The N-scaled statistic's
+    null law does not depend on N, the health is measured on 8 192 rows, and the distance's
+    sampling error at 131 072 rows is ~ 0.003: a larger sample does not change a verdict.
+    """
+    distinct = 1 if int(dim) <= 1 else max(int(num_slices), 1)
+    rows = max(MIN_SCORE_ROWS, int(score_work() // distinct))
+    why = (f"to keep scoring fast: sigreg score's default for {int(num_slices):,} slices in {int(dim):,} "
+           f"dimension(s), {SCORE_WORK_ENV}; --max-rows up to the row limit scores more")
+    return rows, why
 
 
 def check_assessment(n: int, dim: int, views: int = 1, slices: int = 0) -> tuple:

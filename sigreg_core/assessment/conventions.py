@@ -28,13 +28,16 @@ def over(sig: float, null_mean: float) -> float:
     return sig / null_mean if null_mean and np.isfinite(null_mean) else float("nan")
 
 
-def find_conventions(z, facts, scale, metrics, modes, ev, preset, null_mean, device) -> list:
-    """The third answer: equal-norm rows, an uncentred mean, a global scale, each with the score after."""
+def find_conventions(z, facts, scale, metrics, modes, ev, preset, null_mean, device, distributed=False) -> list:
+    """The third answer: equal-norm rows, an uncentred mean, a global scale, each with the score after.
+
+    ``distributed``: the rescored slices are those of every rank's rows (the branches taken depend
+    only on global numbers, so every rank joins the same collectives)."""
     out = []
     stats = ev.family_stats
     sig = float(stats.sigreg)
     if facts.equal_norms and scale != 1.0:
-        raw = score_slices(z, ev.directions.double() / scale, preset, device=device)
+        raw = score_slices(z, ev.directions.double() / scale, preset, device=device, distributed=distributed)
         unit = abs(facts.norm_mean - 1.0) < 1e-3
         out.append({
             "name": "l2_normalised_rows" if unit else "equal_norm_rows",
@@ -58,7 +61,7 @@ def find_conventions(z, facts, scale, metrics, modes, ev, preset, null_mean, dev
     rms = float(metrics["rms_std"])  # of the bulk (without outlier rows) when there are outliers
     lo, hi = 0.75, 1.33
     if rms > 0 and not lo <= rms <= hi and "scale" in modes:
-        st = score_slices(z, ev.directions.double() / rms, preset, device=device)
+        st = score_slices(z, ev.directions.double() / rms, preset, device=device, distributed=distributed)
         after = float(np.mean(centred_statistic(st, preset))) if preset.form == "ecf" else float(st.sigreg)
         out.append({
             "name": "global_scale",

@@ -57,7 +57,16 @@ def principal_axes(cov, num: Optional[int] = None) -> tuple[torch.Tensor, np.nda
     :class:`~sigreg_core.assessment.metrics.MomentSums`: then its cached spectrum is used,
     on the N x N Gram route when the batch is narrow (u_i = Zc^T v_i / sigma_i, only the
     axes of non-zero variance, at most min(N - 1, D)), so no D x D matrix is formed.
+    Float32 axes as a tensor (slices); :func:`principal_eig` gives them in float64.
+    This is the one home of principal axes: the cloud view
+    (:func:`sigreg_core.present.cloud.principal_axes`) decomposes its subsample's scatter here.
     """
+    evecs, evals = principal_eig(cov, num)
+    return torch.from_numpy(evecs.astype(np.float32)), evals
+
+
+def principal_eig(cov, num: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 eigenvectors (D, num), eigenvalues), largest first, signs fixed: see :func:`principal_axes`."""
     if hasattr(cov, "principal"):
         evecs, evals = cov.principal(num)
         evecs = np.array(evecs, dtype=np.float64, copy=True)
@@ -73,7 +82,7 @@ def principal_axes(cov, num: Optional[int] = None) -> tuple[torch.Tensor, np.nda
         signs = np.sign(evecs[idx, np.arange(evecs.shape[1])])
         signs[signs == 0] = 1.0
         evecs = evecs * signs
-    return torch.from_numpy(evecs.astype(np.float32)), evals
+    return evecs, evals
 
 
 def _rows_tensor(z, max_rows: int, seed: int) -> torch.Tensor:

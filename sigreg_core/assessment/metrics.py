@@ -365,10 +365,8 @@ def companion_metrics(z, *, chunk_rows: int = 65536, distributed: bool = False) 
     sums = MomentSums(dim, expect_rows=None if distributed else n)
     if distributed:
         from sigreg_core.core import distributed as _dist
-        first = _as_tensor(z[: min(n, chunk_rows)]).to(torch.float64)
-        shift = first.mean(0).cpu() if first.shape[0] else torch.zeros(dim, dtype=torch.float64)
-        (shift,) = _dist.all_reduce_sum(shift)
-        sums.set_shift(shift / _dist.world_size())
+        first = _as_tensor(z[: min(n, chunk_rows)]).to(torch.float64).reshape(-1, dim)
+        sums.set_shift(_dist.global_mean(first))  # an empty rank adds zeros
     for r0 in range(0, n, chunk_rows):
         sums.update(z[r0 : r0 + chunk_rows])
     if distributed:

@@ -46,7 +46,7 @@ from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment.metrics import MomentSums
 from sigreg_core.assessment.screens import MAX_AXES, MAX_PRINCIPAL, SCREENS, evaluate
 
-__all__ = ["MonteCarloNull", "monte_carlo_null", "calibrated_pvalue", "family_pvalues", "null_band", "MC_MAX_ROWS", "DEFAULT_NULL_DRAWS",
+__all__ = ["MonteCarloNull", "monte_carlo_null", "null_batches", "draw_seed", "sigreg_null_sample", "calibrated_pvalue", "family_pvalues", "null_band", "MC_MAX_ROWS", "DEFAULT_NULL_DRAWS",
            "WORST_DRAWS", "CALIBRATION_K"]
 
 ProgressFn = Optional[Callable[[float, str], None]]
@@ -273,6 +273,35 @@ def _cache_dir(cache_dir) -> Optional[Path]:
     return Path(cache_dir)
 
 
+def null_batches(n: int, dim: int, draws: int, seed: int):
+    """The N(0, I) batches (n, dim) float32 of every Monte Carlo null of the package, from one seeded stream."""
+    g = torch.Generator().manual_seed(int(seed))
+    for _ in range(int(draws)):
+        yield torch.randn(int(n), int(dim), generator=g)
+
+
+def draw_seed(config: dict) -> int:
+    """The seed of :func:`monte_carlo_null`'s batches: from the digest of its settings (``MonteCarloNull.config``)."""
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+    return int(key[:12], 16) % (2**62)
+
+
+def sigreg_null_sample(n: int, dim: int, directions, preset, draws: int, seed: int, device="cpu") -> np.ndarray:
+    """SIGReg on fixed ``directions`` of ``draws`` N(0, I) batches (n, dim), N-scaled (mean of the scaled slices).
+
+    The one simulation of SIGReg's null on fixed directions: the same batches
+    (:func:`null_batches`) and the same scoring (:func:`~sigreg_core.assessment.slices.score_slices`)
+    as :func:`monte_carlo_null`'s family statistic, without the screens.  The Monitor's null band
+    (:func:`sigreg_core.runs.summary.sigreg_null_draws`) is this at its run's settings.
+    """
+    from sigreg_core.assessment.slices import score_slices
+
+    preset = get_preset(preset)
+    a = torch.as_tensor(directions)
+    return np.array([float(np.mean(nl.to_scaled(score_slices(zb, a, preset, device=device).statistic, preset, n)))
+                     for zb in null_batches(n, dim, draws, seed)], dtype=np.float64)
+
+
 def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: int, preset: Preset,
                      draws: int, device="auto", cache_dir=None, progress: ProgressFn = None,
                      lo: float = 0.0, hi: float = 1.0) -> MonteCarloNull:
@@ -285,21 +314,19 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
         "seed": int(seed), "preset": preset.to_dict(), "draws": int(draws),
         "max_axes": MAX_AXES, "max_principal": MAX_PRINCIPAL,
     }
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]  # draw_seed: its first 12
     root = _cache_dir(cache_dir)
     path = _cache_path(root, key)
     cached = _load_cached(path, config)
     if cached is not None:
         return cached
     t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(int(key[:12], 16) % (2**62))
     sig = np.empty(draws)
     vlp = np.empty(draws)
     slp = np.full((draws, len(SCREENS)), np.nan)
     rows_kept = max(1, min(draws, _MAX_POOL // max(num_slices, 1)))
     pool = []
-    for b in range(draws):
-        zb = torch.randn(n, dim, generator=g)
+    for b, zb in enumerate(null_batches(n, dim, draws, draw_seed(config))):
         sums = MomentSums(dim, expect_rows=n).update(zb)  # the same route as the batch (budget.route)
         ev = evaluate(zb, sums, family=family, num_slices=num_slices, seed=seed, preset=preset,
                        device=device, distributed=False)

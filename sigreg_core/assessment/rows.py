@@ -18,6 +18,10 @@ Before anything is scored, ``assess`` needs facts that only the rows give
   flagged rows are far (their median r_n >= 2 x the threshold); a continuum of far
   rows is heavy tails, not outliers.  The flagged rows' sums are then removed
   from the moment sums to give the robust covariance of the collapse test.
+  This rule decides a verdict mode, so it controls the false alarms of the whole set
+  (1e-3 / N per row); the cloud view's highlight (:mod:`sigreg_core.present.cloud`) is a
+  per-row display rule (0.1 % of N(0, I) rows) on the principal scores drawn, on purpose
+  another rule with another question.
 
 Under torch.distributed every rank contributes its seeded share of the sample
 (the median and the median distance do not depend on the order), the counts
@@ -126,9 +130,7 @@ def row_pass(z, *, distributed: bool = False, seed: int = 0, chunk: int = 32768)
     sums = MomentSums(dim, expect_rows=None if distributed else n)  # N x N route when narrow (budget.route)
     if distributed:
         from sigreg_core.core import distributed as _dist
-        first = _tensor(z[: min(n, chunk)])
-        (shift,) = _dist.all_reduce_sum(first.mean(0))
-        sums.set_shift(shift / _dist.world_size())
+        sums.set_shift(_dist.global_mean(_tensor(z[: min(n, chunk)])))  # an empty rank adds zeros
     max_abs = 0.0
     nsum = nsq = 0.0
     for r0 in range(0, n, chunk):

@@ -142,6 +142,21 @@ class SliceAccumulator:
         self.n = int(round(float(n)))
         self._synced = True
 
+    def expand(self, index, sign) -> None:
+        """Slices from the sums of distinct ones: slice j is ``sign[j]`` times slice ``index[j]``.
+
+        Projections on -u are the negated projections on u, so the cosine sums are unchanged and
+        the sine sums, the shift and the odd power sums change sign (exact, any preset)."""
+        i = torch.as_tensor(np.asarray(index, dtype=np.int64), device=self.device)
+        sg = torch.as_tensor(np.asarray(sign, dtype=np.float64), device=self.device)
+        odd = torch.stack([sg, torch.ones_like(sg), sg, torch.ones_like(sg)], dim=1)
+        self.sum_cos = self.sum_cos[i]
+        self.sum_sin = self.sum_sin[i] * sg[:, None]
+        self.power = self.power[i] * odd
+        if self.shift is not None:
+            self.shift = self.shift[i] * sg
+        self.num_slices = int(i.numel())
+
     def compute(self) -> SliceStats:
         if self.n < 2:
             raise ValueError(f"the statistic needs at least 2 rows, got {self.n}")
@@ -199,6 +214,32 @@ def _check_chunk(t: torch.Tensor, r0: int) -> None:
         )
 
 
+#: directions are checked for repeats (up to sign) when D is at most this: in one dimension all M
+#: random slices are +-the same axis, so one is scored instead of M (in more dimensions random
+#: directions do not repeat, and the check is skipped)
+DEDUP_MAX_DIM = 8
+
+
+def distinct_slices(a: torch.Tensor) -> Optional[tuple]:
+    """``(keep, index, sign)`` when some columns of ``a`` (D, M) repeat up to sign, else None.
+
+    Column j equals ``sign[j] * a[:, keep[index[j]]]`` exactly (columns are compared after a sign
+    that makes their first non-zero entry positive).  Only for D <= :data:`DEDUP_MAX_DIM`."""
+    dim, m = int(a.shape[0]), int(a.shape[1])
+    if dim > DEDUP_MAX_DIM or m < 2:
+        return None
+    an = a.detach().cpu().to(torch.float64).numpy()
+    first = np.argmax(an != 0, axis=0)
+    sign = np.sign(an[first, np.arange(m)])
+    sign[sign == 0] = 1.0
+    canon = (an * sign).T  # (M, D)
+    _, keep, inverse = np.unique(canon, axis=0, return_index=True, return_inverse=True)
+    if len(keep) == m:
+        return None
+    inverse = inverse.reshape(-1)
+    return keep, inverse, sign * sign[keep][inverse]  # relative to the kept column's own sign
+
+
 def score_slices(
     z,
     directions,
@@ -215,7 +256,8 @@ def score_slices(
     of rows is on the device at a time.  Returns a :class:`SliceStats` with the
     statistic, moments and ECF of each slice.  ``progress(done_rows, total_rows)``
     is called after each chunk.  ``distributed=True`` all-reduces the sums so the
-    result is that of the concatenated batch of all ranks.
+    result is that of the concatenated batch of all ranks; a rank with no rows (``z`` of
+    shape (0, D)) joins the same collectives with zero sums and gets that result too.
     """
     t_start = time.perf_counter()
     p = get_preset(preset)
@@ -251,7 +293,11 @@ def score_slices(
 
     # the coordinate axes need no projection: the slices are the columns themselves
     identity = m == dim and bool(torch.equal(a, torch.eye(dim, dtype=a.dtype)))
-    acc = SliceAccumulator(m, p, device="cpu" if dev.type == "cpu" else dev)
+    # repeated slices (D = 1: every direction is +-1) are scored once and expanded exactly after
+    dedup = None if identity else distinct_slices(a)
+    if dedup is not None:
+        a_dev = a_dev[:, torch.from_numpy(dedup[0])]
+    acc = SliceAccumulator(a_dev.shape[1], p, device="cpu" if dev.type == "cpu" else dev)
     done = 0
     for i, (r0, r1) in enumerate(_row_chunks(n_rows, rows)):
         t = _chunk_tensor(z, r0, r1, dev).to(work_dtype)
@@ -259,17 +305,17 @@ def score_slices(
             t = (t - mu) / sd
         x = t if identity else t @ a_dev
         if i == 0 and reduce:
-            shift = x.to(torch.float64).mean(0)
-            (shift,) = _dist.all_reduce_sum(shift)
-            acc.set_shift(shift / _dist.world_size())
+            acc.set_shift(_dist.global_mean(x))
         acc.update(x)
         done = r1
         if progress is not None:
             progress(done, n_rows)
     if reduce:
-        if acc.shift is None:  # this rank had no rows: still join the reductions
-            raise ValueError("every rank needs at least one row under distributed scoring")
+        if acc.shift is None:  # this rank has no rows: it joins the same collectives with zeros
+            acc.set_shift(_dist.global_mean(torch.zeros(0, acc.num_slices, dtype=torch.float64)))
         acc.sync()
+    if dedup is not None:
+        acc.expand(dedup[1], dedup[2])
     stats = acc.compute()
     if not (np.isfinite(stats.statistic).all() and np.isfinite(stats.kurtosis).all()):
         # a NaN/Inf anywhere in a slice poisons its sums: only now scan the input to say where
@@ -284,6 +330,7 @@ def score_slices(
         seconds=time.perf_counter() - t_start,
         chunk_rows=rows,
         distributed=bool(reduce),
+        distinct_slices=int(m if dedup is None else len(dedup[0])),
         world_size=_dist.world_size() if reduce else 1,
     )
     return stats

@@ -10,8 +10,9 @@ over M random unit directions u_m of
 compared with its exact null law (see :mod:`sigreg_core.assessment.assess`).  A (V, N, D)
 file is V batches scored separately.  ``--distributed`` under ``torchrun``: rank r loads
 shards r, r+W, r+2W, ...; the ECF sums are all-reduced (gloo on CPU, NCCL on CUDA) so
-rank 0 prints the statistic of the concatenated batch.  Heavy modules (torch, SciPy,
-the assessment) are imported only when a file is scored.
+rank 0 prints the statistic of the concatenated batch.  With fewer shards than processes
+the ranks without one hold no rows and join every collective with zeros (never a hang).
+Heavy modules (torch, SciPy, the assessment) are imported only when a file is scored.
 """
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def add_score_parser(sub):
                    help="size of the Monte Carlo null of SIGReg (default 200, cached in $LATENT_HEALTH_CACHE; 0 skips it: "
                         "the verdict uses exact p-values only)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
-    s.add_argument("--max-rows", type=positive_int, default=None, help="score a random subset of at most R rows per file")
+    s.add_argument("--max-rows", type=positive_int, default=None,
+                   help="score a random subset of at most R rows per file (default: 131 072 rows at 1024 slices, "
+                        "$LATENT_HEALTH_SCORE_WORK / slices; every row of a 1-D set; at most the row limit 2^20)")
     s.add_argument("--max-bytes", default=None, help="byte limit of the loader, e.g. 2GiB (default $LATENT_HEALTH_MAX_BYTES or 8GiB)")
     s.add_argument("--drop-nonfinite", action="store_true", help="drop rows holding NaN/Inf instead of refusing the file")
     s.add_argument("--labels", default=None, metavar="LABELS",
@@ -256,8 +259,16 @@ def _result_row(label: str, array, args, *, notices=(), key=None, distributed=Fa
 def _load(path: str, args):
     from sigreg_core.inputs.loading import load_embeddings
 
+    rows = args.max_rows
+    if rows is None:  # the scoring default, decided from the header's shape (seconds, not minutes)
+        from sigreg_core.assessment.budget import score_rows, score_work
+
+        score_work()  # a malformed $LATENT_HEALTH_SCORE_WORK is one line of its own, not a file error
+
+        def rows(dim, views, _m=args.slices):
+            return score_rows(dim, _m)
     return load_embeddings(
-        path, key=args.key, max_rows=args.max_rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
+        path, key=args.key, max_rows=rows, view=args.view, drop_nonfinite=args.drop_nonfinite,
         max_bytes=args.max_bytes, seed=args.seed,
     )
 
@@ -353,10 +364,8 @@ def _score_distributed(args) -> int:
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        if len(args.files) < world:
-            if rank == 0:
-                raise UsageError(f"{PROG} score --distributed: {len(args.files)} shard(s) for {world} processes; give at least one shard per process")
-            return EXIT_USAGE
+        # fewer shards than processes: the ranks without a shard hold no rows and join every
+        # collective with zero sums (the statistic is that of the rows that exist)
         mine = args.files[rank::world]
         error, arrays, notices, dims = None, [], [], set()
         try:
@@ -382,8 +391,9 @@ def _score_distributed(args) -> int:
                 sys.stderr.write(f"{PROG} score --distributed: shards differ in shape (ndim, dim, views): {sorted(all_dims)}; all shards need the same dimension and views\n")
             return EXIT_USAGE
         total_rows = sum(s[2] for s in status)
-        z = np.concatenate(arrays, axis=1)  # (V, n_local, D)
-        ndim = next(iter(all_dims))[0]
+        ndim, dim, views = next(iter(all_dims))
+        # a rank without a shard: (V, 0, D) float32 rows
+        z = np.concatenate(arrays, axis=1) if arrays else np.zeros((views, 0, dim), np.float32)  # (V, n_local, D)
         local = z if ndim == 3 else z[0]
         args.quiet = args.quiet or rank != 0
         label = f"{len(args.files)} shards on {world} processes"

@@ -4,12 +4,16 @@ ECF sums are additive, so the global-batch statistic only needs the per-rank
 sums all-reduced (SUM) before the nonlinear step, as lejepa does for its ECF
 means.  (One popular port computes the all-reduce and then discards its
 result, silently scoring the local batch; we use the reduced values.)
+
+A rank may hold no rows (an uneven split, a last shard that ran out): it still joins
+every collective, with zero sums and a zero count, so no other rank waits for it and the
+reduced statistic is that of the rows that exist (N = the global count).
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["group_active", "world_size", "rank", "all_reduce_sum", "resolve_distributed"]
+__all__ = ["group_active", "world_size", "rank", "all_reduce_sum", "global_mean", "resolve_distributed"]
 
 
 def group_active() -> bool:
@@ -63,3 +67,17 @@ def all_reduce_sum(*tensors: torch.Tensor) -> list[torch.Tensor]:
         out.append(flat[i : i + k].reshape(t.shape).to(device=t.device, dtype=t.dtype))
         i += k
     return out
+
+
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """Column means of the rows ``x`` (rows, k) of every rank: float64, one all-reduce of sums and count.
+
+    A rank with no rows contributes zeros (a mean of per-rank means would be NaN there); when no
+    rank has a row the result is zeros.  Without an active group: the local mean (zeros if empty).
+    """
+    x = torch.as_tensor(x)
+    k = int(x.shape[1]) if x.ndim == 2 else int(x.shape[-1])
+    s = x.detach().to(torch.float64).sum(0).cpu() if x.shape[0] else torch.zeros(k, dtype=torch.float64)
+    cnt = torch.tensor([float(x.shape[0])], dtype=torch.float64)
+    s, cnt = all_reduce_sum(s, cnt)
+    return s / cnt.clamp_min(1.0)

@@ -113,6 +113,14 @@ class _Ctx:
             self.fail(f"{what} has {shape[-2]} row(s); SIGReg needs at least 2 rows (ideally hundreds)")
         return shape
 
+    def rows_asked(self, dim: int, views: int = 1) -> tuple:
+        """``(rows or None, why)`` asked for: ``max_rows`` as given, or, when it is a callable
+        ``(dim, views) -> (rows, why)`` (the CLI's scoring default), its answer for this shape."""
+        if callable(self.max_rows):
+            m, why = self.max_rows(int(dim), int(views))
+            return int(m), str(why)
+        return (None if self.max_rows is None else int(self.max_rows)), ""
+
     def plan(self, shape: tuple) -> tuple:
         """Validate the shape and choose views/rows; returns (shape, view_index, row_idx, out_shape)."""
         shape = self.check_shape(shape)
@@ -136,7 +144,7 @@ class _Ctx:
             self.fail(f"has {n:,} rows per view, more than 10^9; split the file")
         idx = None
         cap, why = row_limit(shape[-1], views)
-        m = None if self.max_rows is None else int(self.max_rows)
+        m, asked_why = self.rows_asked(shape[-1], views)
         if m is not None and m < 2:
             self.fail(f"max_rows={m} is too small; SIGReg needs at least 2 rows")
         limited = m is None or cap < m
@@ -144,7 +152,8 @@ class _Ctx:
             m = cap
         if m < n:
             idx = draw_rows(n, m, self.seed)
-            because = f" to stay within {why} (max_rows, CLI --max-rows, chooses fewer)" if limited else ""
+            because = (f" to stay within {why} (max_rows, CLI --max-rows, chooses fewer)" if limited
+                       else f" {asked_why}" if asked_why else "")
             self.notices.append(f"subsampled {n:,} → {m:,} rows at random (seed {self.seed}){because}")
         rows = n if idx is None else len(idx)
         if len(shape) == 3 and view_index is None:

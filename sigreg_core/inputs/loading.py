@@ -95,7 +95,7 @@ def _make_ctx(source, name, key, max_rows, view, drop_nonfinite, max_bytes, seed
     limit = default_max_bytes() if max_bytes is None else parse_byte_size(max_bytes)
     if key is not None:
         key = str(key)
-    if max_rows is not None:
+    if max_rows is not None and not callable(max_rows):
         try:
             max_rows = int(max_rows)
         except (TypeError, ValueError):
@@ -149,7 +149,9 @@ def load_embeddings(
         several candidates are refused with the list of keys.
     max_rows: keep at most this many rows, chosen uniformly at random without
         replacement (``seed``), in their original order; memory-mapped formats read
-        only those rows.
+        only those rows.  May be a callable ``(dim, views) -> (rows, why)`` deciding from
+        the header's shape before anything is read (``sigreg score``'s default,
+        :func:`sigreg_core.assessment.budget.score_rows`); ``why`` ends the notice.
     view: for a (V, N, D) array, keep only view ``view`` (returns (N, D)); ``None``
         keeps all views.
     drop_nonfinite: drop rows holding NaN/Inf (with a notice) instead of refusing.

@@ -11,7 +11,11 @@ same for an embedding set Z (N x D), in the two views that matter for SIGReg
   (v = p - (p·u) u, normalised; the next axis when p is almost parallel to u), also
   uncentred.
 
-**Outlier rule** (robust Mahalanobis distance on the principal axes): with the scores
+**Outlier rule** (robust Mahalanobis distance on the principal axes; a *display* rule, on
+purpose not the assessment's rule in :mod:`sigreg_core.assessment.rows`: this one highlights
+about 0.1 % of N(0, I) rows per point drawn, at a per-row level, on the principal scores a
+reader sees in the figure; the assessment's rule controls the whole set's false alarms at
+1e-3 / N and asks whether a few far rows exist, to decide a verdict mode): with the scores
 s_i = (z_i - mean) V_k on the top k = min(10, D) principal axes, the per-axis median
 m_j and scale MAD_j x 1.4826 (the consistent MAD of a normal law),
 d_i² = sum_j ((s_ij - m_j) / (1.4826 MAD_j))²; a row is an outlier when d_i² exceeds the
@@ -95,16 +99,22 @@ def principal_axes(z, k: int = 10, *, fit_rows: int = FIT_ROWS, seed: int = 0) -
     """(mean (D,), axes V (D, k), variance share of each axis (k,)) of a seeded subsample of ``fit_rows`` rows.
 
     The axes are the eigenvectors of the float64 scatter matrix X^T X of the centred subsample
-    (``numpy.linalg.eigh``, D x D; cheaper than an SVD of the N x D rows and the same axes).
+    (D x D; cheaper than an SVD of the N x D rows and the same axes), decomposed by the one
+    implementation of principal axes, :func:`sigreg_core.assessment.families.principal_eig`
+    (largest first, the sign that makes each axis' largest entry positive).  Only the rows
+    differ from the assessment's principal screen: a seeded subsample of ``fit_rows`` rows,
+    enough to draw the cloud, where the assessment uses the streamed covariance of every row.
     """
+    from sigreg_core.assessment.families import principal_eig
+
     n, d = np.shape(z)
     rng = np.random.default_rng([int(seed), 0x434C4F55])
     idx = None if n <= fit_rows else np.sort(rng.choice(n, size=int(fit_rows), replace=False))
     x = np.array(np.asarray(z) if idx is None else np.asarray(z)[idx], dtype=np.float64)  # a copy: centred in place
     mean = x.mean(0)
     x -= mean
-    w, vec = np.linalg.eigh(x.T @ x)
-    w, vec = np.clip(w[::-1], 0.0, None), vec[:, ::-1]
+    vec, w = principal_eig(x.T @ x)
+    w = np.clip(w, 0.0, None)
     total = float(w.sum())
     k = int(max(1, min(k, d)))
     share = w[:k] / total if total > 0 else np.zeros(k)

@@ -2,8 +2,10 @@
 
 The per-step summary and the Monte Carlo null band of SIGReg (:mod:`.summary`), the
 crash-safe ``RunWriter`` (:mod:`.writer`; the folder's layout, lock and atomic writes in
-:mod:`.runfiles`; the quality measures it logs per step in :mod:`.step_quality`), discovery and the ``RunReader`` of a run
-folder (:mod:`.reader`), the demo JEPA world model that produces the shipped runs
+:mod:`.runfiles`; the quality measures it logs per step in :mod:`.step_quality`), the ``RunReader`` of a
+run folder (:mod:`.reader`) with where runs are (:mod:`.locate`: discovery, confinement, step names),
+the index rows as a frame (:mod:`.frames`) and the folder-run summary cache
+(:mod:`.folder_cache`), the hostile-index rules (:mod:`.safeindex`), the demo JEPA world model that produces the shipped runs
 (:mod:`.demo`); the Lightning callback lives in :mod:`sigreg_core.integrations.lightning`
 (:mod:`.lightning` re-exports it).
 """

@@ -1,6 +1,6 @@
 """Every run below the allowed roots: found once, re-found only when a directory changed; one name and colour each.
 
-The walk itself is :func:`sigreg_core.runs.reader.find_runs` (which confines every run to
+The walk itself is :func:`sigreg_core.runs.locate.find_runs` (which confines every run to
 the allowed roots, symlinks resolved).  This module adds what a dashboard with hundreds of
 runs needs:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
-from sigreg_core.runs.reader import find_runs, is_run_dir
+from sigreg_core.runs.locate import find_runs, is_run_dir
 from sigreg_core.runs.writer import INDEX_NAME
 
 __all__ = ["RunInfo", "discover_runs", "run_name", "run_colour", "RUN_COLOURS", "clear_cache", "names_unique", "newest",

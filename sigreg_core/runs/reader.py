@@ -1,4 +1,9 @@
-"""Reading runs back: discovery below the allowed roots, and the reader behind the Monitor page.
+"""Reading runs back: the reader behind the Monitor page (:class:`RunReader`, :func:`read_run`).
+
+Where runs are (discovery below the allowed roots, step numbers, confinement) is
+:mod:`sigreg_core.runs.locate`, the index rows as a typed frame :mod:`sigreg_core.runs.frames`,
+the folder-run summary cache :mod:`sigreg_core.runs.folder_cache`; their public names are
+importable from here too, as before.
 
 A run is a :class:`~sigreg_core.runs.writer.RunWriter` directory (its SQLite index is read,
 never the snapshots, so a 10 000-step time series loads in well under a second) or a
@@ -20,231 +25,30 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import pandas as pd
 
-from sigreg_core.util.cache import cache_root
 from sigreg_core.runs import safeindex as _si
 from sigreg_core.runs.safeindex import RunReadError
-from sigreg_core.runs.summary import (NULL_BAND_DRAWS, NULL_BAND_MAX_ROWS, SummaryConfig, _jsonable, sigreg_null_band,
+from sigreg_core.runs.summary import (NULL_BAND_DRAWS, NULL_BAND_MAX_ROWS, SummaryConfig, sigreg_null_band,
                                       summarize)
 from sigreg_core.runs.writer import INDEX_NAME, SERIES_COLUMNS, SNAPSHOT_KEY, _TEXT_COLUMNS
+# the reader's public names live in three cohesive modules; importable from here as before
+from sigreg_core.runs.folder_cache import _SummaryCache, default_cache_dir
+from sigreg_core.runs.frames import _finish_frame
+from sigreg_core.runs.locate import (MAX_FOLDER_ENTRIES, MAX_FOLDER_STEPS, MAX_RUNS_LISTED, _snapshot_files,
+                                     find_runs, is_run_dir, resolve_run_dir, run_version, step_from_name)
 
 __all__ = ["RunReader", "RunReadError", "read_run", "is_run_dir", "find_runs", "resolve_run_dir", "run_version",
            "step_from_name", "default_cache_dir", "MAX_FOLDER_ENTRIES", "MAX_FOLDER_STEPS", "MAX_RUNS_LISTED"]
 
-#: directory entries looked at in a folder run (a folder of 50 000 files cost > 90 s per read)
-MAX_FOLDER_ENTRIES = 100_000
-#: snapshot files of a folder run scored per read: the latest ones (older steps are left out, and said so)
-MAX_FOLDER_STEPS = 256
-#: runs listed by discovery at most
-MAX_RUNS_LISTED = 500
 #: seconds one read of a folder run spends scoring files not yet cached (the newest first); the rest
 #: are scored by the next reads (cached), so a read never takes minutes
 FOLDER_SCORE_SECONDS = 15.0
-
-
-# ----------------------------------------------------------------------------- reader
-_STEP_RE = re.compile(r"(\d+)(?!.*\d)")
-
-
-def step_from_name(name: str) -> Optional[int]:
-    """The step number a file name carries: the last run of digits in its stem (``emb-1200.pt`` → 1200)."""
-    stem = name.split(".", 1)[0] if not name.startswith(".") else ""
-    m = _STEP_RE.search(stem)
-    return int(m.group(1)) if m else None
-
-
-def is_run_dir(path: Union[str, os.PathLike]) -> bool:
-    """A directory written by :class:`RunWriter` (holds an ``index.sqlite`` entry).
-
-    A link in place of the index counts (the run is listed), so that the reader can refuse it
-    with one line instead of the run silently vanishing or being read from elsewhere.
-    """
-    p = Path(path) / INDEX_NAME
-    return p.is_file() or p.is_symlink()
-
-
-def _snapshot_files(folder: Path, stop_after: Optional[int] = None, stats: Optional[dict] = None) -> dict:
-    """{step: path} of the step-numbered snapshot files directly in ``folder``.
-
-    At most :data:`MAX_FOLDER_ENTRIES` entries are looked at (``stats["truncated"]`` says when
-    more were there); ``stop_after`` ends the scan once that many are found (discovery).
-    """
-    from sigreg_core.inputs.loading import SUPPORTED_EXTENSIONS
-
-    files: dict = {}
-    try:
-        inside = folder.resolve()
-        it = os.scandir(folder)
-    except (OSError, RuntimeError):
-        return {}
-    seen = 0
-    with it:
-        for entry in it:
-            seen += 1
-            if seen > MAX_FOLDER_ENTRIES:
-                if stats is not None:
-                    stats["truncated"] = True
-                break
-            name = entry.name
-            if name.startswith("."):
-                continue
-            ext = os.path.splitext(name)[1].lower()
-            if ext not in SUPPORTED_EXTENSIONS:
-                continue
-            step = step_from_name(name)
-            if step is None:
-                continue
-            p = Path(entry.path)
-            try:
-                if entry.is_symlink():
-                    if not _within(p, [inside]) or not p.is_file():  # never a link out of the folder
-                        continue
-                elif not entry.is_file(follow_symlinks=False):
-                    continue
-            except OSError:
-                continue
-            if step not in files or name < files[step].name:  # deterministic whatever the directory order
-                files[step] = p
-            if stop_after is not None and len(files) >= stop_after:
-                break
-    return dict(sorted(files.items()))
-
-
-def _within(p: Path, roots: list) -> bool:
-    """``p`` with every symlink resolved lies at or below one of the (resolved) ``roots``."""
-    try:
-        rp = p.resolve(strict=True)
-    except (OSError, RuntimeError):
-        return False
-    return any(rp == r or rp.is_relative_to(r) for r in roots)
-
-
-def find_runs(roots: Iterable[Union[str, os.PathLike]], max_depth: int = 3) -> list[Path]:
-    """Run directories (and folders of step-numbered snapshot files) below ``roots``.
-
-    Symlinks are resolved and checked: a link inside an allowed root that points outside
-    every root is skipped, so discovery never lists (and the Monitor page never scores) a
-    run outside the allowed directories.
-    """
-    out: list[Path] = []
-    seen = set()
-    resolved_roots = []
-    for r in roots:
-        try:
-            resolved_roots.append(Path(r).resolve())
-        except (OSError, RuntimeError):
-            continue
-
-    def visit(p: Path, depth: int) -> None:
-        if len(out) >= MAX_RUNS_LISTED:
-            return
-        try:
-            rp = p.resolve()
-        except (OSError, RuntimeError):
-            return
-        if not any(rp == r or rp.is_relative_to(r) for r in resolved_roots):
-            return
-        if rp in seen or not rp.is_dir():
-            return
-        seen.add(rp)
-        if is_run_dir(rp):
-            out.append(rp)
-            return
-        if len(_snapshot_files(rp, stop_after=2)) >= 2:
-            out.append(rp)
-        if depth >= max_depth:
-            return
-        try:
-            children = []
-            with os.scandir(rp) as it:
-                for i, e in enumerate(it):
-                    if i >= MAX_FOLDER_ENTRIES:
-                        break
-                    if not e.name.startswith(".") and e.is_dir():
-                        children.append(Path(e.path))
-            children.sort()
-        except OSError:
-            return
-        for c in children:
-            visit(c, depth + 1)
-
-    for r in roots:
-        visit(Path(r), 0)
-    return out
-
-
-def resolve_run_dir(path: Union[str, os.PathLike], roots: Optional[Iterable] = None) -> Path:
-    """A run directory typed by a dashboard user, confined to the allowed roots.
-
-    Same rules as :func:`sigreg_core.inputs.loading.resolve_server_path` (no ``..``, no NUL,
-    symlinks resolved and checked, relative paths looked up below each root), for a
-    directory: a :class:`RunWriter` run or a folder of step-numbered snapshot files.
-    Raises :class:`sigreg_core.inputs.loading.EmbeddingLoadError` with one line.
-    """
-    from sigreg_core.inputs.loading import ALLOWED_ROOTS_ENV, EmbeddingLoadError, allowed_roots
-
-    root_list = allowed_roots(roots)
-    text = (os.fspath(path) if not isinstance(path, str) else path).strip()
-    if not text:
-        raise EmbeddingLoadError("empty run directory; type a directory below an allowed root")
-    if "\x00" in text:
-        raise EmbeddingLoadError("run directory contains a NUL byte; type a plain path")
-    if not root_list:
-        raise EmbeddingLoadError(f"no allowed directories are configured; set {ALLOWED_ROOTS_ENV}")
-    shown = ", ".join(str(r) for r in root_list)
-    p = Path(text)
-    if any(part == ".." for part in p.parts):
-        raise EmbeddingLoadError(f"run directory {text!r} contains '..'; give a path below {shown}")
-    for cand in ([p] if p.is_absolute() else [r / p for r in root_list]):
-        try:
-            resolved = cand.resolve(strict=True)
-        except (OSError, RuntimeError):
-            continue
-        if not any(resolved == r or resolved.is_relative_to(r) for r in root_list):
-            raise EmbeddingLoadError(f"run directory {text!r} resolves to {resolved}, outside the allowed "
-                                     f"directories ({shown}); add it to {ALLOWED_ROOTS_ENV}")
-        if not resolved.is_dir():
-            raise EmbeddingLoadError(f"{text!r} is not a directory; give a run directory")
-        if not is_run_dir(resolved) and not _snapshot_files(resolved, stop_after=1):
-            raise EmbeddingLoadError(f"{text!r} is neither a run directory ({INDEX_NAME}) nor a folder of "
-                                     "snapshot files whose names carry a step number (step_000100.npy, ...)")
-        return resolved
-    raise EmbeddingLoadError(f"run directory {text!r} not found below the allowed directories ({shown})")
-
-
-def run_version(path: Union[str, os.PathLike]) -> tuple:
-    """A cheap signature that changes whenever the run gains or changes steps (for caches)."""
-    p = Path(path)
-    out = []
-    if is_run_dir(p):
-        names = [INDEX_NAME, INDEX_NAME + "-wal"]
-        for n in names:
-            try:
-                st_ = (p / n).stat()
-                out.append((n, st_.st_mtime_ns, st_.st_size))
-            except OSError:
-                out.append((n, None, None))
-        return tuple(out)
-    for step, f in list(_snapshot_files(p).items())[-MAX_FOLDER_STEPS:]:
-        try:
-            st_ = f.stat()
-            out.append((f.name, st_.st_mtime_ns, st_.st_size))
-        except OSError:
-            continue
-    return tuple(out)
-
-
-def default_cache_dir() -> Path:
-    """The package's cache directory (:func:`sigreg_core.util.cache.cache_root`)."""
-    return cache_root()
 
 
 def _snapshot_max_bytes() -> int:
@@ -552,99 +356,3 @@ def read_run(path: Union[str, os.PathLike], **kwargs) -> tuple:
     except (RunReadError, FileNotFoundError, OSError, ValueError, RecursionError, MemoryError) as exc:
         return None, [_one_line(exc)]
     return df, list(df.attrs.get("errors", [])) + list(df.attrs.get("notices", []))
-
-
-def _finish_frame(df: pd.DataFrame, name: str = "", errors: Optional[list] = None) -> pd.DataFrame:
-    errors = [] if errors is None else errors
-    for c in SERIES_COLUMNS:
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-    df["step"] = df["step"].astype("int64")
-    for c in ("n", "d", "m"):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-        whole = df[c].notna() & (df[c] == df[c].round()) & (df[c].abs() < 2**53)
-        df[c] = df[c].where(whole)
-        df[c] = df[c].astype("Int64") if df[c].isna().any() else df[c].astype("int64")
-    df["snapshot"] = df["snapshot"].astype(object).where(df["snapshot"].notna(), None)
-
-    def modes(m, step):
-        if not (isinstance(m, str) and m):
-            return ""
-        try:
-            got = _si.bounded_json(m, f"{name} step {step}: the modes")
-        except RunReadError as exc:
-            if len(errors) < 20:
-                errors.append(str(exc))
-            return ""
-        if not isinstance(got, list):
-            return ""
-        return ", ".join(str(x)[:80] for x in got[:16] if isinstance(x, (str, int, float)))
-
-    df["modes"] = [modes(m, s) for m, s in zip(df["modes"], df["step"])]
-    scal = df.pop("scalars")
-    parsed = []
-    keys: dict = {}
-    for s, step in zip(scal, df["step"]):
-        d = {}
-        if isinstance(s, str) and s:
-            try:
-                got = _si.bounded_json(s, f"{name} step {step}: the scalars", max_len=_si.MAX_SCALARS_TEXT)
-            except RunReadError as exc:
-                got = None
-                if len(errors) < 20:
-                    errors.append(str(exc))
-            if isinstance(got, dict):
-                for k, v in got.items():
-                    if k not in keys and len(keys) >= _si.MAX_SCALAR_COLUMNS:
-                        continue
-                    keys.setdefault(k, None)
-                    d[k] = v if isinstance(v, (int, float, bool)) or v is None else str(v)[:200]
-        parsed.append(d)
-    if any(parsed):
-        sf = pd.DataFrame.from_records(parsed, index=df.index)
-        sf.columns = [c if c not in df.columns else f"user_{c}" for c in sf.columns]
-        df = pd.concat([df, sf], axis=1)
-    df.attrs["scalar_columns"] = [c for c in df.columns if c not in
-                                  ("step", "time", "snapshot", *SERIES_COLUMNS, *_TEXT_COLUMNS)]
-    return df
-
-
-class _SummaryCache:
-    """SQLite cache of folder-snapshot summaries keyed by (path, mtime_ns, size, settings)."""
-
-    def __init__(self, cache_dir: Path) -> None:
-        self.con: Optional[sqlite3.Connection] = None
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(str(cache_dir / "folder-summaries.sqlite"), timeout=10.0)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("CREATE TABLE IF NOT EXISTS summaries (path TEXT, mtime INTEGER, size INTEGER, "
-                        "settings TEXT, summary TEXT NOT NULL, PRIMARY KEY (path, mtime, size, settings))")
-            self.con = con
-        except (OSError, sqlite3.Error):
-            self.con = None  # no cache: score every time
-
-    def get(self, ident: tuple) -> Optional[dict]:
-        if self.con is None:
-            return None
-        try:
-            row = self.con.execute("SELECT summary FROM summaries WHERE path=? AND mtime=? AND size=? AND settings=?",
-                                   ident).fetchone()
-        except sqlite3.Error:
-            return None
-        return json.loads(row[0]) if row else None
-
-    def put(self, ident: tuple, summ: dict) -> None:
-        if self.con is None:
-            return
-        try:
-            with self.con:
-                self.con.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?)",
-                                 (*ident, json.dumps(_jsonable(summ))))
-        except sqlite3.Error:
-            pass
-
-    def close(self) -> None:
-        if self.con is not None:
-            self.con.close()
-            self.con = None
-

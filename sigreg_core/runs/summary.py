@@ -164,21 +164,17 @@ def sigreg_null_draws(n: int, dim: int, config: SummaryConfig = SummaryConfig(),
     depend on N (from N of about 32), so N above 4096 is simulated at 4096 and rescaled.
     Returned in the preset's own units at ``n`` rows.
     """
+    from sigreg_core.assessment.montecarlo import sigreg_null_sample
     from sigreg_core.core.directions import sample_directions
-    from sigreg_core.core.nulllaw import from_scaled, to_scaled
-    from sigreg_core.assessment.slices import score_slices
+    from sigreg_core.core.nulllaw import from_scaled
 
     n, dim, draws = int(n), int(dim), int(draws)
     if n < 2 or dim < 1 or draws < 1:
         raise ValueError(f"null band needs n >= 2, dim >= 1 and draws >= 1 (got {n}, {dim}, {draws})")
     n_sim = min(n, NULL_BAND_MAX_ROWS)
     a = sample_directions(dim, config.num_slices, config.seed)
-    g = torch.Generator().manual_seed(int(seed))
-    out = np.empty(draws)
-    for b in range(draws):
-        z = torch.randn(n_sim, dim, generator=g)
-        st = score_slices(z, a, config.preset, device="cpu")
-        out[b] = float(np.mean(to_scaled(st.statistic, config.preset, n_sim)))
+    # the assessment's one simulation (its Monte Carlo null's family statistic), at the run's settings
+    out = sigreg_null_sample(n_sim, dim, a, config.preset, draws, seed)
     return np.asarray(from_scaled(out, config.preset, n), dtype=np.float64)
 
 

@@ -181,7 +181,8 @@ def _subset(ctx: _Ctx, meta, width: int = 1) -> bool:
     """True when fewer rows than the file has will be kept (``ctx.plan`` will draw ``idx``): the caller
     asked for fewer, or the table is over the row limit at ``width`` values per row."""
     n = int(meta.num_rows)
-    if ctx.max_rows is not None and 2 <= int(ctx.max_rows) < n:
+    asked = ctx.rows_asked(width)[0]
+    if asked is not None and 2 <= asked < n:
         return True
     return row_limit(width)[0] < n
 
@@ -211,7 +212,8 @@ def _check_vector_column(ctx: _Ctx, pf, schema, meta, name: str, d: int | None =
     if _subset(ctx, meta, width):  # decoded in slices: one slice and the result count
         per_row = width * (_width(t.value_type) + 16) + (0 if fixed else 24)
         rows = _slice_rows(ctx, per_row)
-        kept = min(n, row_limit(width)[0], int(ctx.max_rows) if ctx.max_rows is not None else n)
+        asked = ctx.rows_asked(width)[0]
+        kept = min(n, row_limit(width)[0], asked if asked is not None else n)
         group, result = rows * per_row, 4 * kept * width
         if group + result > ctx.max_bytes:
             ctx.fail(f"vector column {name!r}: a slice of {rows:,} rows decodes to {_human(group)}, plus "
