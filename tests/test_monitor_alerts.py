@@ -173,3 +173,17 @@ def test_collapsed_is_red_and_apart_from_severe():
     assert top[0] > 2 * max(top[1], top[2])  # red: the red channel dominates
     assert np.linalg.norm(top - below) > 60  # not the orange of the level below
     assert len({verdict_colour(v) for v in lv}) == len(lv)
+
+
+@pytest.mark.parametrize("run", ["lambda-0", "lambda-0.09"])
+def test_shipped_demo_verdicts_are_this_releases_rules(run):
+    """The verdict stored with each shipped step is what ``summarize`` says of its snapshot today, under the
+    run's own logged settings: a change to the rules must re-record the demos (sigreg demo-train, see
+    docs/monitor.md), or the Monitor shows the last release's words."""
+    from sigreg_core.runs.summary import summarize
+
+    reader = RunReader(SHIPPED / run)
+    series = reader.timeseries()
+    for step in (0, 30, 100, 140, 400):
+        stored = series.loc[series["step"] == step, "verdict"].iloc[0]
+        assert summarize(reader.snapshot(step), reader.config)["verdict"] == stored, (run, step)
