@@ -22,18 +22,15 @@ if not st.session_state.get("_lh_shell"):
 
 import time
 
-from sigreg_core.present import compare_figures as CF
-from sigreg_core.present import compare_tables as CT
-from sigreg_core.compare import choice as C
-from sigreg_core.compare import notices as N
-from sigreg_core.compare import sources as S
+from sigreg_core.present import compare_figures as CF, compare_tables as CT
+from sigreg_core.compare import choice as C, notices as N, sources as S  # the page's logic, tested without Streamlit
 from sigreg_core.compare.ranking import BEST_PREDICTOR, RANK_MEASURES, available_measures, pairwise_matrix
 from sigreg_core.assessment.probes import INTERACTIVE_ROWS
 from sigreg_core.present.quality import compare_quality_frame
-from sigreg_core.compare.comparison import comparison_csv, comparison_html, comparison_json
+from sigreg_core.compare.exports import download_files, download_stem
 from sigreg_core.present.figures import plotly_config
 from sigreg_core.inputs.loading import SUPPORTED_EXTENSIONS, allowed_roots
-from sigreg_core.util.text import csv_safe_frame, md  # text from files is data: escaped before markdown
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.inputs.limits import ENCODERS_OFF, encoders_allowed, max_upload_bytes, max_upload_mb
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.inputs.samples import list_samples
@@ -59,35 +56,29 @@ def _table(df, key: str, digits: dict | None = None):
 
 
 def _csv_button(label: str, df, name: str, key: str):
-    st.download_button(label, csv_safe_frame(df).to_csv(index=False).encode(), file_name=name, mime="text/csv",
-                       key=key, icon=":material/table:", on_click="ignore")
-
-
-def _read(ident: tuple, thunk, label: str):
-    """Load once per identity (C.loaded_set); on error show one line and return None (nothing else is lost)."""
-    cache = st.session_state.setdefault("cmp_arrays", {})
-    if ident in cache:
-        return cache[ident]
-    try:
-        with st.spinner(f"Reading {md(label)} ..."):
-            value = thunk()
-    except C.LOAD_ERRORS as exc:
-        st.error(N.load_error(label, exc))
-        return None
-    cache[ident] = C.loaded_set(value)
-    note = N.views_caption(label, cache[ident]["array"].shape)
-    if note:
-        st.caption(note)
-    return cache[ident]
+    st.download_button(label, CT.table_csv(df), file_name=name, mime="text/csv", key=key, icon=":material/table:",
+                       on_click="ignore")
 
 
 # ------------------------------------------------------------------ sources
 def _read_all(sources: list, errors: tuple = ()) -> list:
-    """(name, record, source) of every source read (sigreg_core.compare.sources); one error line per refusal."""
+    """(name, record, source) of every source (S.*_sources) read once per identity (C.loaded_set); a refused
+    path or an unreadable set is one line, and the other sets go on."""
     for line in errors:
         st.error(line)
-    got = [(s, _read(s.ident, s.read, s.label)) for s in sources]
-    return [(s.name, g, s.source) for s, g in got if g is not None]
+    cache, out = st.session_state.setdefault("cmp_arrays", {}), []
+    for s in sources:
+        if s.ident not in cache:
+            try:
+                with st.spinner(f"Reading {md(s.label)} ..."):
+                    cache[s.ident] = C.loaded_set(s.read())
+            except C.LOAD_ERRORS as exc:
+                st.error(N.load_error(s.label, exc))
+                continue
+            if note := N.views_caption(s.label, cache[s.ident]["array"].shape):
+                st.caption(note)
+        out.append((s.name, cache[s.ident], s.source))
+    return out
 
 
 def _sample_sets(max_rows: int) -> list:
@@ -224,7 +215,7 @@ def _ranking(cmp) -> None:
     st.caption(N.RANKING_NOTE)
     rk = cmp.ranking_frame()
     _chart(CF.ranking_figure(rk), "compare_ranking")
-    _csv_button("Ranking CSV", rk, f"{N.download_stem(cmp)}_ranking.csv", "cmp_dl_ranking")
+    _csv_button("Ranking CSV", rk, f"{download_stem(cmp)}_ranking.csv", "cmp_dl_ranking")
 
 
 def _use_best_predictor() -> None:
@@ -245,7 +236,7 @@ def _quality(cmp, probes: dict) -> None:
     frame = compare_quality_frame(cmp, probes, by=by)
     _table(frame, "cmp_quality_table")
     st.caption(N.quality_caption(RANK_MEASURES[by][0], bool(probes), INTERACTIVE_ROWS))
-    _csv_button("Quality CSV", frame, f"{N.download_stem(cmp)}_quality_by_{by}.csv", "cmp_dl_quality")
+    _csv_button("Quality CSV", frame, f"{download_stem(cmp)}_quality_by_{by}.csv", "cmp_dl_quality")
 
 
 def _pairwise(cmp) -> None:
@@ -255,9 +246,8 @@ def _pairwise(cmp) -> None:
     code, text = pairwise_matrix(cmp, "sigreg")
     _chart(CF.pairwise_figure(code, text), "compare_pairwise")
     st.caption(N.PAIRWISE_NOTE)
-    st.download_button("Pairwise CSV", cmp.pairwise_frame("sigreg").to_csv(index=False).encode(),
-                       file_name=f"{N.download_stem(cmp)}_pairwise.csv", mime="text/csv", key="cmp_dl_pairwise",
-                       icon=":material/table:", on_click="ignore")
+    _csv_button("Pairwise CSV", cmp.pairwise_frame("sigreg"), f"{download_stem(cmp)}_pairwise.csv",
+                "cmp_dl_pairwise")  # names are data: formula-safe like every CSV
     names = cmp.names
     c1, c2 = st.columns(2)
     a = c1.selectbox("Compare set", names, index=min(1, len(names) - 1), key="cmp_pair_a")
@@ -270,6 +260,17 @@ def _pairwise(cmp) -> None:
     st.caption(N.pair_caption(a, b, pt))
 
 
+def _rows(figs: dict, rows: list) -> None:
+    """CF.view_rows drawn: a row of one chart at full width, of two side by side."""
+    for row in rows:
+        if len(row) == 1:
+            _chart(figs[row[0][0]], row[0][1])
+            continue
+        for col, (fig, name) in zip(st.columns(len(row)), row):
+            with col:
+                _chart(figs[fig], name)
+
+
 def _views(cmp) -> int:
     """The views of the sets (scatter, sorted curves, spectra, one slice's histograms and CF); the slice shown."""
     st.subheader("Views")
@@ -280,27 +281,14 @@ def _views(cmp) -> int:
     ya = c2.selectbox("Scatter: y", names, index=names.index(others[0]), key="cmp_pair_y")
     how = c3.radio("Slice for the histograms and CF", ["largest change", "worst", "median", "index"],
                    horizontal=True, key="cmp_slice_how")
-    if how == "index":
-        j = int(st.number_input("Slice index", min_value=0, max_value=cmp.num_slices_scored - 1, value=0,
-                                key="cmp_slice_index"))
-    else:
-        j = CF.pick_slice(cmp, how, ya if ya != cmp.reference else None)
+    j = CF.pick_slice(cmp, how, ya if ya != cmp.reference else None, index=int(st.number_input(
+        "Slice index", min_value=0, max_value=cmp.num_slices_scored - 1, value=0, key="cmp_slice_index"))
+        if how == "index" else None)
     figs = CF.comparison_figures(cmp, slice_index=j, pair=(xa, ya))
-    _chart(figs["slice_scatter"], "compare_slice_scatter")
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(figs["sorted_curves"], "compare_sorted_curves")
-    with c2:
-        _chart(figs["deltas" if "deltas" in figs else "spectra"],
-               "compare_deltas" if "deltas" in figs else "compare_spectra")
+    above, below = CF.view_rows(figs, j)
+    _rows(figs, above)
     st.markdown(N.slice_line(cmp, j, how))
-    c1, c2 = st.columns(2)
-    with c1:
-        _chart(figs["histograms"], f"compare_histograms_slice_{j}")
-    with c2:
-        _chart(figs["cf"], f"compare_cf_slice_{j}")
-    if "deltas" in figs:
-        _chart(figs["spectra"], "compare_spectra")
+    _rows(figs, below)
     return j
 
 
@@ -331,14 +319,11 @@ def _results(cmp, sources: dict, probes: dict | None = None) -> None:
     j = _views(cmp)
 
     st.subheader("Export")
-    stem, c = N.download_stem(cmp), st.columns(3)
-    c[0].download_button("Comparison CSV", comparison_csv(cmp), file_name=f"{stem}.csv", mime="text/csv",
-                         key="cmp_dl_csv", icon=":material/table:", on_click="ignore")
-    c[1].download_button("Comparison JSON", comparison_json(cmp), file_name=f"{stem}.json",
-                         mime="application/json", key="cmp_dl_json", icon=":material/data_object:", on_click="ignore")
-    c[2].download_button("HTML report (offline)", lambda: comparison_html(cmp, slice_index=j, source=sources),
-                         file_name=f"{stem}.html", mime="text/html", key="cmp_dl_html",
-                         icon=":material/description:", on_click="ignore")
+    labels = {"csv": ("Comparison CSV", ":material/table:"), "json": ("Comparison JSON", ":material/data_object:"),
+              "html": ("HTML report (offline)", ":material/description:")}
+    for col, (kind, data, name, mime) in zip(st.columns(3), download_files(cmp, slice_index=j, source=sources)):
+        col.download_button(labels[kind][0], data, file_name=name, mime=mime, key=f"cmp_dl_{kind}",
+                            icon=labels[kind][1], on_click="ignore")
 
 
 # --------------------------------------------------------------------- page

@@ -1,7 +1,8 @@
 """The Compare page's logic, tested without Streamlit: choosing and aligning sets
 (:mod:`sigreg_core.compare.choice`), where sets come from (:mod:`sigreg_core.compare.sources`), the texts
-built from data (:mod:`sigreg_core.compare.notices`) and the tables as data
-(:mod:`sigreg_core.present.compare_tables`).
+built from data (:mod:`sigreg_core.compare.notices`), the export files (:mod:`sigreg_core.compare.exports`),
+the tables as data (:mod:`sigreg_core.present.compare_tables`) and the views' layout
+(:func:`sigreg_core.present.compare_figures.view_rows`).
 
 Oracles: hashlib on the float32 bytes, the labels indexed by the rows the loader kept, the
 library's own ``label_quality`` / ``compare_sets`` / ``load_embeddings`` called directly, the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,10 +23,11 @@ from sigreg_core.assessment.probes import INTERACTIVE_ROWS, label_quality
 from sigreg_core.compare import choice as C
 from sigreg_core.compare import notices as N
 from sigreg_core.compare import sources as S
-from sigreg_core.compare.comparison import DELTA_METRICS, compare_sets
+from sigreg_core.compare.comparison import DELTA_METRICS, compare_sets, comparison_csv, comparison_html, comparison_json
+from sigreg_core.compare.exports import download_files, download_stem
 from sigreg_core.compare.model import NO_SPREAD
 from sigreg_core.inputs.loading import load_embeddings
-from sigreg_core.present import compare_tables as CT
+from sigreg_core.present import compare_figures as CF, compare_tables as CT
 from sigreg_core.present.report import Settings
 
 FAST = dict(num_slices=64, n_boot=40, null_draws=0, cache_dir=False, device="cpu")
@@ -275,11 +278,24 @@ def test_texts_from_a_comparison_carry_its_numbers(cmp):
 
 def test_download_names_are_safe_and_short():
     one = SimpleNamespace(names=["a b", "=c/d"], preset=SimpleNamespace(name="lejepa"), seed=3)
-    assert N.download_stem(one) == "comparison_a_b_vs__c_d_lejepa_seed3"
-    many = SimpleNamespace(names=[f"s{i}" for i in range(6)] , preset=SimpleNamespace(name="p"), seed=0)
-    assert N.download_stem(many) == "comparison_s0_vs_s1_vs_s2_vs_s3_and_2_more_p_seed0"
-    assert len(N.download_stem(SimpleNamespace(names=["x" * 99], preset=SimpleNamespace(name="p"), seed=0))) == \
+    assert download_stem(one) == "comparison_a_b_vs__c_d_lejepa_seed3"
+    many = SimpleNamespace(names=[f"s{i}" for i in range(6)], preset=SimpleNamespace(name="p"), seed=0)
+    assert download_stem(many) == "comparison_s0_vs_s1_vs_s2_vs_s3_and_2_more_p_seed0"
+    assert len(download_stem(SimpleNamespace(names=["x" * 99], preset=SimpleNamespace(name="p"), seed=0))) == \
         len("comparison_") + 24 + len("_p_seed0")
+
+
+def test_the_export_files_are_the_exporters_output_under_one_stem(cmp):
+    files = download_files(cmp, slice_index=3, source={"good": {"kind": "sample"}})
+    stem = download_stem(cmp)
+    assert stem == f"comparison_good_vs_bad_{cmp.preset.name}_seed0"
+    assert [(k, n, m) for k, _, n, m in files] == [("csv", f"{stem}.csv", "text/csv"),
+                                                  ("json", f"{stem}.json", "application/json"),
+                                                  ("html", f"{stem}.html", "text/html")]
+    assert files[0][1] == comparison_csv(cmp) and files[1][1] == comparison_json(cmp)
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # Plotly's div ids
+    got, want = files[2][1](), comparison_html(cmp, slice_index=3, source={"good": {"kind": "sample"}})
+    assert uuid.sub("id", got) == uuid.sub("id", want) and "slice 3" in got
 
 
 # ----------------------------------------------------------------------------- tables
@@ -295,6 +311,23 @@ def test_numbers_and_missing_values_as_shown():
     assert CT.interval_cell(1.0, 2.0, "why not") == "why not"
     assert CT.interval_cell(np.nan, 2.0, None) == "–"
     assert CT.interval_cell(1913.9, 1914.1, float("nan")) == "[1913.9, 1914.1]"
+
+
+def test_table_csv_keeps_formulas_as_text_and_numbers_as_numbers():
+    df = pd.DataFrame({"set": ["=HYPERLINK(\"http://x\",\"y\")", "ok"], "delta": [-1.5, 2.0]})
+    lines = CT.table_csv(df).decode().splitlines()
+    assert lines[0] == "set,delta"
+    assert lines[1].startswith("\"'=HYPERLINK(") and lines[1].endswith(",-1.5") and lines[2] == "ok,2.0"
+
+
+def test_views_are_laid_out_with_deltas_beside_the_curves_when_there_are_any():
+    above, below = CF.view_rows({"deltas": 1}, 7)
+    assert above == [[("slice_scatter", "compare_slice_scatter")],
+                     [("sorted_curves", "compare_sorted_curves"), ("deltas", "compare_deltas")]]
+    assert below == [[("histograms", "compare_histograms_slice_7"), ("cf", "compare_cf_slice_7")],
+                     [("spectra", "compare_spectra")]]
+    above, below = CF.view_rows({}, 0)
+    assert above[1][1] == ("spectra", "compare_spectra") and len(below) == 1
 
 
 def test_tables_of_a_comparison_keep_its_values(cmp):

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from sigreg_core.compare.comparison import COMPARABLE_FAMILIES, CompareError
+from sigreg_core.compare.notices import probe_error
 from sigreg_core.inputs.checkpoints import CheckpointError
 from sigreg_core.inputs.loading import EmbeddingLoadError
 
@@ -131,8 +132,6 @@ def probe_sets(entries: list, files: dict, memo: dict, *, progress: Optional[Cal
     ``file_id``, ``name``, ``getvalue()``), one markdown-safe error line per refused labels file).  Results are
     memoised in ``memo`` per (set digest, file id), the ``keep`` newest kept; ``progress(name)`` gives the
     progress callback of one set's probes."""
-    from sigreg_core.compare.notices import probe_error
-
     out, errors = {}, []
     for name, got, _src in entries:
         f = files.get(name)

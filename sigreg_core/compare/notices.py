@@ -1,5 +1,4 @@
-"""The Compare page's texts: captions and notice lines built from the sets and the comparison, and the
-download names.
+"""The Compare page's texts: captions and notice lines built from the sets and the comparison.
 
 Set names come from file names, so every name is escaped with :func:`sigreg_core.util.text.md`
 before it goes into markdown.  The significance wording follows :mod:`sigreg_core.compare.statistics`:
@@ -16,7 +15,7 @@ from sigreg_core.util.text import md
 
 __all__ = ["RANKING_NOTE", "PAIRWISE_NOTE", "DELTAS_NOTE", "PAIRED_NOTE", "INTRO", "views_caption",
            "roots_caption", "encoder_caption", "load_error", "probe_error", "rows_captions", "summary_caption",
-           "quality_caption", "pair_caption", "reference_lines", "deltas_caption", "slice_line", "download_stem"]
+           "quality_caption", "pair_caption", "reference_lines", "deltas_caption", "slice_line"]
 
 INTRO = ("Did the latent space get healthier? Put checkpoints, runs or models side by side: every set is scored "
          "on the **same slices** (same seed and family) and, by default, the **same number of rows**, because "
@@ -134,10 +133,3 @@ def slice_line(cmp, j: int, how: str) -> str:
     """Every set's statistic on slice ``j`` (picked by ``how``)."""
     return f"**Slice {j}** ({how}): " + ", ".join(f"{md(n, None)} {fmt(cmp.sets[n].statistic[j])}"
                                                     for n in cmp.names)
-
-
-def download_stem(cmp) -> str:
-    """Download names that say which sets and settings: ``comparison_<a>_vs_<b>..._<preset>_seed<s>``."""
-    safe = ["".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(n))[:24] for n in cmp.names[:4]]
-    more = f"_and_{len(cmp.names) - 4}_more" if len(cmp.names) > 4 else ""
-    return f"comparison_{'_vs_'.join(safe)}{more}_{cmp.preset.name}_seed{cmp.seed}"

@@ -16,9 +16,16 @@ import pandas as pd
 from sigreg_core.compare.comparison import DELTA_METRICS
 from sigreg_core.compare.model import NO_SPREAD
 from sigreg_core.compare.ranking import interval_text
+from sigreg_core.util.text import csv_safe_frame
 
-__all__ = ["fmt", "display_frame", "interval_cell", "ranking_table", "pair_table", "deltas_table",
+__all__ = ["table_csv", "fmt", "display_frame", "interval_cell", "ranking_table", "pair_table", "deltas_table",
            "paired_table"]
+
+
+def table_csv(df: pd.DataFrame) -> bytes:
+    """A table's CSV download (raw numbers, no index); text cells that a spreadsheet would evaluate as a formula
+    (set names from files: ``=HYPERLINK(...)``) kept as text (:func:`sigreg_core.util.text.csv_safe_frame`)."""
+    return csv_safe_frame(df).to_csv(index=False).encode()
 
 
 def fmt(v, digits: int = 4) -> str:
