@@ -1,9 +1,10 @@
 """Compare page: two or more embedding sets on the same slices and the same N, with significance.
 
-Thin: it collects the sets (shipped samples, uploads, server files, TorchScript /
-torch.export encoders run on a probe batch, steps of a monitored run), calls
-:func:`sigreg_core.compare.comparison.compare_sets` and draws
-:mod:`sigreg_core.present.compare_figures`.  Uploads are data only; encoders (which carry
+Thin: widgets, and calls into sigreg_core for everything else: where sets come from
+(:mod:`sigreg_core.compare.sources`), choosing and aligning them, labels and the comparison
+itself (:mod:`sigreg_core.compare.choice`), texts built from data (:mod:`sigreg_core.compare.notices`),
+tables (:mod:`sigreg_core.present.compare_tables`), figures (:mod:`sigreg_core.present.compare_figures`)
+and exports (:mod:`sigreg_core.compare.exports`).  Uploads are data only; encoders (which carry
 code) are read from server paths below the allowed roots only.
 """
 from __future__ import annotations
@@ -349,9 +350,8 @@ if len(entries) < 2:
     st.stop()
 
 names = [e[0] for e in entries]
-for name, got, _src in entries:
-    for note in got["notices"]:
-        st.caption(f"{md(name)}: {md(note, None)}")
+for line in N.set_notices(entries):
+    st.caption(line)
 c1, c2, c3 = st.columns([2, 1.3, 1.3], vertical_alignment="bottom")
 reference = c1.selectbox("Reference set", names, key="cmp_reference",
                          help="Deltas and tests are computed against this set.")

@@ -236,6 +236,9 @@ def test_an_encoder_on_the_server_embeds_the_probe_batch(tmp_path, monkeypatch):
 def test_captions_from_sets_escape_names_and_say_the_rows():
     assert N.views_caption("a", (100, 8)) is None
     assert N.views_caption("*v*", (3, 1000, 8)).startswith("\\*v\\*: 3 views of 1,000 x 8;")
+    entries = [("a", {"notices": ["kept 10 of 12 rows", "*x*"]}, {}), ("[b]", {"notices": []}, {}),
+               ("c\n", {"notices": ["n"]}, {})]
+    assert N.set_notices(entries) == ["a: kept 10 of 12 rows", "a: \\*x\\*", "c\\\\n: n"]
     assert N.roots_caption([]) == "Allowed directories: none (set `LATENT_HEALTH_ALLOWED_ROOTS` to change)."
     assert "\\[x\\]" in N.roots_caption(["[x](y)"])
     assert N.encoder_caption("cpu").count("the CPU") == 1 and "the GPU" in N.encoder_caption("cuda")

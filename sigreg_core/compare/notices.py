@@ -13,7 +13,7 @@ from typing import Optional
 from sigreg_core.present.compare_tables import fmt, interval_cell
 from sigreg_core.util.text import md
 
-__all__ = ["RANKING_NOTE", "PAIRWISE_NOTE", "DELTAS_NOTE", "PAIRED_NOTE", "INTRO", "views_caption",
+__all__ = ["RANKING_NOTE", "PAIRWISE_NOTE", "DELTAS_NOTE", "PAIRED_NOTE", "INTRO", "views_caption", "set_notices",
            "roots_caption", "encoder_caption", "load_error", "probe_error", "rows_captions", "summary_caption",
            "quality_caption", "pair_caption", "reference_lines", "deltas_caption", "slice_line"]
 
@@ -42,6 +42,11 @@ def views_caption(label: str, shape: tuple) -> Optional[str]:
         return None
     return (f"{md(label)}: {shape[0]} views of {shape[1]:,} x {shape[2]}; every view is scored on the "
             f"same slices, SIGReg averaged over the views, rows resampled jointly.")
+
+
+def set_notices(entries: list) -> list:
+    """The loaders' notices of every ``(name, record, source)`` entry, each after its set's name."""
+    return [f"{md(name)}: {md(note, None)}" for name, got, _src in entries for note in got["notices"]]
 
 
 def roots_caption(roots) -> str:
