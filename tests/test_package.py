@@ -29,6 +29,17 @@ OVERSIZE: dict[str, tuple[int, str]] = {
     "sigreg_core/present/monitor_figures.py": (575, "grouped mean +- sd figure, full log ticks (issue 21)"),
 }
 
+#: pages stay thin (widgets + calls into sigreg_core): every file in pages/ within PAGE_MAX_LINES, the size
+#: pages/compare.py reached once its logic moved to sigreg_core.compare.{choice,sources,notices} and
+#: sigreg_core.present.compare_tables (620 -> PAGE_MAX_LINES lines)
+PAGE_MAX_LINES = 381
+#: pages allowed past PAGE_MAX_LINES for now, each capped at its size when the limit came in
+PAGE_OVERSIZE: dict[str, tuple[int, str]] = {
+    # other helpers are thinning these two at the same time: lower each cap to what they reach, then drop it
+    "pages/inspect.py": (799, "logic still to move into sigreg_core (being thinned in parallel)"),
+    "pages/monitor.py": (599, "logic still to move into sigreg_core (being thinned in parallel)"),
+}
+
 
 def _run(code: str, env_extra: dict | None = None) -> str:
     env = dict(os.environ)
@@ -250,6 +261,20 @@ def test_modules_stay_readable_in_size():
         if n > max(cap, MAX_LINES):
             too_long.append(f"{rel}: {n} lines (limit {max(cap, MAX_LINES)})")
     assert too_long == []
+
+
+def test_pages_stay_thin():
+    pages = sorted((ROOT / "pages").glob("*.py"))
+    assert {"compare.py", "inspect.py", "monitor.py"} <= {p.name for p in pages}
+    too_long = []
+    for p in pages:
+        rel = p.relative_to(ROOT).as_posix()
+        n = len(p.read_text().splitlines())
+        cap = PAGE_OVERSIZE.get(rel, (PAGE_MAX_LINES, ""))[0]
+        if n > cap:
+            too_long.append(f"{rel}: {n} lines (limit {cap}); move its non-widget logic into sigreg_core")
+    assert too_long == []
+    assert set(PAGE_OVERSIZE) <= {p.relative_to(ROOT).as_posix() for p in pages}, "an exception for no page"
 
 
 def test_every_layer_says_what_it_owns():

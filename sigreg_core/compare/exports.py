@@ -17,7 +17,26 @@ import pandas as pd
 from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, Comparison, _jsonable
 from sigreg_core.util.text import csv_safe_frame
 
-__all__ = ["comparison_csv", "comparison_json", "comparison_html", "comparison_text"]
+__all__ = ["comparison_csv", "comparison_json", "comparison_html", "comparison_text", "download_stem",
+           "download_files"]
+
+
+def download_stem(cmp: Comparison) -> str:
+    """Download names that say which sets and settings: ``comparison_<a>_vs_<b>..._<preset>_seed<s>`` (at most
+    four names, each cut to 24 characters of letters, digits, ``-`` and ``_``)."""
+    safe = ["".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(n))[:24] for n in cmp.names[:4]]
+    more = f"_and_{len(cmp.names) - 4}_more" if len(cmp.names) > 4 else ""
+    return f"comparison_{'_vs_'.join(safe)}{more}_{cmp.preset.name}_seed{cmp.seed}"
+
+
+def download_files(cmp: Comparison, *, slice_index: Optional[int] = None, source: Optional[dict] = None) -> list:
+    """The comparison's downloads as ``(kind, data, file name, mime)``: ``csv`` and ``json`` as bytes, ``html``
+    (the offline report showing slice ``slice_index``) as a function that builds it when asked."""
+    stem = download_stem(cmp)
+    return [("csv", comparison_csv(cmp), f"{stem}.csv", "text/csv"),
+            ("json", comparison_json(cmp), f"{stem}.json", "application/json"),
+            ("html", lambda: comparison_html(cmp, slice_index=slice_index, source=source), f"{stem}.html",
+             "text/html")]
 
 
 def comparison_csv(cmp: Comparison) -> bytes:

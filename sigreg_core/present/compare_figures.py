@@ -51,6 +51,7 @@ __all__ = [
     "pick_slice",
     "slice_values",
     "comparison_figures",
+    "view_rows",
 ]
 
 #: one colour per set, cycled: the run palette, so no set is drawn in a verdict colour
@@ -408,3 +409,15 @@ def comparison_figures(cmp, *, slice_index: Optional[int] = None, pair: Optional
     figs["cf"] = overlay_cf_figure(vals, t_max=t_max, slice_index=j, nodes=cmp.preset.nodes)
     figs["spectra"] = overlay_spectrum_figure({n: cmp.sets[n].eigenvalues for n in cmp.names})
     return figs
+
+
+def view_rows(figs: dict, slice_index: int) -> tuple[list, list]:
+    """The Compare page's views as laid out: (rows above the slice's line, rows below), each row a list of
+    (figure key in ``figs``, download name).  Deltas beside the sorted curves when there are any (spectra
+    then go last), else the spectra there; the slice's histograms and CF side by side, named by the slice."""
+    side = ("deltas", "compare_deltas") if "deltas" in figs else ("spectra", "compare_spectra")
+    above = [[("slice_scatter", "compare_slice_scatter")], [("sorted_curves", "compare_sorted_curves"), side]]
+    below = [[("histograms", f"compare_histograms_slice_{slice_index}"), ("cf", f"compare_cf_slice_{slice_index}")]]
+    if "deltas" in figs:
+        below.append([("spectra", "compare_spectra")])
+    return above, below
