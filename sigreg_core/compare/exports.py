@@ -12,9 +12,8 @@ import math
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 
-from sigreg_core.compare.model import DELTA_METRICS, NO_SPREAD, Comparison, _jsonable
+from sigreg_core.compare.model import DELTA_METRICS, Comparison, _jsonable
 from sigreg_core.util.text import csv_safe_frame
 
 __all__ = ["comparison_csv", "comparison_json", "comparison_html", "comparison_text", "download_stem",
