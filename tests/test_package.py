@@ -27,7 +27,6 @@ OVERSIZE: dict[str, tuple[int, str]] = {
     "sigreg_core/core/statistic.py": (530, "DDP: empty ranks join the collectives, global_weight (issue 24)"),
     "sigreg_core/present/figures.py": (535, "log axes with full tick labels, Marchenko-Pastur reference (issue 23)"),
     "sigreg_core/runs/writer.py": (550, "the one-writer lock and rank= (issue 24), config= (issue 21)"),
-    "sigreg_core/present/monitor_figures.py": (575, "grouped mean +- sd figure, full log ticks (issue 21)"),
     "sigreg_core/runs/reader.py": (655, "run folders read as untrusted input (issue 24)"),
 }
 
