@@ -11,11 +11,12 @@ coordinates).  Pure plotly, no streamlit.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["log_ticks", "log_axis", "hline"]
+__all__ = ["log_ticks", "log_axis", "log_axis_layout", "hline", "hline_items"]
 
 
 def _tick_text(v: float, power: bool) -> str:
@@ -70,8 +71,8 @@ def log_ticks(lo: float, hi: float, power: bool = False) -> tuple[list, list]:
     return vals, [_tick_text(v, power) for v in vals]
 
 
-def log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None) -> None:
-    """Log y axis with explicit ticks, every label a full number (no bare "2" or "5" for 2000 or 5e-3)."""
+def log_axis_layout(values, *, power: bool = False) -> dict:
+    """The layout of a log y axis over ``values`` (the positive finite ones): explicit ticks, full labels."""
     v = np.asarray([float(a) for a in values if a is not None and np.isfinite(a) and a > 0], dtype=np.float64)
     kw: dict = {"type": "log"}
     if v.size:
@@ -80,18 +81,36 @@ def log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None)
             kw.update(tickmode="array", tickvals=vals, ticktext=text)
             if math.log10(v.max()) - math.log10(v.min()) >= 0.7:
                 kw["minor"] = {"ticks": "inside", "ticklen": 3, "showgrid": False}
+    return kw
+
+
+def log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None) -> None:
+    """Log y axis with explicit ticks, every label a full number (no bare "2" or "5" for 2000 or 5e-3)."""
+    kw = log_axis_layout(values, power=power)
     if row is None:
         fig.update_yaxes(**kw)
     else:
         fig.update_yaxes(row=row, col=col, **kw)
 
 
+def hline_items(y: float, text: str, colour: str, *, log: bool, dash: str = "dash", position: str = "right",
+                yshift: int = 0, yref: str = "y") -> tuple[dict, Optional[dict]]:
+    """(shape, annotation or None) of a horizontal line on the y axis ``yref`` with its label on the line
+    (annotations on a log axis take log10 coordinates; shapes take the data value)."""
+    shape = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": yref, "y0": y, "y1": y,
+             "line": {"color": colour, "dash": dash, "width": 1}}
+    if not text:
+        return shape, None
+    return shape, {"xref": "paper", "x": 1.0 if position == "right" else 0.0, "yref": yref,
+                   "y": math.log10(y) if log else y, "text": text, "showarrow": False,
+                   "xanchor": "right" if position == "right" else "left", "yanchor": "bottom", "yshift": yshift,
+                   "font": {"size": 10, "color": colour}, "bgcolor": "rgba(255,255,255,0.6)"}
+
+
 def hline(fig: go.Figure, y: float, text: str, colour: str, *, log: bool, dash: str = "dash",
-           position: str = "right", yshift: int = 0) -> None:
-    """A horizontal line with its label on the line (annotations on a log axis take log10 coordinates)."""
-    fig.add_hline(y=y, line={"color": colour, "dash": dash, "width": 1})
-    if text:
-        fig.add_annotation(xref="paper", x=1.0 if position == "right" else 0.0, yref="y",
-                           y=math.log10(y) if log else y, text=text, showarrow=False,
-                           xanchor="right" if position == "right" else "left", yanchor="bottom",
-                           yshift=yshift, font={"size": 10, "color": colour}, bgcolor="rgba(255,255,255,0.6)")
+          position: str = "right", yshift: int = 0, yref: str = "y") -> None:
+    """A horizontal line with its label on the line (:func:`hline_items`), added to ``fig``."""
+    shape, ann = hline_items(y, text, colour, log=log, dash=dash, position=position, yshift=yshift, yref=yref)
+    fig.add_shape(**shape)
+    if ann:
+        fig.add_annotation(**ann)

@@ -150,7 +150,8 @@ def _lines(fig, runs, column, colours, *, x="step", smoothing=0.0, dash=None, su
             customdata=_custom(df, name), hovertemplate=hover))
 
 
-def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False, rule=None):
+def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False, rule=None,
+            yaxis="y", suffix=""):
     """A marker at each alert event on the curve of ``column`` (verdict colour, run-colour outline)."""
     for name, df in runs.items():
         if column not in df:
@@ -169,7 +170,7 @@ def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, s
         if not pts:
             continue
         fig.add_trace(go.Scatter(
-            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name=f"{name}: alerts",
+            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name=f"{name}{suffix}: alerts", yaxis=yaxis,
             legendgroup=name, showlegend=show_legend,
             marker={"size": 13, "symbol": ["x" if p[2]["severity"] >= len(verdict_levels()) - 1 else "triangle-up"
                                            for p in pts],
