@@ -41,7 +41,7 @@ from sigreg_core.present.monitor_stack import HOVER_MODES, stack_figure
 from sigreg_core.present.report import DEFAULTS, Settings
 from sigreg_core.runs import resolve_run_dir, run_version
 from sigreg_core.runs import monitor_view as V
-from sigreg_core.runs.alerts import AlertRule, alert_events
+from sigreg_core.runs.alerts import AlertRule
 from sigreg_core.runs.discovery import discover_runs, names_unique, run_colour, run_config
 from sigreg_core.runs.groups import config_keys, config_table, group_of, group_stats
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
@@ -216,15 +216,12 @@ def _alert_table(series: dict, rule: AlertRule) -> None:
 
 def _toast(series: dict, rule: AlertRule) -> None:
     """A toast when a watched run raises a new alert while the page is open (not for alerts already there)."""
-    now = {(n, e["step"], e["verdict"]) for n, df in series.items() for e in alert_events(df, rule)}
-    seen = SS.get("_mon_seen_alerts")
-    same = SS.get("_mon_seen_rule") == rule
-    if seen is not None and same:
-        for n, step, verdict in sorted(now - seen, key=lambda k: k[1])[:3]:
-            st.toast(f"**{_md(n)}**: {_md(verdict)} at step {step}",
-                     icon=":material/crisis_alert:" if is_collapse(verdict) else ":material/warning:")
-    SS["_mon_seen_alerts"] = now | (seen or set()) if same else now
+    same = SS.get("_mon_seen_rule") == rule  # a changed rule: its alerts are the new reference, not news
+    fresh, SS["_mon_seen_alerts"] = V.new_alerts(series, rule, SS.get("_mon_seen_alerts") if same else None)
     SS["_mon_seen_rule"] = rule
+    for n, step, verdict in fresh:
+        st.toast(f"**{_md(n)}**: {_md(verdict)} at step {step}",
+                 icon=":material/crisis_alert:" if is_collapse(verdict) else ":material/warning:")
 
 
 def _clicked(event, runs: dict) -> None:
@@ -383,12 +380,9 @@ def _open_step(runs: dict):
     steps = [int(s) for s in have["step"]]
     want = SS.get("mon_open_step")
     if want is not None and want not in steps:
-        try:
-            near = min(steps, key=lambda s: abs(s - int(want)))
-        except (TypeError, ValueError):
-            near = steps[-1]
-        st.caption(f"Step {_md(want)} kept no snapshot (retention): showing the nearest kept step, {near}.")
-        SS["mon_open_step"] = near
+        SS["mon_open_step"] = V.nearest_kept(steps, want)
+        st.caption(f"Step {_md(want)} kept no snapshot (retention): showing the nearest kept step, "
+                   f"{SS['mon_open_step']}.")
     verdict = dict(zip(have["step"].astype(int), have["verdict"].fillna("not scored")))
     step = c2.selectbox("Step (snapshots kept; type to search, or click a point on a curve)", steps[::-1],
                         key="mon_open_step", format_func=lambda s: f"step {s} — {verdict.get(s, '')}")

@@ -135,3 +135,17 @@ def test_band_notes_and_loading_keep_going_past_a_broken_run():
     assert list(series) == ["ok"] and errors == {"broken": "index unreadable"}
     ok = runs["runs/lambda-0"].dropna(subset=["n", "d"])
     assert bands == {"ok": (int(ok["n"].iloc[-1]), int(ok["d"].iloc[-1]))}
+
+
+def test_new_alerts_and_the_nearest_kept_step():
+    runs = _shipped()
+    rule = AlertRule()
+    first, seen = V.new_alerts(runs, rule, None)
+    every = {(n, e["step"], e["verdict"]) for n, d in runs.items() for e in alert_events(d, rule)}
+    assert first == [] and seen == every  # the page just opened: alerts already there are not news
+    n, step, verdict = max(every, key=lambda k: k[1])
+    fresh, seen2 = V.new_alerts(runs, rule, every - {(n, step, verdict)})
+    assert fresh == [(n, step, verdict)] and seen2 == every
+    assert V.new_alerts(runs, rule, every)[0] == []
+    assert V.nearest_kept([0, 10, 30], 10) == 10 and V.nearest_kept([0, 10, 30], 24) == 30
+    assert V.nearest_kept([0, 10, 30], "junk") == 30 and V.nearest_kept([], 3) is None

@@ -171,3 +171,26 @@ def open_reader(path: str, folder_cfg: tuple):
     preset, num_slices, seed, max_rows = folder_cfg
     reader = RunReader(path, config=SummaryConfig(preset=preset, num_slices=num_slices, seed=seed), max_rows=max_rows)
     return RunReader(path) if reader.kind == "run" else reader
+
+
+def new_alerts(series: Mapping[str, pd.DataFrame], rule, seen: Optional[set]) -> tuple[list, set]:
+    """(alerts raised since ``seen``, at most three, oldest first; every alert now) as (run, step, verdict).
+
+    ``seen`` None (the page just opened): nothing is new (alerts already there are in the table).
+    """
+    from sigreg_core.runs.alerts import alert_events
+
+    now = {(n, e["step"], e["verdict"]) for n, df in series.items() for e in alert_events(df, rule)}
+    fresh = [] if seen is None else sorted(now - seen, key=lambda k: k[1])[:3]
+    return fresh, now | (seen or set())
+
+
+def nearest_kept(steps: Sequence[int], want) -> Optional[int]:
+    """``want`` if a snapshot of that step is kept, else the nearest kept step (the last one if ``want`` is junk)."""
+    if not steps:
+        return None
+    try:
+        w = int(want)
+    except (TypeError, ValueError):
+        return steps[-1]
+    return w if w in steps else min(steps, key=lambda s: abs(s - w))
