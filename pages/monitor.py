@@ -279,13 +279,8 @@ def _live_body(runs: dict, view: dict) -> None:
     SS["mon_loaded"] = {n: runs[n] for n in series}
     rule = view["rule"]
     st.caption("Latest logged step: " + ", ".join(f"{_md(n)} **{s}**" for n, s in V.latest_steps(series).items()))
-    st.subheader("Alerts")
-    _alert_table(series, rule)
     _toast(series, rule)
-    configs = _configs({n: runs[n] for n in series})
-    if view["group"]:
-        st.subheader("Groups")
-        _groups(series, configs, view["group"])
+    # the curves first: a refresh draws them before the tables below (what a live view is watched for)
     st.subheader("Curves")
     scalars = V.scalar_columns(series)
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
@@ -316,6 +311,12 @@ def _live_body(runs: dict, view: dict) -> None:
         _chart(MF.distribution_figure(series, **kw), "monitor_slice_distribution")
         st.caption("TensorBoard's distribution mode, from the quantiles each step logged (median, 95 %, max over "
                    "the slices); the dashed line is the one-slice null 95 % quantile (exact law).")
+    st.subheader("Alerts")
+    _alert_table(series, rule)
+    configs = _configs({n: runs[n] for n in series})
+    if view["group"]:
+        st.subheader("Groups")
+        _groups(series, configs, view["group"])
     _config_section(series, configs, rule)
     st.subheader("Steps")
     table = MF.steps_table(series, TABLE_COLUMNS)
