@@ -280,7 +280,11 @@ def _live_body(runs: dict, view: dict) -> None:
     rule = view["rule"]
     st.caption("Latest logged step: " + ", ".join(f"{_md(n)} **{s}**" for n, s in V.latest_steps(series).items()))
     _toast(series, rule)
-    # the curves first: a refresh draws them before the tables below (what a live view is watched for)
+    configs = _configs({n: runs[n] for n in series})
+    if view["group"]:  # grouped: what was asked for comes first
+        st.subheader("Groups")
+        _groups(series, configs, view["group"])
+    # then the curves: a refresh draws them before the tables below (what a live view is watched for)
     st.subheader("Curves")
     scalars = V.scalar_columns(series)
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
@@ -313,10 +317,6 @@ def _live_body(runs: dict, view: dict) -> None:
                    "the slices); the dashed line is the one-slice null 95 % quantile (exact law).")
     st.subheader("Alerts")
     _alert_table(series, rule)
-    configs = _configs({n: runs[n] for n in series})
-    if view["group"]:
-        st.subheader("Groups")
-        _groups(series, configs, view["group"])
     _config_section(series, configs, rule)
     st.subheader("Steps")
     table = MF.steps_table(series, TABLE_COLUMNS)
