@@ -2,10 +2,12 @@
 
 A RunWriter logs one step every ``--period`` seconds into a fresh run below a temporary allowed
 root; the Monitor page (``streamlit run app.py`` of ``--repo``, default this checkout) is opened
-in headless Chromium, live refresh switched on at 2 s; the script polls the SIGReg chart's data
-in the page (the largest step drawn for the run) every 50 ms.  Lag of a step = the time it is
-first drawn minus the time ``RunWriter.log`` returned for it.  Meanwhile it clicks "Steps CSV"
-every few seconds and counts the downloads that a refresh cancelled.
+in headless Chromium, live refresh switched on at 2 s; a timer inside the page reads the SIGReg
+chart's data (the largest step drawn for the run) every 50 ms and keeps the first time each step
+was drawn (the browser's clock, the same machine's as the writer's), so the script's own waits
+(a download) never delay a reading.  Lag of a step = the time it is first drawn minus the time
+``RunWriter.log`` returned for it.  Meanwhile it clicks "Steps CSV" every few seconds and counts
+the downloads that a refresh cancelled.
 
 Target: every lag <= refresh interval + 1 s.  Prints median / max lag and the download count.
 Compare with the previous page:  git archive <commit> | tar -x -C /tmp/before  and  --repo /tmp/before.
@@ -130,6 +132,10 @@ def main() -> int:
             print(f"refresh: {slider.get_attribute('aria-valuetext')} s", flush=True)
             writer.stdin.write("go\n")
             writer.stdin.flush()
+            page.evaluate("""(shown) => { window.__seen = {}; const f = eval(shown);
+                setInterval(() => { const b = f(); if (b === null) return;
+                    for (let s = 0; s <= b; s++) if (!(s in window.__seen)) window.__seen[s] = Date.now() / 1000; },
+                    50); }""", SHOWN_JS)
             written, seen = {}, {}
             downloads = {"ok": 0, "failed": 0}
             os.set_blocking(writer.stdout.fileno(), False)
@@ -148,12 +154,11 @@ def main() -> int:
                         if ln.startswith("wrote "):
                             _, s, t = ln.split()
                             written[int(s)] = float(t)
-                shown = page.evaluate(SHOWN_JS)
+                drawn = page.evaluate("() => window.__seen")
                 now = time.time()
-                if shown is not None:
-                    for s in written:
-                        if s <= shown and s not in seen:
-                            seen[s] = now
+                for s in written:
+                    if str(s) in drawn and s not in seen:
+                        seen[s] = float(drawn[str(s)])
                 if now >= next_dl:
                     next_dl = now + 4
                     try:

@@ -68,6 +68,17 @@ def monitor_rows():
 
         rows.append((f"Monitor: 4 runs x {n:,} steps, every figure + alert table", best(lambda: all_figs(0.0))))
         rows.append((f"  same, smoothing 0.9", best(lambda: all_figs(0.9))))
+
+        def page_tick(smoothing):  # what one live refresh of the page builds now (issue 21)
+            from sigreg_core.present.monitor_stack import stack_figure
+
+            MF.alert_table(runs)
+            stack_figure(runs, bands, smoothing=smoothing, scalars=["loss"])
+            MF.quantiles_figure(runs, smoothing=smoothing)
+            MF.steps_table(runs, ["step", "verdict", "sigreg"])
+
+        rows.append((f"Monitor page tick: 4 runs x {n:,} steps, stacked curves + quantiles + tables",
+                     best(lambda: page_tick(0.0))))
     return rows
 
 

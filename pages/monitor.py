@@ -1,22 +1,20 @@
 """Monitor page: watch latent health over the steps of every training run, live.
 
 Thin: widgets, and calls into :mod:`sigreg_core.runs` (discovery, the runs' indexes, the alert
-rule, config groups) and :mod:`sigreg_core.present.monitor_figures` (the figures).  A run is a
-directory written by ``sigreg_core.runs.RunWriter`` (or ``sigreg demo-train``), or a folder of
-snapshot files whose names carry a step number, below an allowed server root.
+rule, config groups, the page's state as data in :mod:`sigreg_core.runs.monitor_view`) and
+:mod:`sigreg_core.present` (the stacked curves of :mod:`~sigreg_core.present.monitor_stack`, the
+other figures of :mod:`~sigreg_core.present.monitor_figures`).  A run is a directory written by
+``sigreg_core.runs.RunWriter`` (or ``sigreg demo-train``), or a folder of snapshot files whose
+names carry a step number, below an allowed server root.
 
-* **Every run**: :func:`sigreg_core.runs.discovery.discover_runs` finds all runs below the
-  allowed roots (re-walking only when a directory changed), newest first; the newest
-  ``Show at most`` runs matching the filter are shown by default; each run has one name (its
-  path below its root) and one colour (a hash of that name) on every page and every reload.
-* **Alerts that mean something**: :mod:`sigreg_core.runs.alerts` (the one rule of the page, its
-  toast and every alert sink): a deterioration of ``margin`` levels from the best level reached
-  after the warm-up, or a collapse.
-* **Read and act**: click a point on any curve to open that step (its cloud here, a button to
-  its full report on Inspect); full tick labels on log axes.
-* **Group by config**: runs that recorded ``RunWriter(..., config={...})`` are grouped by any key
-  (mean ± 1 sd per group) and tabulated (runs × config × final / best / first alert).
-* **Share a view**: runs, smoothing, axis, grouping and the opened step live in the URL query.
+* **Every run**, newest first, one name and one colour per run (discovery re-walks only changed
+  directories); **alerts** from :mod:`sigreg_core.runs.alerts` (table, toast, sinks: one rule).
+* **One hover, every curve**: SIGReg, p-value, RankMe, the picked scalars and the verdict are
+  panels of one figure on one step axis; a hover marks the step across all panels and lists the
+  run's values there; a click on a point opens that step (its cloud here, its report on Inspect).
+* **Live**: only the curves, tables and alerts re-run every few seconds (a fragment); the
+  downloads sit outside it (a refresh never cancels one) and read the runs when clicked.
+* **Group by config**, and **the view in the URL query**.
 """
 from __future__ import annotations
 
@@ -32,20 +30,21 @@ if not st.session_state.get("_lh_shell"):
     runpy.run_path(str(_Path(__file__).resolve().parents[1] / "app.py"), run_name="__main__")
     st.stop()
 
-import numpy as np
 import pandas as pd
 
 from sigreg_core.assessment.severity import is_collapse, severity, verdict_colour
-from sigreg_core.present import figures as F
-from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
-from sigreg_core.present import monitor_figures as MF
 from sigreg_core.inputs.loading import EmbeddingLoadError, allowed_roots
-from sigreg_core.util.text import md, plotly_text  # text from files is data: escaped before markdown / Plotly
+from sigreg_core.present import figures as F
+from sigreg_core.present import monitor_figures as MF
+from sigreg_core.present.cloud import cloud_figure, outlier_frame, step_cloud
+from sigreg_core.present.monitor_stack import HOVER_MODES, stack_figure
 from sigreg_core.present.report import DEFAULTS, Settings
-from sigreg_core.runs import RunReader, SummaryConfig, resolve_run_dir, run_version
-from sigreg_core.runs.alerts import AlertRule, alert_events
-from sigreg_core.runs.discovery import discover_runs, names_unique, newest, run_colour, run_config
+from sigreg_core.runs import resolve_run_dir, run_version
+from sigreg_core.runs import monitor_view as V
+from sigreg_core.runs.alerts import AlertRule
+from sigreg_core.runs.discovery import discover_runs, names_unique, run_colour, run_config
 from sigreg_core.runs.groups import config_keys, config_table, group_of, group_stats
+from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 
 INTERVALS = [2, 5, 10, 30, 60]
 DEFAULT_LIMIT = 12
@@ -56,13 +55,14 @@ SS = st.session_state
 
 
 def _md(text) -> str:
-    """Text from files (run names, error messages) escaped for st.markdown / captions (sigreg_core.util.text)."""
     return md(text, None)
 
 
-def _settings() -> Settings:
+def _cfg() -> tuple:
+    """The sidebar settings a folder of snapshot files is scored with (a RunWriter run keeps its own)."""
     s = SS.get("lh_settings")
-    return s if isinstance(s, Settings) else DEFAULTS
+    s = s if isinstance(s, Settings) else DEFAULTS
+    return (s.preset, s.num_slices, s.seed, s.max_rows)
 
 
 def _chart(fig, name: str, **kw):
@@ -70,140 +70,31 @@ def _chart(fig, name: str, **kw):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _series(path: str, version: tuple, folder_cfg: tuple) -> pd.DataFrame:
+def _series(path: str, version: tuple, cfg: tuple) -> pd.DataFrame:
     """The run's time series; ``version`` (index size / mtime) is the cache key that makes refreshes cheap."""
-    preset, num_slices, seed, max_rows = folder_cfg
-    reader = RunReader(path, config=SummaryConfig(preset=preset, num_slices=num_slices, seed=seed), max_rows=max_rows)
-    if reader.kind == "run":
-        reader = RunReader(path)  # its own stored settings
-    return reader.timeseries()
+    return V.open_reader(path, cfg).timeseries()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _band(path: str, n: int, d: int, folder_cfg: tuple) -> tuple:
-    preset, num_slices, seed, max_rows = folder_cfg
-    reader = RunReader(path, config=SummaryConfig(preset=preset, num_slices=num_slices, seed=seed), max_rows=max_rows)
-    if reader.kind == "run":
-        reader = RunReader(path)
-    return reader.null_band(n, d)
-
-
-# ------------------------------------------------------------------------- the URL
-def _read_url() -> None:
-    """Once per session: the view in the URL query (``?run=a&run=b&smooth=0.6&x=wall&group=lambda&step=a@300``)
-    becomes the widgets' state before they are drawn.  Unknown or malformed values are ignored."""
-    if SS.get("_mon_url_read"):
-        return
-    SS["_mon_url_read"] = True
-    q = st.query_params
-    runs = [r for r in q.get_all("run") if r]
-    if runs:
-        SS["_mon_url_runs"] = runs
-    try:
-        sm = float(q.get("smooth", ""))
-        if 0.0 <= sm <= 0.99:
-            SS["mon_smoothing"] = round(sm, 2)
-    except ValueError:
-        pass
-    if q.get("x") in MF.X_MODES:
-        SS["mon_x"] = q.get("x")
-    if q.get("group"):
-        SS["_mon_url_group"] = q.get("group")
-    step = q.get("step") or ""
-    if "@" in step:
-        name, _, num = step.rpartition("@")
-        try:
-            SS["mon_open_run"], SS["mon_open_step"] = name, int(num)
-        except ValueError:
-            pass
-
-
-def _write_url(view: dict) -> None:
-    """The view into the URL query (only the keys this page owns; a value at its default is left out)."""
-    want = {"run": list(view["runs"]) or None,
-            "smooth": f"{view['smoothing']:g}" if view["smoothing"] else None,
-            "x": view["x"] if view["x"] != "step" else None,
-            "group": view["group"] or None,
-            "step": f"{view['step'][0]}@{view['step'][1]}" if view.get("step") else None}
-    for k, v in want.items():
-        cur = st.query_params.get_all(k)
-        if v is None:
-            if cur:
-                del st.query_params[k]
-            continue
-        vals = v if isinstance(v, list) else [v]
-        if cur != vals:
-            st.query_params[k] = vals
-
-
-# ------------------------------------------------------------------------ run choice
-def _repick() -> None:
-    SS["_mon_repick"] = True
-
-
-def _discover(extra: tuple) -> list:
-    return discover_runs([str(r) for r in allowed_roots()], extra=extra)
-
-
-def _choose_runs() -> tuple[dict, dict]:
-    """({name: path} of the runs to draw, {name: colour}); the names and colours are the runs' own."""
-    roots = tuple(str(r) for r in allowed_roots())
-    extra = SS.setdefault("mon_extra_runs", [])
-    infos = _discover(tuple(extra))
-    by_path = {i.path: i for i in infos}
-    names = names_unique(infos)
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    pattern = c1.text_input("Filter runs", key="mon_filter", on_change=_repick,
-                            placeholder="regex, e.g. lambda-0\\. or seed",
-                            help="Show the newest runs whose name matches (regular expression, case-insensitive; "
-                                 "plain text works too). Runs are listed newest first.")
-    limit = int(c2.number_input("Show at most", min_value=1, max_value=1000, value=DEFAULT_LIMIT, step=1,
-                                key="mon_limit", on_change=_repick,
-                                help="How many of the newest matching runs are shown (you can add or remove "
-                                     "runs one by one below)."))
-    default = [i.path for i in newest(infos, pattern, limit)]
-    url_runs = SS.pop("_mon_url_runs", None)
-    known = SS.get("mon_known")
-    if url_runs is not None:
-        SS["mon_runs"] = [p for p in by_path if names[p] in url_runs] or default
-    elif "mon_runs" not in SS or SS.pop("_mon_repick", False):
-        SS["mon_runs"] = default
-    elif known is not None:
-        new = [i.path for i in newest(infos, pattern) if i.path not in known]  # appeared while the page was open
-        if new:
-            SS["mon_runs"] = list(dict.fromkeys(new + list(SS["mon_runs"])))
-    SS["mon_known"] = [i.path for i in infos]
-    pending = SS.pop("mon_pending_add", None)
-    if pending and pending in by_path:
-        SS["mon_runs"] = list(dict.fromkeys(list(SS.get("mon_runs", [])) + [pending]))
-    SS["mon_runs"] = [p for p in SS["mon_runs"] if p in by_path]
-    picked = st.multiselect("Runs", list(by_path), key="mon_runs", format_func=names.get,
-                            help="Every run below the allowed directories (RunWriter / `sigreg demo-train` runs, "
-                                 "or folders of step-numbered snapshot files), newest first. A run created while "
-                                 "the page is open is added at the next refresh.")
-    st.caption(f"{len(infos)} run(s) found below the allowed directories, newest first; showing {len(picked)}"
-               + (f" (filter `{_md(pattern)}`)" if pattern else "") + ".")
-    with st.expander("Add a run directory from the server"):
-        st.caption("Allowed directories: " + (", ".join(f"`{_md(r)}`" for r in roots) or "none")
-                   + " (set `LATENT_HEALTH_ALLOWED_ROOTS` to change).")
-        with st.form("mon_add_form", border=False):
-            text = st.text_input("Run directory", key="mon_add_path", placeholder="e.g. runs/my-run")
-            if st.form_submit_button("Add"):
-                try:
-                    p = str(resolve_run_dir(text))
-                except EmbeddingLoadError as exc:
-                    st.error(md(exc, None))
-                else:
-                    if p not in extra:
-                        extra.append(p)
-                    SS["mon_pending_add"] = p
-                    st.rerun()
-    return {names[p]: p for p in picked}, {names[p]: by_path[p].colour for p in picked}
+def _band(path: str, n: int, d: int, cfg: tuple) -> tuple:
+    return V.open_reader(path, cfg).null_band(n, d)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _config(path: str, version: tuple) -> dict:
     return run_config(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _step_cloud(path: str, step: int, version: tuple, cfg: tuple, kind: str, slice_index) -> tuple:
+    reader = V.open_reader(path, cfg)
+    c = reader.config
+    return step_cloud(reader.snapshot(step), c.num_slices, c.seed, c.preset, kind, slice_index)
+
+
+def _load(runs: dict) -> tuple[dict, dict, dict]:
+    cfg = _cfg()
+    return V.load_runs(runs, lambda p: _series(p, run_version(p), cfg), lambda p, n, d: _band(p, n, d, cfg))
 
 
 def _configs(runs: dict) -> dict:
@@ -216,41 +107,93 @@ def _configs(runs: dict) -> dict:
     return out
 
 
-def _load(runs: dict, settings: Settings) -> tuple[dict, dict, dict]:
-    """(series by run, null band by run, error message by run); errors never stop the page."""
-    cfg = (settings.preset, settings.num_slices, settings.seed, settings.max_rows)
-    series, bands, errors = {}, {}, {}
-    for name, path in runs.items():
-        try:
-            df = _series(path, run_version(path), cfg)
-        except (OSError, ValueError, RuntimeError, EmbeddingLoadError) as exc:
-            errors[name] = " ".join(str(exc).split())
-            continue
-        except Exception as exc:  # a corrupt index (sqlite3.DatabaseError) must not stop the page
-            errors[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-            continue
-        series[name] = df
-        ok = df.dropna(subset=["n", "d"]) if len(df) else df
-        if len(ok):
-            n, d = int(ok["n"].iloc[-1]), int(ok["d"].iloc[-1])
-            try:
-                bands[name] = _band(path, n, d, cfg)
-            except (OSError, ValueError, RuntimeError):
-                pass
-    return series, bands, errors
+def _discover() -> list:
+    return discover_runs([str(r) for r in allowed_roots()], extra=tuple(SS.get("mon_extra_runs", [])))
+
+
+# ------------------------------------------------------------------------- the URL
+def _read_url() -> None:
+    """Once per session: the view in the URL query becomes the widgets' state before they are drawn."""
+    if SS.get("_mon_url_read"):
+        return
+    SS["_mon_url_read"] = True
+    v = V.view_from_query(st.query_params.get_all)
+    for key, ss in (("smoothing", "mon_smoothing"), ("x", "mon_x"), ("hover", "mon_hover"),
+                    ("runs", "_mon_url_runs"), ("group", "_mon_url_group")):
+        if key in v:
+            SS[ss] = v[key]
+    if "step" in v:
+        SS["mon_open_run"], SS["mon_open_step"] = v["step"]
+
+
+def _write_url(view: dict) -> None:
+    for k, vals in V.query_from_view(view).items():
+        cur = st.query_params.get_all(k)
+        if vals is None:
+            if cur:
+                del st.query_params[k]
+        elif cur != vals:
+            st.query_params[k] = vals
+
+
+# ------------------------------------------------------------------------ run choice
+def _repick() -> None:
+    SS["_mon_repick"] = True
+
+
+def _choose_runs() -> tuple[dict, dict]:
+    """({name: path} of the runs to draw, {name: colour}); the names and colours are the runs' own."""
+    extra = SS.setdefault("mon_extra_runs", [])
+    infos = _discover()
+    by_path = {i.path: i for i in infos}
+    names = names_unique(infos)
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    pattern = c1.text_input("Filter runs", key="mon_filter", on_change=_repick,
+                            placeholder="regex, e.g. lambda-0\\. or seed",
+                            help="Show the newest runs whose name matches (regular expression, case-insensitive; "
+                                 "plain text works too). Runs are listed newest first.")
+    limit = int(c2.number_input("Show at most", min_value=1, max_value=1000, value=DEFAULT_LIMIT, step=1,
+                                key="mon_limit", on_change=_repick,
+                                help="How many of the newest matching runs are shown (you can add or remove "
+                                     "runs one by one below)."))
+    SS["mon_runs"] = V.pick_runs(infos, names, current=SS.get("mon_runs"), known=SS.get("mon_known"),
+                                 url_runs=SS.pop("_mon_url_runs", None), repick=SS.pop("_mon_repick", False),
+                                 pattern=pattern, limit=limit, pending=SS.pop("mon_pending_add", None))
+    SS["mon_known"] = [i.path for i in infos]
+    picked = st.multiselect("Runs", list(by_path), key="mon_runs", format_func=names.get,
+                            help="Every run below the allowed directories (RunWriter / `sigreg demo-train` runs, "
+                                 "or folders of step-numbered snapshot files), newest first. A run created while "
+                                 "the page is open is added at the next refresh.")
+    st.caption(f"{len(infos)} run(s) found below the allowed directories, newest first; showing {len(picked)}"
+               + (f" (filter `{_md(pattern)}`)" if pattern else "") + ".")
+    with st.expander("Add a run directory from the server"):
+        st.caption("Allowed directories: " + (", ".join(f"`{_md(r)}`" for r in allowed_roots()) or "none")
+                   + " (set `LATENT_HEALTH_ALLOWED_ROOTS` to change).")
+        with st.form("mon_add_form", border=False):
+            text = st.text_input("Run directory", key="mon_add_path", placeholder="e.g. runs/my-run")
+            if st.form_submit_button("Add"):
+                try:
+                    p = str(resolve_run_dir(text))
+                except EmbeddingLoadError as exc:
+                    st.error(_md(exc))
+                else:
+                    if p not in extra:
+                        extra.append(p)
+                    SS["mon_pending_add"] = p
+                    st.rerun()
+    return {names[p]: p for p in picked}, {names[p]: by_path[p].colour for p in picked}
 
 
 # ----------------------------------------------------------------------------- views
 def _alert_table(series: dict, rule: AlertRule) -> None:
     table = MF.alert_table(series, rule)
     shown = table.astype(object).where(table.notna(), "–").astype(str)  # a missing step is "–", not "None"
-    sev_cols = ["latest verdict", "best verdict", "worst verdict", "first alert"]
 
     def colour(v):
         return f"color: {verdict_colour(v)}; font-weight: 600" if isinstance(v, str) and severity(v) >= 0 else ""
 
-    st.dataframe(shown.style.map(colour, subset=sev_cols), hide_index=True, width="stretch",
-                 key="mon_alert_table",
+    st.dataframe(shown.style.map(colour, subset=["latest verdict", "best verdict", "worst verdict", "first alert"]),
+                 hide_index=True, width="stretch", key="mon_alert_table",
                  column_config={"first alert step": st.column_config.NumberColumn(
                                     help="first step where the rule fired: a deterioration from the best level "
                                          "reached, or a collapse"),
@@ -262,8 +205,6 @@ def _alert_table(series: dict, rule: AlertRule) -> None:
     st.caption(f"Rule: {rule.describe()}. An untrained encoder is far from N(0, I), so the start of every run is "
                "its reference, not an alert. Set the warm-up and margin above; the alert sinks "
                "(webhook, command, TensorBoard, W&B) take the same `AlertRule`.")
-    st.download_button("Alerts CSV", table.to_csv(index=False).encode(), file_name="monitor_alerts.csv",
-                       mime="text/csv", key="mon_dl_alerts", icon=":material/table:", on_click="ignore")
     for name, df in series.items():
         a = MF.run_alert(df, rule)
         if a is not None:
@@ -275,42 +216,25 @@ def _alert_table(series: dict, rule: AlertRule) -> None:
 
 def _toast(series: dict, rule: AlertRule) -> None:
     """A toast when a watched run raises a new alert while the page is open (not for alerts already there)."""
-    now = {(n, e["step"], e["verdict"]) for n, df in series.items() for e in alert_events(df, rule)}
-    seen = SS.get("_mon_seen_alerts")
-    if seen is not None and SS.get("_mon_seen_rule") == rule:
-        for n, step, verdict in sorted(now - seen, key=lambda k: k[1])[:3]:
-            st.toast(f"**{_md(n)}**: {_md(verdict)} at step {step}",
-                     icon=":material/crisis_alert:" if is_collapse(verdict) else ":material/warning:")
-    SS["_mon_seen_alerts"] = now | (seen or set()) if SS.get("_mon_seen_rule") == rule else now
+    same = SS.get("_mon_seen_rule") == rule  # a changed rule: its alerts are the new reference, not news
+    fresh, SS["_mon_seen_alerts"] = V.new_alerts(series, rule, SS.get("_mon_seen_alerts") if same else None)
     SS["_mon_seen_rule"] = rule
+    for n, step, verdict in fresh:
+        st.toast(f"**{_md(n)}**: {_md(verdict)} at step {step}",
+                 icon=":material/crisis_alert:" if is_collapse(verdict) else ":material/warning:")
 
 
 def _clicked(event, runs: dict) -> None:
     """A click on a point of a curve opens that step below (its cloud; a button to its report on Inspect)."""
-    try:
-        pts = event["selection"]["points"]
-    except (KeyError, TypeError):
+    hit = V.clicked_step(event, runs)
+    if hit is None or SS.get("_mon_click") == hit:
         return
-    if not pts:
-        return
-    cd = pts[0].get("customdata")
-    if not isinstance(cd, (list, tuple)) or len(cd) < 4:
-        return
-    back = {plotly_text(n): n for n in runs}
-    run = back.get(cd[3])
-    try:
-        step = int(cd[0])
-    except (TypeError, ValueError):
-        return
-    sig = (run, step)
-    if run is None or SS.get("_mon_click") == sig:
-        return
-    SS["_mon_click"] = sig
-    SS["mon_open_run"], SS["mon_open_step"] = run, step
+    SS["_mon_click"] = hit
+    SS["mon_open_run"], SS["mon_open_step"] = hit
     st.rerun(scope="app")
 
 
-def _groups(series: dict, configs: dict, key: str, rule: AlertRule) -> None:
+def _groups(series: dict, configs: dict, key: str) -> None:
     groups = group_of({n: configs.get(n, {}) for n in series}, key)
     stats = group_stats(series, groups, "sigreg")
     colours = {g: run_colour(g) for g in stats}
@@ -328,152 +252,119 @@ def _config_section(series: dict, configs: dict, rule: AlertRule) -> None:
     if not any(configs.get(n) for n in series):
         return
     st.subheader("Runs × config")
-    t = config_table(series, configs, rule)
-    st.dataframe(t, hide_index=True, width="stretch", key="mon_config_table",
+    st.dataframe(config_table(series, configs, rule), hide_index=True, width="stretch", key="mon_config_table",
                  column_config={"final SIGReg": st.column_config.NumberColumn(format="%.4g"),
                                 "best SIGReg": st.column_config.NumberColumn(format="%.4g")})
     st.caption("Click a column header to sort. Config: what each run recorded with `RunWriter(..., config={...})` "
                "(`sigreg demo-train` records lambda, seed, steps, lr, ...); empty for runs without one.")
 
 
-def _band_notes(series: dict, bands: dict) -> list[str]:
-    """Why a run can sit above its 95 % null band and still be healthy, with its own numbers."""
-    out = []
-    for name, df in series.items():
-        band = bands.get(name)
-        d = df[df["verdict"].notna()] if len(df) else df
-        if band is None or not len(d):
-            continue
-        last = d.iloc[-1]
-        if severity(last["verdict"]) == 0 and float(last["sigreg"]) > band[1]:
-            out.append(f"**{_md(name)}** ends above its band (step {int(last['step'])}: SIGReg {last['sigreg']:.4g} > "
-                       f"{band[1]:.4g}) yet healthy: its p-value {last['p_value']:.2g} is above 1e-3.")
-    return out
+def _figures(series: dict, bands: dict, view: dict, scalars: list, log_scalars: bool) -> dict:
+    """Every figure of the view (the HTML download draws them all; the page draws the chosen ones)."""
+    kw = {"colours": view["colours"], "x": view["x"]}
+    return {"Curves": stack_figure(series, bands, smoothing=view["smoothing"], rule=view["rule"], scalars=scalars,
+                                   log_scalars=log_scalars, hover=view["hover"], **kw),
+            "Per-slice quantiles": MF.quantiles_figure(series, smoothing=view["smoothing"], **kw),
+            "Per-slice distribution": MF.distribution_figure(series, **kw)}
 
 
-def _scalar_columns(series: dict) -> list:
-    cols = []
-    for df in series.values():
-        for c in df.attrs.get("scalar_columns", []):
-            if c not in cols and pd.to_numeric(df[c], errors="coerce").notna().any():
-                cols.append(c)
-    return cols
-
-
-def _live_body(runs: dict, colours: dict, settings: Settings, view: dict) -> None:
-    if SS.get("mon_live") and {i.path for i in _discover(tuple(SS.get("mon_extra_runs", [])))} - set(
-            SS.get("mon_known") or []):
+def _live_body(runs: dict, view: dict) -> None:
+    if SS.get("mon_live") and {i.path for i in _discover()} - set(SS.get("mon_known") or []):
         st.rerun(scope="app")  # a new run appeared: redraw the picker too (it is outside this fragment)
-    series, bands, errors = _load(runs, settings)
+    series, bands, errors = _load(runs)
     for name, msg in errors.items():
         st.error(f"{_md(name)}: {_md(msg)}")
     if not series:
         return
     SS["mon_loaded"] = {n: runs[n] for n in series}
-    x, smooth, rule = view["x"], view["smoothing"], view["rule"]
-    kw = {"colours": colours, "x": x, "rule": rule}
-    latest = {n: int(df["step"].max()) for n, df in series.items() if len(df)}
-    st.caption("Latest logged step: " + ", ".join(f"{_md(n)} **{s}**" for n, s in latest.items()))
-    st.subheader("Alerts")
-    _alert_table(series, rule)
+    rule = view["rule"]
+    st.caption("Latest logged step: " + ", ".join(f"{_md(n)} **{s}**" for n, s in V.latest_steps(series).items()))
     _toast(series, rule)
     configs = _configs({n: runs[n] for n in series})
-    if view["group"]:
+    if view["group"]:  # grouped: what was asked for comes first
         st.subheader("Groups")
-        _groups(series, configs, view["group"], rule)
-    figs = {
-        "SIGReg": MF.sigreg_figure(series, bands, smoothing=smooth, **kw),
-        "p-value": MF.pvalue_figure(series, **kw),
-        "Verdict": MF.verdict_figure(series, **kw),
-        "RankMe": MF.rankme_figure(series, smoothing=smooth, **kw),
-        "Per-slice quantiles": MF.quantiles_figure(series, smoothing=smooth, colours=colours, x=x),
-        "Per-slice distribution": MF.distribution_figure(series, colours=colours, x=x),
-    }
-    sel = {"on_select": "rerun", "selection_mode": "points"}
-    _clicked(_chart(figs["SIGReg"], "monitor_sigreg", key="mon_click_sigreg", **sel), runs)
-    st.caption("Click a point on any curve to open that step below (its cloud, and its full report on Inspect). "
-               "Null band: central 95 % of SIGReg over 200 N(0, I) batches of the same size, scored on the run's "
-               "own directions (Monte Carlo, cached); the verdict uses the overall p-value (below 1e-3) and the "
-               "collapse modes, so a run slightly above its band can be healthy. Markers: the run's alerts "
-               "(▲ deterioration, ✕ collapse), in the verdict's colour."
-               + (" Smoothing: the p-value and the verdict are never smoothed." if smooth else ""))
-    for note in _band_notes(series, bands):
+        _groups(series, configs, view["group"])
+    # then the curves: a refresh draws them before the tables below (what a live view is watched for)
+    st.subheader("Curves")
+    scalars = V.scalar_columns(series)
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    default = [c for c in ("loss", "knn_accuracy", "linear_probe_accuracy")  # the probes (RunWriter.log(labels=))
+               if c in scalars] or scalars[:1]
+    chosen = c1.multiselect("Logged scalars drawn as panels", scalars, default=default, key="mon_scalars",
+                            help="Any numeric column your run logged (loss, lambda, k-NN accuracy, ...).")
+    log_y = c2.toggle("Scalars on a log scale", value=False, key="mon_scalar_log")
+    kw = {"colours": view["colours"], "x": view["x"]}
+    fig = stack_figure(series, bands, smoothing=view["smoothing"], rule=rule, scalars=chosen, log_scalars=log_y,
+                       hover=view["hover"], **kw)
+    _clicked(_chart(fig, "monitor_curves", key="mon_click_curves", on_select="rerun", selection_mode="points"), runs)
+    st.caption("One step axis for every panel: hover a point to mark its step across all panels (its run's values "
+               "there are in the label); click it to open that step below. Null band: central 95 % of SIGReg over "
+               "200 N(0, I) batches of the same size, on the run's own directions (Monte Carlo, cached); the "
+               "verdict uses the overall p-value (below 1e-3) and the collapse modes. Markers and dotted lines: "
+               "the run's alerts (▲ deterioration, ✕ collapse), in the verdict's colour."
+               + (" Smoothing: the p-value and the verdict are never smoothed." if view["smoothing"] else "")
+               + (" Hover *every run*: a click opens the step of the first run plotly lists there."
+                  if view["hover"] == "step" else ""))
+    for note in V.band_notes(series, bands):
         st.caption(note)
-    c1, c2 = st.columns(2)
-    with c1:
-        _clicked(_chart(figs["p-value"], "monitor_p_value", key="mon_click_p", **sel), runs)
-    with c2:
-        _clicked(_chart(figs["RankMe"], "monitor_rankme", key="mon_click_rankme", **sel), runs)
-    _chart(figs["Verdict"], "monitor_verdict")
-    t1, t2 = st.tabs(["Per-slice quantiles", "Distribution over steps"])
-    with t1:
-        _clicked(_chart(figs["Per-slice quantiles"], "monitor_slice_quantiles", key="mon_click_q", **sel), runs)
-    with t2:
-        _chart(figs["Per-slice distribution"], "monitor_slice_distribution")
+    which = st.segmented_control("Per-slice statistic", ["quantiles", "distribution over steps"],
+                                 default="quantiles", key="mon_slice_view") or "quantiles"
+    if which == "quantiles":  # only the chosen one is built (a live refresh does less)
+        _clicked(_chart(MF.quantiles_figure(series, smoothing=view["smoothing"], **kw), "monitor_slice_quantiles",
+                        key="mon_click_q", on_select="rerun", selection_mode="points"), runs)
+    else:
+        _chart(MF.distribution_figure(series, **kw), "monitor_slice_distribution")
         st.caption("TensorBoard's distribution mode, from the quantiles each step logged (median, 95 %, max over "
                    "the slices); the dashed line is the one-slice null 95 % quantile (exact law).")
-
-    scalars = _scalar_columns(series)
-    if scalars:
-        st.subheader("Your logged scalars")
-        default = [c for c in ("loss", "pred_loss", "sigreg_loss", "knn_accuracy", "linear_probe_accuracy")
-                   if c in scalars] or scalars[:1]  # the probes' curves (RunWriter.log(labels=)) shown when logged
-        chosen = st.multiselect("Scalars", scalars, default=default, key="mon_scalars")
-        log_y = st.toggle("Log scale", value=False, key="mon_scalar_log")
-        cols = st.columns(2)
-        for i, c in enumerate(chosen):
-            figs[c] = MF.scalar_figure(series, c, log=log_y, smoothing=smooth, **kw)
-            with cols[i % 2]:
-                _clicked(_chart(figs[c], f"monitor_{c}", key=f"mon_click_s_{i}", **sel), runs)
-
+    st.subheader("Alerts")
+    _alert_table(series, rule)
     _config_section(series, configs, rule)
     st.subheader("Steps")
-    names = list(series)
     table = MF.steps_table(series, TABLE_COLUMNS)
     st.dataframe(table, hide_index=True, width="stretch", height=320, key="mon_steps_table",
                  column_config={"p_value": st.column_config.NumberColumn(format="%.3g"),
                                 "sigreg": st.column_config.NumberColumn(format="%.4g"),
                                 "sigreg_over_null": st.column_config.NumberColumn("× null mean", format="%.3g")})
-    st.caption(f"{len(table):,} steps of {len(names)} run(s).")
-    c = st.columns(2)
-    c[0].download_button("Steps CSV (all runs shown)", table.to_csv(index=False).encode(),
-                         file_name="monitor_steps.csv", mime="text/csv", key="mon_dl_csv", icon=":material/table:",
-                         on_click="ignore")
-    c[1].download_button("All charts (HTML, offline)", lambda: MF.figures_html(figs, f"latent-health: {', '.join(names)}"),
-                         file_name="monitor_charts.html", mime="text/html", key="mon_dl_html",
-                         icon=":material/description:", on_click="ignore")
-    st.caption("PNG of any chart: the camera icon in the chart's toolbar.")
+    st.caption(f"{len(table):,} steps of {len(series)} run(s).")
+    SS["_mon_curves"] = (chosen, log_y)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _step_cloud(path: str, step: int, version: tuple, folder_cfg: tuple, kind: str, slice_index) -> tuple:
-    """(CloudView, worst slice, M) of a run's snapshot at ``step``; the slices are the run's own directions."""
-    from sigreg_core.assessment.slices import score_slices
-    from sigreg_core.core.directions import sample_directions
+def _downloads(runs: dict, view: dict) -> None:
+    """Outside the refreshing fragment (a refresh never cancels a download); each reads the runs when clicked."""
+    def fresh():
+        return V.load_runs(runs, lambda p: V.open_reader(p, cfg).timeseries(),
+                           lambda p, n, d: V.open_reader(p, cfg).null_band(n, d))[:2]
 
-    preset, num_slices, seed, max_rows = folder_cfg
-    reader = RunReader(path, config=SummaryConfig(preset=preset, num_slices=num_slices, seed=seed), max_rows=max_rows)
-    if reader.kind == "run":
-        reader = RunReader(path)
-    z = reader.snapshot(step)
-    cfg = reader.config
-    a = sample_directions(z.shape[1], cfg.num_slices, cfg.seed).numpy()
-    stat = np.asarray(score_slices(z, a, cfg.preset, device="cpu").statistic, dtype=np.float64)
-    worst = int(np.argmax(stat))
-    j = worst if slice_index is None else int(min(max(int(slice_index), 0), a.shape[1] - 1))
-    view = cloud_view(z, kind, direction=a[:, j] if kind == "slice" else None, slice_index=j)
-    return view, worst, a.shape[1], float(stat[j])
+    def alerts_csv() -> bytes:
+        return MF.alert_table(fresh()[0], view["rule"]).to_csv(index=False).encode()
+
+    def steps_csv() -> bytes:
+        return MF.steps_table(fresh()[0], TABLE_COLUMNS).to_csv(index=False).encode()
+
+    def charts_html() -> bytes:
+        series, bands = fresh()
+        return MF.figures_html(_figures(series, bands, view, *curves), f"latent-health: {', '.join(series)}")
+
+    cfg, curves = _cfg(), SS.get("_mon_curves", ([], False))
+    c = st.columns(3)
+    c[0].download_button("Alerts CSV", alerts_csv, file_name="monitor_alerts.csv", mime="text/csv",
+                         key="mon_dl_alerts", icon=":material/table:", on_click="ignore")
+    c[1].download_button("Steps CSV (all runs shown)", steps_csv, file_name="monitor_steps.csv", mime="text/csv",
+                         key="mon_dl_csv", icon=":material/table:", on_click="ignore")
+    c[2].download_button("All charts (HTML, offline)", charts_html, file_name="monitor_charts.html",
+                         mime="text/html", key="mon_dl_html", icon=":material/description:", on_click="ignore")
+    st.caption("Downloads read the runs when clicked (the latest steps, even while live). PNG of any chart: the "
+               "camera icon in the chart's toolbar.")
 
 
-def _open_step(runs: dict) -> None:
+def _open_step(runs: dict):
     """One logged step with a kept snapshot: its embedding cloud here, its full report on the Inspect page."""
     loaded = SS.get("mon_loaded") or {}
     names = [n for n in runs if n in loaded]
     if not names:
         return None
     st.subheader("One step: its embedding cloud, or its full report on Inspect")
-    settings = _settings()
-    cfg = (settings.preset, settings.num_slices, settings.seed, settings.max_rows)
+    cfg = _cfg()
     if SS.get("mon_open_run") not in names:
         SS.pop("mon_open_run", None)
     c1, c2, c3 = st.columns([1.5, 2, 1.5], vertical_alignment="bottom")
@@ -482,32 +373,29 @@ def _open_step(runs: dict) -> None:
     try:
         df = _series(path, run_version(path), cfg)
     except Exception as exc:  # reported above already
-        st.caption(md(exc, None))
+        st.caption(_md(exc))
         return None
     have = df[df["snapshot"].notna()]
     if have.empty:
-        st.caption(f"{md(name)}: no snapshot kept (retention dropped them all).")
+        st.caption(f"{_md(name)}: no snapshot kept (retention dropped them all).")
         return None
     steps = [int(s) for s in have["step"]]
     want = SS.get("mon_open_step")
     if want is not None and want not in steps:
-        try:
-            near = min(steps, key=lambda s: abs(s - int(want)))
-        except (TypeError, ValueError):
-            near = steps[-1]
-        st.caption(f"Step {_md(want)} kept no snapshot (retention): showing the nearest kept step, {near}.")
-        SS["mon_open_step"] = near
+        SS["mon_open_step"] = V.nearest_kept(steps, want)
+        st.caption(f"Step {_md(want)} kept no snapshot (retention): showing the nearest kept step, "
+                   f"{SS['mon_open_step']}.")
     verdict = dict(zip(have["step"].astype(int), have["verdict"].fillna("not scored")))
     step = c2.selectbox("Step (snapshots kept; type to search, or click a point on a curve)", steps[::-1],
                         key="mon_open_step", format_func=lambda s: f"step {s} — {verdict.get(s, '')}")
     if c3.button("Open in Inspect", key="mon_open_btn", icon=":material/biotech:", type="primary"):
         try:
-            p = RunReader(path).snapshot_path(step)
+            p = V.open_reader(path, cfg).snapshot_path(step)
         except EmbeddingLoadError as exc:  # an index pointing outside the run
-            st.error(md(exc, None))
+            st.error(_md(exc))
             return None
         if p is None:
-            st.error(f"{md(name)}: the snapshot of step {step} is gone (dropped by retention); pick another step.")
+            st.error(f"{_md(name)}: the snapshot of step {step} is gone (dropped by retention); pick another step.")
             return None
         SS["lh_inspect_request"] = {"path": str(p), "label": f"{name} step {step}"}
         st.switch_page("pages/inspect.py")
@@ -530,10 +418,9 @@ def _cloud(path: str, name: str, step: int, cfg: tuple) -> None:
     except (KeyError, OSError, ValueError, RuntimeError, EmbeddingLoadError) as exc:
         st.error(f"{_md(name)} step {step}: {_md(' '.join(str(exc).split()))}")
         return
-    fig = cloud_figure(view, title=f"{name}, step {step}: " + ("top-2 principal axes" if kind == "pca" else
-                                                              f"slice {view.slice_index} of {m} (statistic {stat:.4g}"
-                                                              + (", the worst)" if view.slice_index == worst else ")")))
-    _chart(fig, f"monitor_cloud_step_{step}", key="mon_cloud_chart")
+    what = ("top-2 principal axes" if kind == "pca" else f"slice {view.slice_index} of {m} (statistic {stat:.4g}"
+            + (", the worst)" if view.slice_index == worst else ")"))
+    _chart(cloud_figure(view, title=f"{name}, step {step}: {what}"), f"monitor_cloud_step_{step}", key="mon_cloud_chart")
     st.caption(f"{view.note}. Highlighted: {view.rule} — {view.outlier_rows.size:,} of {view.n_total:,} rows.")
     if view.outlier_rows.size:
         st.download_button("Outlier rows CSV", outlier_frame(view).to_csv(index=False).encode(),
@@ -547,7 +434,6 @@ st.markdown("Latent health over training: SIGReg, its p-value and verdict, RankM
             "every logged step, for every run. Log a run with `RunWriter` (two lines in the training loop; pass "
             "`config={...}` to group runs) or try `sigreg demo-train`; see `docs/monitor.md`.")
 _read_url()
-settings = _settings()
 with st.container(border=True):
     runs, colours = _choose_runs()
     c1, c3, c4 = st.columns([1.3, 1.3, 1.6])
@@ -559,11 +445,14 @@ with st.container(border=True):
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="mon_smoothing",
                           help="TensorBoard's smoothing: debiased exponential moving average with this weight; the "
                                "raw curve stays drawn faint. 0 = off.")
+    hover = c3.radio("Hover shows", list(HOVER_MODES), horizontal=True, key="mon_hover", format_func=HOVER_MODES.get,
+                     help="Both mark the hovered step across every panel. One run: the label lists the hovered run's "
+                          "values on every panel, and a click opens that point's step. Every run: a label for "
+                          "every run on every panel (a click opens the step of the first run listed).")
     x_axis = c4.radio("Horizontal axis", list(MF.X_MODES), horizontal=True, key="mon_x",
                       format_func={"step": "step", "wall": "wall time", "relative": "relative"}.get,
                       help="Step; wall-clock time of each logged step (UTC); or time since each run's first step.")
-    configs = _configs(runs)
-    keys = config_keys(configs)
+    keys = config_keys(_configs(runs))
     url_group = SS.pop("_mon_url_group", None)
     if url_group is not None:
         SS["mon_group"] = url_group if url_group in keys else NO_GROUP
@@ -579,21 +468,20 @@ with st.container(border=True):
     margin = g3.number_input("Alert margin (levels)", min_value=1, max_value=4, value=2, step=1, key="mon_margin",
                              help="An alert is a level this many steps worse than the best level reached (a "
                                   "collapse always alerts). 1: every rise; 2 (default): not a one-level flicker.")
-rule = AlertRule(warmup=int(warmup), margin=int(margin))
-group = None if group == NO_GROUP else group
-
+view = {"runs": list(runs), "colours": colours, "x": x_axis, "smoothing": float(smoothing), "hover": hover,
+        "group": None if group == NO_GROUP else group, "rule": AlertRule(warmup=int(warmup), margin=int(margin))}
 if not runs:
     st.info("Pick at least one run above (the shipped demo runs are under `sample_data/runs/`), or clear the filter.")
-    _write_url({"runs": [], "smoothing": float(smoothing), "x": x_axis, "group": group})
+    _write_url(view)
     st.stop()
 
 
 @st.fragment(run_every=interval if live else None)
 def live_section() -> None:
-    _live_body(runs, colours, _settings(), {"x": x_axis, "smoothing": float(smoothing), "rule": rule,
-                                            "group": group})
+    _live_body(runs, view)
 
 
 live_section()
-opened = _open_step(runs)
-_write_url({"runs": list(runs), "smoothing": float(smoothing), "x": x_axis, "group": group, "step": opened})
+_downloads(runs, view)
+view["step"] = _open_step(runs)
+_write_url(view)

@@ -1,14 +1,9 @@
 """AppTest of the Monitor page (pages/monitor.py): shipped runs, a run being written, errors, Inspect hand-off.
 
-The page runs inside a minimal copy of the app shell (the ``lh_settings`` /
-``_lh_shell`` contract of app.py, and navigation over the Monitor and Inspect
-pages), written next to a ``pages`` link to the repository's pages, so the page's
-``st.switch_page("pages/inspect.py")`` resolves as it does in the app.  (app.py
-routes Monitor to the placeholder pages/monitor.py until the lead points it here.)
+The page runs inside a minimal copy of the app shell (tests/monitor_helpers.py).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,76 +15,14 @@ from streamlit.testing.v1 import AppTest
 
 from sigreg_core.runs import RunReader, RunWriter
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "sample_data" / "runs"
-
-SHELL = '''
-import streamlit as st
-from sigreg_core.present.report import Settings
-pages = [st.Page("pages/monitor.py", title="Monitor", default=True), st.Page("pages/inspect.py", title="Inspect")]
-page = st.navigation(pages)
-st.session_state["lh_settings"] = Settings(num_slices=32)
-st.session_state["_lh_shell"] = True
-page.run()  # _lh_shell stays set: AppTest reruns the page file itself, which must not re-enter app.py
-'''
+from monitor_helpers import ROOT, SHIPPED, make_shell, curves, panel_titles
+from monitor_helpers import alerts as _alerts, arr as _arr, captions as _captions, chart_by_title as _chart_by_title
+from monitor_helpers import charts as _charts, ok as _ok, table as _table
 
 
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
-    d = tmp_path / "shell"
-    d.mkdir()
-    (d / "pages").symlink_to(ROOT / "pages", target_is_directory=True)
-    (d / "app_shell.py").write_text(SHELL)
-    monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path / "cache"))
-    import streamlit as st
-
-    st.cache_data.clear()
-    return d / "app_shell.py"
-
-
-def _ok(at):
-    assert not at.exception, [e.message for e in at.exception]
-
-
-def _charts(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def _arr(v) -> np.ndarray:
-    """A plotly data array from the chart's JSON (plain list, or plotly's typed base64 array)."""
-    if isinstance(v, dict) and "bdata" in v:
-        import base64
-
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        if "shape" in v:
-            a = a.reshape([int(s) for s in str(v["shape"]).split(",")])
-        return a
-    return np.asarray(v, dtype=float)
-
-
-def _titles(at) -> list[str]:
-    return [c.get("layout", {}).get("title", {}).get("text", "") for c in _charts(at)]
-
-
-def _table(at):
-    """The steps table (every run shown)."""
-    return next(d.value for d in at.dataframe if "snapshot" in d.value.columns)
-
-
-def _alerts(at):
-    """The alert table: one row per run (a pandas Styler in the page: its data)."""
-    for d in at.dataframe:
-        v = d.value
-        v = getattr(v, "data", v)
-        if "first collapsed step" in v.columns:
-            return v
-    raise AssertionError("no alert table")
-
-
-def _captions(at) -> str:
-    return "\n".join(c.value for c in at.caption).replace("\\", "")
+    return make_shell(tmp_path, monkeypatch, num_slices=32)
 
 
 def test_shipped_runs_show_by_default(shell):
@@ -99,11 +32,16 @@ def test_shipped_runs_show_by_default(shell):
     _ok(at)
     picked = at.multiselect(key="mon_runs").value
     assert sorted(Path(p).name for p in picked) == ["lambda-0", "lambda-0.09"]
-    titles = _titles(at)
-    for t in ("SIGReg per step", "Overall p-value per step", "Verdict per step", "RankMe per step",
-              "Per-slice statistic"):
-        assert any(x.startswith(t) for x in titles), (t, titles)
-    assert any(x.startswith("loss per step") for x in titles)
+    # one stacked figure, one step axis: SIGReg, p-value, RankMe, the loss (a logged scalar) and the verdict
+    stack = curves(at)
+    assert [t.split(" (")[0].split(",")[0] for t in panel_titles(stack)] == [
+        "SIGReg", "Overall p-value", "RankMe", "loss", "Verdict"]
+    assert {t.get("xaxis", "x") for t in stack["data"]} == {"x"}  # every trace on the one x axis
+    assert len({t.get("yaxis", "y") for t in stack["data"]}) == 5
+    assert stack["layout"]["xaxis"]["spikemode"] == "across" and stack["layout"]["hovermode"] == "closest"
+    p_line = next(t for t in stack["data"] if t["name"] == "runs/lambda-0: Overall p-value")
+    assert np.allclose(_arr(p_line["y"]), RunReader(SHIPPED / "lambda-0").timeseries()["p_value"].clip(lower=1e-300))
+    assert any(c["layout"]["title"]["text"].startswith("Per-slice statistic") for c in _charts(at))
     # one alert table: lambda = 0 collapsed (first collapsed step from the index), lambda = 0.09 healthy at the end
     alerts = _alerts(at).set_index("run")
     ref0 = RunReader(SHIPPED / "lambda-0").timeseries()
@@ -125,7 +63,7 @@ def test_shipped_runs_show_by_default(shell):
     assert "no alert (best healthy at step" in caps
     assert not at.error and not at.success  # no banner per run any more
     # SIGReg traces: one per run with the real values from the index
-    sig = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("SIGReg"))
+    sig = curves(at)
     lines = {t["name"]: t for t in sig["data"] if t.get("mode") == "lines+markers"}
     ref = RunReader(SHIPPED / "lambda-0").timeseries()
     assert np.allclose(_arr(lines["runs/lambda-0"]["y"]), ref["sigreg"].to_numpy())
@@ -234,10 +172,6 @@ def test_folder_of_foreign_snapshots_is_scored_with_the_sidebar_settings(shell, 
     assert int(_alerts(at).set_index("run").loc["exported", "first collapsed step"]) == 200
 
 
-def _chart_by_title(at, prefix):
-    return next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith(prefix))
-
-
 def test_smoothing_time_axis_and_filter_controls(shell):
     at = AppTest.from_file(str(shell), default_timeout=240)
     at.run()
@@ -276,8 +210,9 @@ def test_smoothing_time_axis_and_filter_controls(shell):
     at.run()
     _ok(at)
     sig = _chart_by_title(at, "SIGReg")
-    names = {t["name"] for t in sig["data"] if t.get("mode") == "lines+markers"}
+    names = {t["name"] for t in sig["data"] if t.get("mode") == "lines+markers" and t.get("yaxis", "y") == "y"}
     assert names == {"runs/lambda-0.09"}
+    assert {t["legendgroup"] for t in sig["data"] if t.get("mode") == "lines+markers"} == {"runs/lambda-0.09"}
     assert next(t for t in sig["data"] if t["name"] == "runs/lambda-0.09")["line"]["color"] == colour_before
     assert "showing 1 (filter" in _captions(at)
     assert list(_alerts(at)["run"]) == ["runs/lambda-0.09"]
@@ -289,6 +224,10 @@ def test_smoothing_time_axis_and_filter_controls(shell):
 
 def test_distribution_tab_and_log_ticks(shell):
     at = AppTest.from_file(str(shell), default_timeout=240)
+    at.run()
+    _ok(at)
+    assert not [c for c in _charts(at) if c["layout"]["title"]["text"].startswith("Per-slice statistic over steps")]
+    at.segmented_control(key="mon_slice_view").set_value("distribution over steps")  # built only when chosen
     at.run()
     _ok(at)
     dist = _chart_by_title(at, "Per-slice statistic over steps")

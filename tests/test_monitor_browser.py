@@ -1,5 +1,6 @@
 """In a real browser: six `sigreg demo-train` runs (3 lambdas x 2 seeds) grouped by lambda from a link,
-and a click on a point of the SIGReg curve opening that step.
+a click on a point of the SIGReg curve opening that step, one hover lining up every panel at one step,
+and downloads that complete while the live refresh runs.
 
 Writes docs/screenshots/monitor_grouped.png (1440 px) and monitor_grouped_1000.png (1000 px).
 """
@@ -24,10 +25,32 @@ POINT_JS = """(gd) => {
     const d = gd._fullData.find(t => t.name === NAME && t.mode === 'lines+markers');
     const i = IDX;
     const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-    const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+    const box = gd.getBoundingClientRect();
     const y = ya.type === 'log' ? Math.log10(d.y[i]) : d.y[i];
-    return {step: Number(d.x[i]), x: box.left + xa.l2p(d.x[i]), y: box.top + ya.l2p(y)};
+    return {step: Number(d.x[i]), x: box.left + xa._offset + xa.l2p(d.x[i]), y: box.top + ya._offset + ya.l2p(y)};
 }"""
+
+#: what a hover shows: the spike lines (position, extent), the hover labels (text, vertical centre) and every
+#: panel's pixel range (its y axis), all in page pixels
+HOVER_JS = """(gd) => {
+    const box = gd.getBoundingClientRect(), L = gd._fullLayout;
+    const panels = Object.keys(L).filter(k => /^yaxis[0-9]*$/.test(k)).map(k => [k, box.top + L[k]._offset,
+                                                                                 box.top + L[k]._offset + L[k]._length]);
+    const r = e => e.getBoundingClientRect();
+    return {panels,
+            spikes: [...gd.querySelectorAll('.spikeline')].map(e => [r(e).left + r(e).width / 2, r(e).top, r(e).bottom]),
+            labels: [...gd.querySelectorAll('.hoverlayer .hovertext')].map(e => [e.textContent,
+                                                                               (r(e).top + r(e).bottom) / 2])};
+}"""
+
+
+class _Url(str):
+    """The server's URL, with the runs' root beside it."""
+
+    def __new__(cls, url, root):
+        obj = super().__new__(cls, url)
+        obj.root = root
+        return obj
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +82,7 @@ def grouped_server(tmp_path_factory):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
             time.sleep(0.3)
-        yield url
+        yield _Url(url, root)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
@@ -98,5 +121,100 @@ def test_grouped_view_from_a_link_and_click_to_open_a_step(grouped_server, brows
                     raise
                 _wait_idle(page)
         assert f"lambda-0-seed1@{int(pt['step'])}" in page.url.replace("%40", "@")  # the opened step is in the link
+    finally:
+        ctx.close()
+
+
+def _stack(page):
+    gd = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').filter(has_text="SIGReg per step").first
+    gd.scroll_into_view_if_needed()
+    _wait_idle(page)
+    return gd
+
+
+def _hover(page, gd, name, idx):
+    for _ in range(3):  # a redraw under the pointer drops the hover: measure and move again
+        pt = gd.evaluate(POINT_JS.replace("NAME", repr(name)).replace("IDX", str(idx)))
+        page.mouse.move(pt["x"] - 40, pt["y"] + 3)
+        page.mouse.move(pt["x"], pt["y"], steps=4)
+        page.wait_for_timeout(400)
+        seen = gd.evaluate(HOVER_JS)
+        if seen["labels"]:
+            return pt, seen
+    return pt, seen
+
+
+def test_one_hover_lines_up_every_panel_at_one_step(grouped_server, browser):  # noqa: F811
+    ctx, page = _new_page(browser, height=1400)
+    try:
+        page.goto(f"{grouped_server}/monitor?run=lambda-0-seed1&run=lambda-0.09-seed1")
+        page.get_by_text("SIGReg per step", exact=False).first.wait_for()
+        gd = _stack(page)
+        pt, seen = _hover(page, gd, "lambda-0-seed1", 5)
+        step = int(pt["step"])
+        panels = seen["panels"]
+        assert len(panels) == 5  # SIGReg, p-value, RankMe, loss, verdict
+        # one run, every panel: the spike line at the hovered step runs through every panel
+        assert seen["spikes"], seen
+        x, top, bottom = seen["spikes"][0]
+        assert abs(x - pt["x"]) < 3
+        assert top <= min(p[1] for p in panels) + 2 and bottom >= max(p[2] for p in panels) - 2
+        # ... and the label lists that run's values on every panel at that step (the index's numbers)
+        from sigreg_core.runs import RunReader
+
+        ts = RunReader(grouped_server.root / "lambda-0-seed1").timeseries().set_index("step")
+        (text, _), = seen["labels"]
+        assert f"lambda-0-seed1 step {step}" in text
+        assert f"SIGReg {ts.loc[step, 'sigreg']:.4g}" in text and f"RankMe {ts.loc[step, 'rankme']:.3g}" in text
+        assert f"Overall p-value {ts.loc[step, 'p_value']:.3g}" in text and f"loss {ts.loc[step, 'loss']:.4g}" in text
+        # every run, every panel (hover=step): a label on each of the four curve panels for both runs at that step
+        page.goto(f"{grouped_server}/monitor?run=lambda-0-seed1&run=lambda-0.09-seed1&hover=step")
+        page.get_by_text("SIGReg per step", exact=False).first.wait_for()
+        gd = _stack(page)
+        pt, seen = _hover(page, gd, "lambda-0-seed1", 5)
+        assert int(pt["step"]) == step
+        in_panel = [[t for t, yc in seen["labels"] if lo - 12 <= yc <= hi + 12] for _, lo, hi in seen["panels"]]
+        for (axis, _, _), texts in zip(seen["panels"], in_panel):
+            if axis == f"yaxis{len(panels)}":
+                continue  # the verdict strip: its markers carry their own label
+            assert any(f"lambda-0-seed1 step {step}" in t for t in texts), (axis, texts)
+            assert any(f"lambda-0.09-seed1 step {step}" in t for t in texts), (axis, texts)
+        assert seen["spikes"] and abs(seen["spikes"][0][0] - pt["x"]) < 3
+    finally:
+        ctx.close()
+
+
+def test_downloads_complete_while_the_live_refresh_runs(grouped_server, browser):  # noqa: F811
+    ctx, page = _new_page(browser, height=1400)
+    try:
+        page.goto(f"{grouped_server}/monitor?run=lambda-0-seed1&run=lambda-0.09-seed1")
+        page.get_by_text("SIGReg per step", exact=False).first.wait_for()
+        _wait_idle(page)
+        page.get_by_text("Live refresh").first.click()
+        thumb = next(t for t in page.get_by_role("slider").all()
+                     if (t.get_attribute("aria-valuetext") or "") in ("2", "5", "10", "30", "60"))
+        thumb.focus()
+        thumb.press("Home")  # refresh every 2 s
+        page.wait_for_timeout(2500)
+        got = []
+        for label, suffix in [("Steps CSV (all runs shown)", ".csv"), ("Alerts CSV", ".csv"),
+                              ("All charts (HTML, offline)", ".html")] * 2:
+            with page.expect_download(timeout=60_000) as d:
+                page.get_by_role("button", name=label).click()
+            assert d.value.failure() is None, (label, d.value.failure())
+            path = d.value.path()
+            got.append((label, path.stat().st_size))
+            assert d.value.suggested_filename.endswith(suffix)
+            if label.startswith("Steps"):
+                import pandas as pd
+
+                from sigreg_core.runs import RunReader
+
+                steps = pd.read_csv(path)
+                n = sum(len(RunReader(grouped_server.root / r).timeseries()) for r in ("lambda-0-seed1",
+                                                                                       "lambda-0.09-seed1"))
+                assert sorted(set(steps["run"])) == ["lambda-0-seed1", "lambda-0.09-seed1"] and len(steps) == n
+            page.wait_for_timeout(900)  # spread the clicks over several refreshes
+        assert len(got) == 6 and all(size > 200 for _, size in got), got
     finally:
         ctx.close()

@@ -2,7 +2,6 @@
 a toast on a new alert, and the view in the URL query (AppTest; small runs written here)."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -15,65 +14,13 @@ from sigreg_core.runs import RunWriter
 from sigreg_core.runs import discovery as D
 from sigreg_core.runs.groups import group_of, group_stats
 
-ROOT = Path(__file__).resolve().parents[1]
-
-SHELL = '''
-import streamlit as st
-from sigreg_core.present.report import Settings
-pages = [st.Page("pages/monitor.py", title="Monitor", default=True), st.Page("pages/inspect.py", title="Inspect")]
-page = st.navigation(pages)
-st.session_state["lh_settings"] = Settings(num_slices=16)
-st.session_state["_lh_shell"] = True
-page.run()
-'''
+from monitor_helpers import make_shell, curves
+from monitor_helpers import arr as _arr, charts as _charts, ok as _ok, query as _q, write_run as _write
 
 
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
-    d = tmp_path / "shell"
-    d.mkdir()
-    (d / "pages").symlink_to(ROOT / "pages", target_is_directory=True)
-    (d / "app_shell.py").write_text(SHELL)
-    monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setenv("LATENT_HEALTH_CACHE", str(tmp_path / "cache"))
-    import streamlit as st
-
-    st.cache_data.clear()
-    D.clear_cache()
-    return d / "app_shell.py"
-
-
-def _write(run: Path, steps, collapse_from=None, config=None, seed=0):
-    rng = np.random.default_rng(seed)
-    with RunWriter(run, num_slices=16, max_rows=128, config=config) as w:
-        for s in steps:
-            z = rng.standard_normal((128, 4)).astype(np.float32)
-            if collapse_from is not None and s >= collapse_from:
-                z = z * 1e-3 + 1.0
-            w.log(s, z, loss=1.0 / (s + 1))
-
-
-def _charts(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def _arr(v) -> np.ndarray:
-    if isinstance(v, dict) and "bdata" in v:
-        import base64
-
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return a
-    return np.asarray(v, dtype=float)
-
-
-def _q(at, key) -> list:
-    """A URL query value as a list (AppTest keeps a single value as a plain string)."""
-    v = at.query_params.get(key)
-    return [] if v is None else ([v] if isinstance(v, str) else list(v))
-
-
-def _ok(at):
-    assert not at.exception, [e.message for e in at.exception]
+    return make_shell(tmp_path, monkeypatch, num_slices=16)
 
 
 def test_discovery_newest_first_stable_names_colours_and_a_cheap_change_check(tmp_path):
@@ -111,9 +58,13 @@ def test_every_run_shown_by_default_with_its_own_name_and_colour(shell, tmp_path
     at.run()
     _ok(at)
     assert sorted(Path(p).name for p in at.multiselect(key="mon_runs").value) == ["a", "b", "c"]
-    sig = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("SIGReg"))
-    lines = {t["name"]: t["line"]["color"] for t in sig["data"] if t.get("mode") == "lines+markers"}
+    sig = curves(at)
+    lines = {t["name"]: t["line"]["color"] for t in sig["data"]
+             if t.get("mode") == "lines+markers" and t.get("yaxis", "y") == "y"}
     assert lines == {n: D.run_colour(n) for n in ("a", "b", "c")}
+    # every panel of the stack draws a run in the run's own colour
+    assert all(t["line"]["color"] == D.run_colour(t["legendgroup"]) for t in sig["data"]
+               if t.get("mode") == "lines+markers")
     # the limit shows the newest N; the URL carries the runs shown
     at.number_input(key="mon_limit").set_value(2)
     at.run()

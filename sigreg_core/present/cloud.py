@@ -267,3 +267,21 @@ def outlier_frame(view: CloudView) -> pd.DataFrame:
     order = np.argsort(-view.outlier_distance, kind="stable")
     return pd.DataFrame({"row": view.outlier_rows[order], "robust_distance": view.outlier_distance[order],
                          "threshold": view.threshold})
+
+
+def step_cloud(z, num_slices: int, seed: int, preset: str, kind: str = "pca",
+               slice_index: Optional[int] = None) -> tuple:
+    """(CloudView, worst slice, M, statistic of the slice drawn) of one logged snapshot ``z``.
+
+    The slices are the run's own directions (``sample_directions(D, M, seed)``); with ``kind="slice"``
+    and no ``slice_index`` the worst slice (largest Epps–Pulley statistic) is drawn.
+    """
+    from sigreg_core.assessment.slices import score_slices
+    from sigreg_core.core.directions import sample_directions
+
+    a = sample_directions(z.shape[1], num_slices, seed).numpy()
+    stat = np.asarray(score_slices(z, a, preset, device="cpu").statistic, dtype=np.float64)
+    worst = int(np.argmax(stat))
+    j = worst if slice_index is None else int(min(max(int(slice_index), 0), a.shape[1] - 1))
+    view = cloud_view(z, kind, direction=a[:, j] if kind == "slice" else None, slice_index=j)
+    return view, worst, a.shape[1], float(stat[j])

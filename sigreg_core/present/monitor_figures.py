@@ -25,9 +25,10 @@ Common options: ``x`` (``"step"``, ``"wall"`` wall-clock time, ``"relative"`` ti
 the run's first logged step), ``smoothing`` (TensorBoard's debiased exponential moving
 average, weight 0–0.99; the raw line stays drawn faint) and ``colours``.  Each alert
 (the one rule of :mod:`sigreg_core.runs.alerts`: a deterioration from the best level reached, or a
-collapse; ``rule`` sets its warm-up and margin) is marked on the curves, in the verdict's colour.  Log axes carry explicit ticks with full
-labels (:func:`log_ticks`: powers of ten over a decade or more, else 1-2-5; never a bare "2" for
-2000).  Every run name drawn goes through :func:`sigreg_core.util.text.plotly_text` (names are data).
+collapse; ``rule`` sets its warm-up and margin) is marked on the curves, in the verdict's colour.
+The shared pieces live in :mod:`sigreg_core.present.run_traces` (colours, x values, smoothing, the
+curves) and :mod:`sigreg_core.present.log_axes` (full tick labels on log axes); the Monitor's
+stacked figure with one hover across its panels is :mod:`sigreg_core.present.monitor_stack`.
 """
 from __future__ import annotations
 
@@ -39,9 +40,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sigreg_core.assessment.verdict import GATE_P
 from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour, verdict_levels, severity
 from sigreg_core.present.figures import _layout  # the house layout of every figure
+from sigreg_core.present.log_axes import hline as _hline, log_axis as _log_axis, log_ticks
+from sigreg_core.present.run_traces import (RUN_COLOURS, SUSPICIOUS_P, X_MODES, _alert_lines, _common,
+                                            _events, _finish, _lines, _rgba, _safe, _xtitle, ema, run_colours,
+                                            x_values)
 from sigreg_core.util.text import plotly_text
 from sigreg_core.runs.alerts import AlertRule, alert_events, alert_step, alert_table, run_alert
 
@@ -51,267 +55,6 @@ __all__ = [
     "sigreg_figure", "pvalue_figure", "verdict_figure", "rankme_figure", "quantiles_figure",
     "distribution_figure", "scalar_figure", "steps_table", "figures_html", "log_ticks", "group_figure",
 ]
-
-#: one colour per run: blues, purples, pink, brown, black — none of them a verdict colour
-#: (green, amber, vermilion and the ramp between them)
-RUN_COLOURS = ["#0072B2", "#CC79A7", "#6A3D9A", "#56B4E9", "#1B1B1B", "#8C564B", "#17BECF", "#9E9AC8",
-               "#1F3A5F", "#B07AA1"]
-SUSPICIOUS_P = GATE_P  # the verdict's gate, from its one home (assessment/verdict.py)
-#: x-axis choices: column label shown on the axis
-X_MODES = {"step": "step", "wall": "wall-clock time", "relative": "relative time"}
-
-
-def run_colours(names: Sequence[str], universe: Optional[Sequence[str]] = None) -> dict:
-    """A colour per run, stable under filtering: run i of ``sorted(universe)`` gets colour i.
-
-    Pass every run the user could pick as ``universe`` so a run keeps its colour when
-    others are added, removed or filtered out.
-    """
-    pool = sorted(set(universe or []) | set(names))
-    return {n: RUN_COLOURS[pool.index(n) % len(RUN_COLOURS)] for n in names}
-
-
-def _colours(runs: Mapping, colours: Optional[Mapping]) -> dict:
-    base = run_colours(list(runs))
-    return {n: (colours or {}).get(n, base[n]) for n in runs}
-
-
-def ema(values, weight: float) -> np.ndarray:
-    """TensorBoard's smoothing: debiased exponential moving average with ``weight`` in [0, 1).
-
-    ``s_i = w s_{i-1} + (1 - w) v_i`` from ``s = 0``, divided by ``1 - w^k`` (k = finite
-    values so far); non-finite values are passed through and do not enter the average.
-    """
-    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=np.float64)
-    w = float(weight)
-    if not 0.0 <= w < 1.0:
-        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
-    if w == 0.0:
-        return v.copy()
-    out = np.empty_like(v)
-    last, k = 0.0, 0
-    for i, x in enumerate(v):
-        if not math.isfinite(x):
-            out[i] = x
-            continue
-        last = last * w + (1.0 - w) * x
-        k += 1
-        out[i] = last / (1.0 - w ** k)
-    return out
-
-
-def _time_unit(span_s: float) -> tuple[float, str]:
-    if span_s < 120:
-        return 1.0, "s"
-    if span_s < 2 * 3600:
-        return 60.0, "min"
-    return 3600.0, "h"
-
-
-def x_values(df: pd.DataFrame, x: str = "step", unit: Optional[tuple] = None):
-    """The x values of a run for ``x`` in :data:`X_MODES` (wall: datetimes; relative: seconds/min/h)."""
-    if x == "step" or "time" not in df:
-        return df["step"].to_numpy()
-    t = pd.to_numeric(df["time"], errors="coerce")
-    if x == "wall":
-        return pd.to_datetime(t, unit="s", utc=True).dt.tz_convert(None)
-    if x == "relative":
-        scale, _ = unit or _time_unit(float(t.max() - t.min()) if t.notna().any() else 0.0)
-        return ((t - t.min()) / scale).to_numpy()
-    raise ValueError(f"x must be one of {sorted(X_MODES)}, got {x!r}")
-
-
-def _rel_unit(runs: Mapping[str, pd.DataFrame]) -> tuple:
-    spans = [float(pd.to_numeric(df["time"], errors="coerce").agg(lambda s: s.max() - s.min()))
-             for df in runs.values() if len(df) and "time" in df]
-    return _time_unit(max([s for s in spans if math.isfinite(s)] or [0.0]))
-
-
-def _xtitle(x: str, runs) -> str:
-    if x == "relative":
-        return f"time since the run's first logged step ({_rel_unit(runs)[1]})"
-    return {"step": "step", "wall": "wall-clock time (UTC)"}[x]
-
-
-def _tick_text(v: float, power: bool) -> str:
-    """A full tick label: 2000, not a bare "2" (and 10^-k written as a power when ``power``)."""
-    e = math.floor(math.log10(v) + 1e-9)
-    mant = v / 10 ** e
-    if power and abs(mant - 1) < 1e-9:
-        return f"10<sup>{e}</sup>" if e not in (0, 1) else ("1" if e == 0 else "10")
-    if 1e-4 <= v < 1e7:
-        return np.format_float_positional(float(f"{v:.6g}"), trim="-")
-    return f"{mant:.3g}e{e}" if abs(mant - 1) > 1e-9 else f"1e{e}"
-
-
-def log_ticks(lo: float, hi: float, power: bool = False) -> tuple[list, list]:
-    """(values, labels) of log-axis ticks between ``lo`` and ``hi``, every label a full number.
-
-    Two and a half decades or more: powers of ten (every 1, 2, 5, ... decades, at most about 8
-    labels); narrower: the 1-2-5 series (at most 9 labels); narrower still (under a factor of
-    about 2.5): evenly spaced round numbers (multiples of 1, 2 or 5 x 10^k, at least three).
-    """
-    if not (lo > 0 and hi >= lo and math.isfinite(hi)):
-        return [], []
-    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    span = math.log10(hi) - math.log10(lo)
-    inside = lambda v: lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)  # noqa: E731
-    vals: list = []
-    if span >= 2.5:
-        step = next((k for k in (1, 2, 5, 10, 20, 50, 100) if span / k <= 8), 100)
-        vals = [10.0 ** e for e in range(e0, e1 + 1) if e % step == 0 and inside(10.0 ** e)]
-        if vals and step == 1:  # a curve beyond the outer powers gets a labelled line too (200 above 100)
-            series = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5) if inside(m * 10.0 ** e)]
-            if series and hi > 2 * vals[-1]:
-                vals.append(float(f"{series[-1]:.12g}"))
-            if series and lo < vals[0] / 2:
-                vals.insert(0, float(f"{series[0]:.12g}"))
-    if len(vals) < 2:
-        vals = [float(f"{m * 10.0 ** e:.12g}") for e in range(e0, e1 + 1) for m in (1, 2, 5) if inside(m * 10.0 ** e)]
-        if len(vals) > 9:
-            vals = [v for v in vals if abs(math.log10(v) - round(math.log10(v))) < 1e-9] or vals
-    if len(vals) < 3:
-        for k in range(e1, e0 - 6, -1):
-            found = None
-            for m in (5, 2, 1):
-                d = m * 10.0 ** k
-                cand = [float(f"{i * d:.12g}") for i in range(math.ceil(lo / d - 1e-9), math.floor(hi / d + 1e-9) + 1)]
-                if len(cand) >= 3:
-                    found = cand
-                    break
-            if found:
-                vals = [v for v in found if v > 0]
-                break
-    return vals, [_tick_text(v, power) for v in vals]
-
-
-def _log_axis(fig: go.Figure, values, *, power: bool = False, row=None, col=None) -> None:
-    """Log y axis with explicit ticks, every label a full number (no bare "2" or "5" for 2000 or 5e-3)."""
-    v = np.asarray([float(a) for a in values if a is not None and np.isfinite(a) and a > 0], dtype=np.float64)
-    kw: dict = {"type": "log"}
-    if v.size:
-        vals, text = log_ticks(float(v.min()), float(v.max()), power)
-        if vals:
-            kw.update(tickmode="array", tickvals=vals, ticktext=text)
-            if math.log10(v.max()) - math.log10(v.min()) >= 0.7:
-                kw["minor"] = {"ticks": "inside", "ticklen": 3, "showgrid": False}
-    if row is None:
-        fig.update_yaxes(**kw)
-    else:
-        fig.update_yaxes(row=row, col=col, **kw)
-
-
-def _hline(fig: go.Figure, y: float, text: str, colour: str, *, log: bool, dash: str = "dash",
-           position: str = "right", yshift: int = 0) -> None:
-    """A horizontal line with its label on the line (annotations on a log axis take log10 coordinates)."""
-    fig.add_hline(y=y, line={"color": colour, "dash": dash, "width": 1})
-    if text:
-        fig.add_annotation(xref="paper", x=1.0 if position == "right" else 0.0, yref="y",
-                           y=math.log10(y) if log else y, text=text, showarrow=False,
-                           xanchor="right" if position == "right" else "left", yanchor="bottom",
-                           yshift=yshift, font={"size": 10, "color": colour}, bgcolor="rgba(255,255,255,0.6)")
-
-
-def _finish(fig: go.Figure, runs: Mapping[str, pd.DataFrame], title: str, ytitle: str, x: str = "step",
-            **kw) -> go.Figure:
-    """Common layout: legend below the plot; for steps, x range = the logged steps (a little padding)."""
-    if x == "step":
-        steps = [float(v) for df in runs.values() if len(df) for v in (df["step"].min(), df["step"].max())]
-        if steps:
-            lo, hi = min(steps), max(steps)
-            pad = max(1.0, 0.02 * (hi - lo))
-            fig.update_xaxes(range=[lo - pad, hi + pad])
-    return _layout(fig, title, _xtitle(x, runs), ytitle, legend="bottom", **kw)
-
-
-def _custom(df: pd.DataFrame, name: str = ""):
-    """Per point: step, verdict, modes (for the hover) and the run's name (a click on the point opens that step)."""
-    n = len(df)
-    return np.stack([df["step"].astype(str).to_numpy(),
-                     df["verdict"].fillna("").astype(str).to_numpy() if "verdict" in df else np.full(n, ""),
-                     df["modes"].fillna("").astype(str).to_numpy() if "modes" in df else np.full(n, ""),
-                     np.full(n, name, dtype=object)], -1)
-
-
-def _lines(fig, runs, column, colours, *, x="step", smoothing=0.0, dash=None, suffix="", hover_fmt=".4g",
-           width=2.0, show_legend=True, marker=True, unit=None):
-    for name, df in runs.items():
-        if column not in df or not df[column].notna().any():
-            continue
-        xs = x_values(df, x, unit)
-        y = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-        c = colours[name]
-        hover = (f"{name}<br>step %{{customdata[0]}}<br>{plotly_text(column)} %{{y:{hover_fmt}}}"
-                 + ("<br>%{customdata[1]} %{customdata[2]}" if "verdict" in df else "") + "<extra></extra>")
-        if smoothing > 0:
-            fig.add_trace(go.Scatter(x=xs, y=y, mode="lines", name=f"{name}{suffix} (raw)", legendgroup=name,
-                                     showlegend=False, opacity=0.25, line={"color": c, "dash": dash, "width": 1},
-                                     customdata=_custom(df, name), hovertemplate=hover))
-            y = ema(y, smoothing)
-            hover = hover.replace(f"{plotly_text(column)} %", f"{plotly_text(column)} (smoothed) %")
-        fig.add_trace(go.Scatter(
-            x=xs, y=y, mode="lines+markers" if marker else "lines", name=f"{name}{suffix}",
-            legendgroup=name, showlegend=show_legend,
-            line={"color": c, "dash": dash, "width": width}, marker={"size": 4},
-            customdata=_custom(df, name), hovertemplate=hover))
-
-
-def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, show_legend=False, rule=None):
-    """A marker at each alert event on the curve of ``column`` (verdict colour, run-colour outline)."""
-    for name, df in runs.items():
-        if column not in df:
-            continue
-        ev = alert_events(df, rule)
-        if not ev:
-            continue
-        y_all = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-        if smoothing > 0:
-            y_all = ema(y_all, smoothing)
-        xs_all = np.asarray(x_values(df, x, unit))
-        steps = df["step"].to_numpy()
-        pts = [(xs_all[np.flatnonzero(steps == e["step"])[0]], y_all[np.flatnonzero(steps == e["step"])[0]], e)
-               for e in ev if (steps == e["step"]).any()]
-        pts = [p for p in pts if np.isfinite(p[1])]
-        if not pts:
-            continue
-        fig.add_trace(go.Scatter(
-            x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name=f"{name}: alerts",
-            legendgroup=name, showlegend=show_legend,
-            marker={"size": 13, "symbol": ["x" if p[2]["severity"] >= len(verdict_levels()) - 1 else "triangle-up"
-                                           for p in pts],
-                    "color": [verdict_colour(p[2]["verdict"]) for p in pts],
-                    "line": {"color": colours[name], "width": 2}},
-            text=[f"{name}: {p[2]['label']} at step {p[2]['step']}" + (f" ({p[2]['modes']})" if p[2]["modes"] else "")
-                  for p in pts],
-            hovertemplate="%{text}<extra></extra>"))
-
-
-def _alert_lines(fig: go.Figure, runs: Mapping[str, pd.DataFrame], colours: Mapping, x: str = "step", unit=None,
-                 rule=None, **where) -> None:
-    """A dotted vertical line, in the verdict's colour, at every alert event of every run."""
-    for name, df in runs.items():
-        steps = df["step"].to_numpy() if len(df) else np.array([])
-        xs = np.asarray(x_values(df, x, unit)) if len(df) else np.array([])
-        for e in alert_events(df, rule):
-            hit = np.flatnonzero(steps == e["step"])
-            if hit.size:
-                xv = xs[hit[0]]
-                if isinstance(xv, np.datetime64):
-                    xv = pd.Timestamp(xv).isoformat()
-                fig.add_vline(x=xv, line={"color": verdict_colour(e["verdict"]), "dash": "dot", "width": 1.2},
-                              **where)
-
-
-def _safe(runs: Mapping[str, pd.DataFrame], colours: Optional[Mapping]) -> tuple[dict, dict]:
-    """Run names are data: every name drawn (trace name, hover, annotation, tick) goes through plotly_text."""
-    colours = _colours(runs, colours)
-    return ({plotly_text(n): df for n, df in runs.items()}, {plotly_text(n): c for n, c in colours.items()})
-
-
-def _common(runs, colours, x):
-    colours = _colours(runs, colours)
-    unit = _rel_unit(runs) if x == "relative" else None
-    return colours, unit
 
 
 def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str, tuple]] = None, *,
@@ -445,10 +188,6 @@ def quantiles_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapp
     _log_axis(fig, vals)
     return _finish(fig, runs, "Per-slice statistic: median, 95 % and max over slices", "statistic (log scale)", x,
                    height=460)
-
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    return f"rgba({int(hex_colour[1:3], 16)},{int(hex_colour[3:5], 16)},{int(hex_colour[5:7], 16)},{alpha})"
 
 
 def distribution_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None,
