@@ -183,7 +183,9 @@ def test_monitor_draws_the_probe_curves_when_logged(tmp_path, monkeypatch):
     assert "alpha_req" in at.multiselect(key="mon_scalars").options
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     for col in ("knn_accuracy", "linear_probe_accuracy"):
-        ys = [tr.get("y") for ch in charts for tr in ch.get("data", []) if col in json.dumps(ch.get("layout", {}))]
+        # the Monitor's stacked figure: one panel per scalar, its curve named "<run>: <column>"
+        ys = [tr.get("y") for ch in charts for tr in ch.get("data", [])
+              if col in json.dumps(ch.get("layout", {})) and tr.get("name") == f"probed: {col}"]
         assert ys, f"no chart of {col}"
         vals = ys[0]
         if isinstance(vals, dict):  # plotly's typed array
