@@ -594,22 +594,34 @@ def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
     st.session_state.pop("insp_cloud_pending", None)
 
 
+#: the sections below the selected slice, one tab each (the page is about 2 500 px tall instead of 6 000)
+REPORT_TABS = ("Cloud", "All slices", "Companion metrics", "Export")
+
+
 def _report(rep, z: np.ndarray, source: dict) -> None:
-    """The report, section by section (each section one function; slices and cloud are fragments)."""
+    """The report, section by section (each section one function; slices and cloud are fragments).
+
+    The verdict and the selected slice are always at the top; the other sections are tabs below them
+    (all built on each run, so a tab opens at once and keeps its widgets' state)."""
     _section_verdict(rep)
     _section_slices(rep, z, source)
-    _section_cloud(rep, z, source)
-    _section_all_slices(rep, z, source)
-    _section_companions(rep, z, source)
-    _section_export(rep, z, source)
+    tabs = st.tabs(list(REPORT_TABS), key="insp_tabs")
+    with tabs[0]:
+        _section_cloud(rep, z, source)
+    with tabs[1]:
+        _section_all_slices(rep, z, source)
+    with tabs[2]:
+        _section_companions(rep, z, source)
+    with tabs[3]:
+        _section_export(rep, z, source)
 
 
 def _cloud_section(z: np.ndarray, rep, j: int, source: dict) -> None:
     """The embedding cloud itself (sigreg_core.present.cloud): principal axes, or slice j against an orthogonal axis."""
     from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
 
-    with st.expander("The cloud: rows on the top-2 principal axes, or on the selected slice", expanded=True,
-                     icon=":material/scatter_plot:"):
+    with st.container():
+        st.subheader("The cloud: rows on the top-2 principal axes, or on the selected slice")
         # labels that do not change with the slice: a changed label would make a new widget (selection lost)
         kind = st.radio("View", ["pca", "slice"], horizontal=True, key="insp_cloud_kind",
                         format_func={"pca": "top-2 principal axes",
