@@ -75,6 +75,13 @@ def report_cache() -> ReportCache:
 
 
 @st.cache_resource(show_spinner=False)
+def kernel_warmup(first: str) -> list:
+    """Once per server: compile every preset's kernels in the background (the page's preset first); until
+    a preset's are ready it is scored on the exact torch path, so no click waits for numba."""
+    return PF.start_kernels(first)
+
+
+@st.cache_resource(show_spinner=False)
 def prefetcher() -> PF.Prefetcher:
     """The background worker that makes every preset ready before it is asked for (issue 23)."""
     return PF.Prefetcher(report_cache())
@@ -655,6 +662,8 @@ st.title("Inspect")
 st.markdown("Is this embedding set healthy or collapsing? SIGReg scores it against an isotropic Gaussian, "
             "slice by slice. See the **Method** page for how to read each plot.")
 settings = _settings()
+if PF.enabled():
+    kernel_warmup(DEFAULTS.preset)
 with st.container(border=True):
     choice = _choose_source(settings)
     current = bool(choice) and _load(choice)
