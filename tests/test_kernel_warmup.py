@@ -84,3 +84,20 @@ def test_empty_cache_first_call_does_not_wait_for_numba(tmp_path):
     assert "(64, False)" in out["status"]["ready"] and out["generic_first"], out
     # the compiled kernels were built in the child process and written to the private cache
     assert list((tmp_path / "cache" / "kernels").rglob("*.nbi")), list((tmp_path / "cache").rglob("*"))
+
+
+def test_bulk_work_waits_for_the_generic_kernels_instead_of_the_torch_path(monkeypatch):
+    """A Monte Carlo null (hundreds of evaluations) inside ``bulk()``: with nothing compiled yet, mode()
+    queues the generic kernels and waits for them, rather than answering "torch"."""
+    asked = []
+    monkeypatch.setattr(kernel_warmup, "_NONBLOCKING", True)
+    monkeypatch.setattr(kernel_warmup, "_ready", set())
+    monkeypatch.setattr(kernel_warmup, "_queue", [])
+    monkeypatch.setattr(kernel_warmup, "request", lambda keys, front=False: asked.extend(keys))
+    monkeypatch.setattr(kernel_warmup, "wait_ready", lambda keys, timeout=600: kernel_warmup.GENERIC in keys)
+    nodes = get_preset("gist").nodes
+    assert kernel_warmup.mode(nodes) is None  # an interactive call: the torch path at once
+    with kernel_warmup.bulk():
+        assert kernel_warmup.mode(nodes) == "generic"
+    assert kernel_warmup.GENERIC in asked and (64, False) in asked
+    assert kernel_warmup.mode(nodes) is None  # outside bulk() again

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from sigreg_core.util.cache import atomic_write, cache_root
+from sigreg_core.core import kernel_warmup
 from sigreg_core.core import nulllaw as nl
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment.metrics import MomentSums
@@ -298,6 +299,20 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
     slp = np.full((draws, len(SCREENS)), np.nan)
     rows_kept = max(1, min(draws, _MAX_POOL // max(num_slices, 1)))
     pool = []
+    with kernel_warmup.bulk():  # the dashboard: draws wait for compiled kernels, never run on the torch path
+        _draw_all(draws, n, dim, g, family, num_slices, seed, preset, device, sig, vlp, slp, rows_kept, pool,
+                  progress, lo, hi)
+    per = np.stack(pool) if pool else np.zeros((0, num_slices), np.float32)
+    out = MonteCarloNull(config=config, sigreg=sig, verdict_log_p=vlp, per_slice=per, screen_log_p=slp,
+                         source="computed", seconds=time.perf_counter() - t0)
+    out.path = _save_cached(path, out)
+    return out
+
+
+
+def _draw_all(draws, n, dim, g, family, num_slices, seed, preset, device, sig, vlp, slp, rows_kept, pool,
+              progress, lo, hi) -> None:
+    """Score ``draws`` N(0, I) sets of shape (n, dim) into sig, vlp, slp and pool (the null's arrays)."""
     for b in range(draws):
         zb = torch.randn(n, dim, generator=g)
         sums = MomentSums(dim, expect_rows=n).update(zb)  # the same route as the batch (budget.route)
@@ -313,11 +328,6 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
             pool.append(st.astype(np.float32))
         if progress is not None:
             progress(lo + (hi - lo) * (b + 1) / draws, f"Monte Carlo null: {b + 1}/{draws} draws")
-    per = np.stack(pool) if pool else np.zeros((0, num_slices), np.float32)
-    out = MonteCarloNull(config=config, sigreg=sig, verdict_log_p=vlp, per_slice=per, screen_log_p=slp,
-                         source="computed", seconds=time.perf_counter() - t0)
-    out.path = _save_cached(path, out)
-    return out
 
 
 def family_pvalues(family, preset, stats, scaled, mc, n):

@@ -12,9 +12,11 @@ grid whose kernels are not loaded in this process yet gets the exact torch path 
 with float32 terms accumulated in float64; it agrees with the kernel to float32 rounding, a relative
 1e-6 on the statistic, checked in ``tests/test_kernel_warmup.py``), and the grid is queued here:
 
-* one worker thread per process takes the queued grids in order (the one asked for last first);
-* it runs ``python -m sigreg_core.core.kernel_warmup K:Z ...`` in a child process at lower CPU
-  priority (``nice`` +10): the child compiles into the private on-disk kernel cache
+* one worker thread per process takes the queued grids in order: the kernels generic in K first
+  (one compile, every grid), then the grid asked for last;
+* a Monte Carlo null (hundreds of evaluations, :func:`bulk`) waits for the generic kernels instead;
+* it runs ``python -m sigreg_core.core.kernel_warmup K:Z ...`` in a child process (the generic
+  kernels, which serve every grid, at normal priority; the K-specialised ones at ``nice`` +10): the child compiles into the private on-disk kernel cache
   (:mod:`sigreg_core.core.kernel_cache`), so the compile holds neither this process's GIL nor the
   cores a foreground computation needs;
 * then it loads each grid's kernels in this process (from that cache: a fraction of a second) by
@@ -31,12 +33,13 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from typing import Iterable, Optional
 
 import numpy as np
 
 __all__ = ["set_nonblocking", "nonblocking", "grid_key", "ready", "any_ready", "mode", "usable", "GENERIC", "request", "wait_ready",
-           "status", "warm_in_process"]
+           "status", "warm_in_process", "bulk"]
 
 #: the dashboard sets it (or ``LATENT_HEALTH_KERNELS=background`` in the environment)
 _NONBLOCKING = os.environ.get("LATENT_HEALTH_KERNELS", "").strip().lower() == "background"
@@ -96,7 +99,24 @@ def mode(nodes) -> Optional[str]:
         generic = GENERIC in _ready
     if queue:
         request([key], front=True)
+    if not generic and getattr(_local, "bulk", False):
+        # hundreds of evaluations follow (a Monte Carlo null): waiting for the generic kernels (seconds)
+        # costs far less than running them all on the torch path
+        request([GENERIC], front=True)
+        generic = wait_ready([GENERIC], timeout=600)
     return "generic" if generic else None
+
+
+@contextmanager
+def bulk():
+    """Many evaluations follow on this thread (a Monte Carlo null): in non-blocking mode they wait for the
+    generic kernels instead of taking the torch path (which is several times slower per evaluation)."""
+    prev = getattr(_local, "bulk", False)
+    _local.bulk = True
+    try:
+        yield
+    finally:
+        _local.bulk = prev
 
 
 def usable(nodes) -> bool:
@@ -234,10 +254,11 @@ def _worker() -> None:
 
 
 def _main(argv: list) -> int:
-    try:
-        os.nice(10)  # below the server's foreground work
-    except (AttributeError, OSError):  # pragma: no cover - no nice on this platform
-        pass
+    if argv != ["generic"]:  # the generic kernels serve every preset: at full priority; the rest below it
+        try:
+            os.nice(10)  # below the server's foreground work
+        except (AttributeError, OSError):  # pragma: no cover - no nice on this platform
+            pass
     for arg in argv:
         if arg == "generic":
             warm_in_process(GENERIC)
