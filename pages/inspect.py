@@ -220,15 +220,7 @@ def _load(choice) -> bool:
         st.session_state["insp_failed_msg"] = IT.name_the_control(" ".join(str(exc).split()))
         st.error(md(st.session_state["insp_failed_msg"], None))
         return False
-    digest = f"{emb.data_sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"  # the bytes scored, not the file now
-    st.session_state["insp_loaded"] = {
-        "array": emb.array,
-        "digest": digest,
-        "source": {**desc, "format": emb.format, "sha256": emb.sha256, "original_shape": list(emb.original_shape)},
-        "describe": emb.describe(),
-        "notices": list(emb.notices),
-        "original_rows": int(emb.original_shape[-2]) if len(emb.original_shape) >= 2 else emb.num_rows,
-    }
+    st.session_state["insp_loaded"] = IT.loaded_record(emb, desc, load_key)
     st.session_state["insp_load_key"] = load_key
     st.session_state.pop("insp_failed_key", None)
     st.session_state["insp_slice"] = None

@@ -47,3 +47,16 @@ def test_refusal_names_the_control_and_cloud_caption_gives_the_base_rate():
                            outlier_rows=np.arange(3), n_total=2048, expected_outliers=2.048)
     cap = IT.cloud_caption(view)
     assert "3 of 2,048 rows" in cap and "about 2 by chance" in cap
+
+
+def test_loaded_record_keys_the_cache_to_the_bytes_scored_and_the_load_options():
+    from sigreg_core.inputs.loading import load_embeddings
+    from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
+
+    s = {x.name: x for x in list_samples()}[DEFAULT_SAMPLE]
+    emb = load_embeddings(s.path, key=s.key, max_rows=1000)
+    a = IT.loaded_record(emb, {"kind": "sample", "name": s.name}, ("sample", s.name, 1000))
+    b = IT.loaded_record(emb, {"kind": "sample", "name": s.name}, ("sample", s.name, 2000))
+    assert a["digest"].startswith(emb.data_sha256) and a["digest"] != b["digest"]  # the row limit is in the key
+    assert a["array"].shape == emb.array.shape and a["original_rows"] == emb.original_shape[-2]
+    assert a["source"]["sha256"] == emb.sha256 and a["source"]["name"] == s.name

@@ -12,7 +12,7 @@ from typing import Optional
 
 
 __all__ = ["point_slice", "file_stem", "compute_time_metric", "summary_caption", "evidence_refs",
-           "name_the_control", "cloud_caption", "SCREEN_FAMILY"]
+           "name_the_control", "cloud_caption", "loaded_record", "SCREEN_FAMILY"]
 
 #: the screen a mode's evidence was found on -> the slice family that shows that slice on the page
 SCREEN_FAMILY = {"random": "random", "axes": "coordinate", "principal": "principal"}
@@ -88,3 +88,17 @@ def cloud_caption(view) -> str:
             f"collapse shows as a point or a line. Highlighted: {view.rule} — {view.outlier_rows.size:,} of "
             f"{view.n_total:,} rows, where an N(0, I) set of this size has about {view.expected_outliers:.2g} "
             f"by chance.")
+
+
+def loaded_record(emb, desc: dict, load_key: tuple) -> dict:
+    """What the page keeps of a loaded set (``insp_loaded``): the array, the digest the report cache is keyed
+    to (the bytes scored and the load options, not the file as it is now), the source, its notices."""
+    digest = f"{emb.data_sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"
+    return {
+        "array": emb.array,
+        "digest": digest,
+        "source": {**desc, "format": emb.format, "sha256": emb.sha256, "original_shape": list(emb.original_shape)},
+        "describe": emb.describe(),
+        "notices": list(emb.notices),
+        "original_rows": int(emb.original_shape[-2]) if len(emb.original_shape) >= 2 else emb.num_rows,
+    }
