@@ -195,6 +195,25 @@ def _sample_change(page, name: str) -> float:
                             f" && document.body.innerText.includes('from {name}.safetensors')")
 
 
+def _pick_option(page, box, name: str) -> None:
+    """Pick ``name`` in a select box: open it and click the option; when the list closed before the click
+    (a scroll closes it), type the name into the box's search field and press Enter, as a keyboard user does.
+
+    Why: ``--only mc`` timed out waiting for ``get_by_role('option', name='1000')`` (issue 23): the
+    "Monte Carlo null draws" box is the last in the sidebar, and opening it scrolled the sidebar."""
+    box.click()
+    option = page.get_by_role("option", name=name, exact=True)
+    try:
+        option.click(timeout=3_000)
+        return
+    except Exception:  # playwright's TimeoutError: the list is not open
+        pass
+    field = box.locator("input").first
+    field.click()
+    field.fill(name)
+    page.get_by_role("option", name=name, exact=True).click(timeout=10_000)
+
+
 PRESET_ORDER = ("lejepa-paper", "lejepa-legacy", "gist", "modulus")
 
 
@@ -214,9 +233,9 @@ def _mc_draws(page, draws: int = 1000) -> tuple[float, float]:
     box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
         has_text="Monte Carlo null draws")
     full = f"document.body.innerText.includes('Monte Carlo null: {draws} draws')"
+    _scroll_into_view(page, box)  # the box sits low in the sidebar: a scroll while the list is open closes it
     t0 = time.perf_counter()
-    box.click()
-    page.get_by_role("option", name=str(draws), exact=True).click()
+    _pick_option(page, box, str(draws))
     page.wait_for_timeout(60)
     settle(page, f"document.body.innerText.includes('Verdict') && ({full} || "
                  "document.body.innerText.includes('in the background'))")

@@ -35,6 +35,7 @@ import numpy as np
 
 from sigreg_core.present import figures as F
 from sigreg_core.present import verdict_card as VC
+from sigreg_core.present import inspect_text as IT
 from sigreg_core.inputs.loading import (
     SUPPORTED_EXTENSIONS,
     EmbeddingLoadError,
@@ -75,6 +76,13 @@ LABEL_TYPES = ["npy", "npz", "pt", "safetensors", "csv", "tsv", "parquet"]
 def report_cache() -> ReportCache:
     """One bounded LRU of reports per server process (keyed on data digest and settings)."""
     return ReportCache(max_entries=16)  # room for the other presets' reports, prefetched
+
+
+@st.cache_resource(show_spinner=False)
+def kernel_warmup(first: str) -> list:
+    """Once per server: compile every preset's kernels in the background (the page's preset first); until
+    a preset's are ready it is scored on the exact torch path, so no click waits for numba."""
+    return PF.start_kernels(first)
 
 
 @st.cache_resource(show_spinner=False)
@@ -198,17 +206,6 @@ def _key_picker(ident: tuple, lister) -> str | None:
     return st.selectbox("Array in the file", list(labels), format_func=labels.get, key=f"insp_key_{hash(ident)}")
 
 
-#: advice of the loader (written for the library and the CLI) -> the control on this page that does it
-_CONTROLS = {"drop_nonfinite=True (CLI --drop-nonfinite)": "the “Drop non-finite rows” box above"}
-
-
-def _name_the_control(message: str) -> str:
-    """A refusal names the control on this page that fixes it (not a keyword argument or a CLI flag)."""
-    for advice, control in _CONTROLS.items():
-        message = message.replace(advice, control)
-    return message
-
-
 def _load(choice) -> bool:
     """Load the chosen source unless it is the one already loaded.
 
@@ -226,19 +223,10 @@ def _load(choice) -> bool:
             emb = thunk()
     except EmbeddingLoadError as exc:
         st.session_state["insp_failed_key"] = load_key
-        st.session_state["insp_failed_msg"] = _name_the_control(" ".join(str(exc).split()))
+        st.session_state["insp_failed_msg"] = IT.name_the_control(" ".join(str(exc).split()))
         st.error(md(st.session_state["insp_failed_msg"], None))
         return False
-    digest = f"{emb.data_sha256}|{emb.key}|{emb.array.shape}|{load_key[-1]}"  # the bytes scored, not the file now
-    st.session_state["insp_loaded"] = {
-        "array": emb.array,
-        "digest": digest,
-        "source": {**desc, "format": emb.format, "sha256": emb.sha256, "original_shape": list(emb.original_shape)},
-        "describe": emb.describe(),
-        "notices": list(emb.notices),
-        "original_rows": int(emb.original_shape[-2]) if len(emb.original_shape) >= 2 else emb.num_rows,
-        "row_indices": emb.row_indices,  # the rows kept: labels of the file's rows are aligned with them
-    }
+    st.session_state["insp_loaded"] = IT.loaded_record(emb, desc, load_key)
     st.session_state["insp_load_key"] = load_key
     st.session_state.pop("insp_failed_key", None)
     st.session_state["insp_slice"] = None
@@ -351,16 +339,6 @@ def _headline(items) -> None:
             st.metric(label, value, help=helptext, width="content", border=True)
 
 
-def _compute_time(s: dict) -> tuple:
-    """The compute-time metric: a cache hit says it is one (not the original time as if it were now)."""
-    origin = st.session_state.get("insp_origin", "computed")
-    what = "Statistic, null law, p-values, verdict and metrics."
-    if origin == "computed":
-        return ("Compute time", f"{s['seconds']:.2f} s", what)
-    where = "in the background, before you asked" if origin == "background" else "earlier"
-    return ("Compute time", "cached", f"Read from the report cache: computed {where} in {s['seconds']:.2f} s. {what}")
-
-
 def _section_verdict(rep) -> None:
     s = rep.summary
     show = _TONE_CALLS[verdict_tone(s["verdict"])]
@@ -377,13 +355,9 @@ def _section_verdict(rep) -> None:
         ("Overall p-value", format_p(s["p_value"]),
          "Combination of the per-slice p-values that is valid although slices share the data. "
          "'< 1e-300' means below the smallest p-value the exact law reports."),
-        _compute_time(s),
+        IT.compute_time_metric(st.session_state.get("insp_origin", "computed"), s["seconds"]),
     ])
-    views = f"{s['views']} views × " if s.get("views", 1) > 1 else ""
-    st.caption(f"{views}N = {s['n']:,} rows · D = {s['d']} dims · M = {s['m']} slices ({s['family']}) · "
-               f"preset `{s['preset']}` · seed {s['seed']} · device {s['device']} · null band: "
-               f"{s.get('null_quantiles_source') or 'n/a'}"
-               + (f" · Monte Carlo null: {s['null_draws']} draws" if s.get("null_draws") else ""))
+    st.caption(IT.summary_caption(s))
     if s.get("work_budget"):  # the work budget changed the method: say so (assessment/budget.py)
         st.caption(f"Work budget: {md(s['work_budget'], None)}")
     ev = s.get("mode_evidence") or {}
@@ -396,10 +370,6 @@ def _section_verdict(rep) -> None:
         _evidence_buttons(ev)
 
 
-#: the screen a mode's evidence was found on -> the slice family that shows that slice on this page
-_SCREEN_FAMILY = {"random": "random", "axes": "coordinate", "principal": "principal"}
-
-
 def _open_evidence(family: str, index: int) -> None:
     """A click on a mode's evidence: switch to the family that holds the slice and select it."""
     if st.session_state.get("lh_family") != family:
@@ -409,16 +379,13 @@ def _open_evidence(family: str, index: int) -> None:
 
 def _evidence_buttons(ev: dict) -> None:
     """One button per mode whose evidence names a slice: a click opens that slice here."""
-    refs = [(m, e["slice"]) for m, e in ev.items() if isinstance(e, dict) and isinstance(e.get("slice"), dict)]
-    refs = [(m, r) for m, r in refs if r.get("screen") in _SCREEN_FAMILY]
+    refs = IT.evidence_refs(ev)
     if not refs:
         return
     cols = st.columns(min(len(refs), 4))
-    for i, (mode, r) in enumerate(refs):
-        fam = _SCREEN_FAMILY[r["screen"]]
-        cols[i % len(cols)].button(f"Show {str(mode).replace('_', ' ')}: {r['screen']} slice {int(r['index'])}",
-                                   key=f"insp_ev_{mode}", on_click=_open_evidence, args=(fam, int(r["index"])),
-                                   help=f"Opens slice {int(r['index'])} of the {fam} family, where the evidence was found.")
+    for i, (mode, fam, index, label, helptext) in enumerate(refs):
+        cols[i % len(cols)].button(label, key=f"insp_ev_{mode}", on_click=_open_evidence, args=(fam, index),
+                                   help=helptext)
 
 
 def _slice_picker(rep) -> int:
@@ -449,20 +416,6 @@ def _slice_picker(rep) -> int:
     return int(st.session_state["insp_slice"])
 
 
-def _point_slice(point: dict) -> int | None:
-    """Slice index of a clicked point: its customdata[0] (plotly may send customdata as a list or a dict)."""
-    cd = point.get("customdata")
-    if isinstance(cd, dict):
-        cd = [cd[k] for k in sorted(cd, key=lambda k: int(k) if str(k).lstrip("-").isdigit() else 0)]
-    if isinstance(cd, (list, tuple)) and cd:
-        cd = cd[0]
-    try:
-        value = float(cd)
-    except (TypeError, ValueError):
-        return None
-    return int(round(value)) if np.isfinite(value) else None
-
-
 def _chart_key() -> str:
     return f"insp_slice_chart_{st.session_state.get('insp_chart_gen', 0)}"
 
@@ -484,7 +437,7 @@ def _on_chart_select() -> None:
     except (KeyError, TypeError):
         return
     for p in points:
-        j = _point_slice(dict(p))
+        j = IT.point_slice(dict(p))
         if j is not None:
             st.session_state["insp_slice"] = j
             st.session_state["insp_pick"] = "index"
@@ -641,11 +594,7 @@ def _section_companions(rep, z: np.ndarray, source: dict, digest: str = "") -> N
         _chart(ov["per_dimension"], "per_dimension")
 
 
-def _stem(source: dict) -> str:
-    """File-name stem of the set on the page (its file name without directory and extension), and its view."""
-    stem = str(source.get("name", "embeddings")).replace("\\", "/").rsplit("/", 1)[-1].split(".")[0] or "embeddings"
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:60] or "embeddings"
-    return stem + (f"_view{source['view']}" if source.get("view") is not None else "")
+_stem = IT.file_stem  # the file-name stem of the set on the page (downloads never collide)
 
 
 def _section_export(rep, z: np.ndarray, source: dict, digest: str = "") -> None:
@@ -685,22 +634,34 @@ def _section_cloud(rep, z: np.ndarray, source: dict) -> None:
     st.session_state.pop("insp_cloud_pending", None)
 
 
+#: the sections below the selected slice, one tab each (at 1440 px the page is about 3 900 px tall instead of 5 800)
+REPORT_TABS = ("Cloud", "All slices", "Companion metrics", "Export")
+
+
 def _report(rep, z: np.ndarray, source: dict, digest: str = "") -> None:
-    """The report, section by section (each section one function; slices and cloud are fragments)."""
+    """The report, section by section (each section one function; slices and cloud are fragments).
+
+    The verdict and the selected slice are always at the top; the other sections are tabs below them
+    (all built on each run, so a tab opens at once and keeps its widgets' state)."""
     _section_verdict(rep)
     _section_slices(rep, z, source)
-    _section_cloud(rep, z, source)
-    _section_all_slices(rep, z, source)
-    _section_companions(rep, z, source, digest)
-    _section_export(rep, z, source, digest)
+    tabs = st.tabs(list(REPORT_TABS), key="insp_tabs")
+    with tabs[0]:
+        _section_cloud(rep, z, source)
+    with tabs[1]:
+        _section_all_slices(rep, z, source)
+    with tabs[2]:
+        _section_companions(rep, z, source, digest)
+    with tabs[3]:
+        _section_export(rep, z, source, digest)
 
 
 def _cloud_section(z: np.ndarray, rep, j: int, source: dict) -> None:
     """The embedding cloud itself (sigreg_core.present.cloud): principal axes, or slice j against an orthogonal axis."""
     from sigreg_core.present.cloud import cloud_figure, cloud_view, outlier_frame
 
-    with st.expander("The cloud: rows on the top-2 principal axes, or on the selected slice", expanded=True,
-                     icon=":material/scatter_plot:"):
+    with st.container():
+        st.subheader("The cloud: rows on the top-2 principal axes, or on the selected slice")
         # labels that do not change with the slice: a changed label would make a new widget (selection lost)
         kind = st.radio("View", ["pca", "slice"], horizontal=True, key="insp_cloud_kind",
                         format_func={"pca": "top-2 principal axes",
@@ -719,10 +680,7 @@ def _cloud_section(z: np.ndarray, rep, j: int, source: dict) -> None:
             st.error(md(exc, None))
             return
         _chart(cloud_figure(view), f"cloud_{kind}" + (f"_slice_{j}" if kind == "slice" else ""), key="insp_cloud_chart")
-        st.caption(f"{view.note}. Fixed N(0, I) scale (the dashed circle holds 95 % of an N(0, I) cloud): a "
-                   f"collapse shows as a point or a line. Highlighted: {view.rule} — {view.outlier_rows.size:,} of "
-                   f"{view.n_total:,} rows, where an N(0, I) set of this size has about {view.expected_outliers:.2g} "
-                   f"by chance.")
+        st.caption(IT.cloud_caption(view))
         if view.outlier_rows.size:
             st.download_button("Outlier rows CSV", outlier_frame(view).to_csv(index=False).encode(),
                                file_name=f"{_stem(source)}_outlier_rows.csv", mime="text/csv", key="insp_dl_outliers",
@@ -734,6 +692,8 @@ st.title("Inspect")
 st.markdown("Is this embedding set healthy or collapsing? SIGReg scores it against an isotropic Gaussian, "
             "slice by slice. See the **Method** page for how to read each plot.")
 settings = _settings()
+if PF.enabled():
+    kernel_warmup(DEFAULTS.preset)
 with st.container(border=True):
     choice = _choose_source(settings)
     current = bool(choice) and _load(choice)

@@ -123,3 +123,27 @@ def test_switch_reads_the_environment(monkeypatch):
     assert not PF.enabled()
     monkeypatch.setenv(PF.PREFETCH_ENV, "1")
     assert PF.enabled()
+
+
+def test_reports_wait_for_the_generic_kernels_in_non_blocking_mode(z, counted, monkeypatch):
+    """Issue 23: a report prefetched on the torch path (before any kernel is compiled) is slow, and a click on
+    its preset waits for it; so in the dashboard's non-blocking mode the worker first waits for the generic
+    kernels."""
+    from sigreg_core.core import kernel_warmup as kw
+
+    monkeypatch.setattr(kw, "_NONBLOCKING", True)
+    monkeypatch.setattr(kw, "_ready", set())
+    monkeypatch.setattr(kw, "request", lambda keys, front=False: None)  # nothing compiles by itself here
+    cache = ReportCache(16)
+    pf = PF.Prefetcher(cache, presets=PRESETS)
+    try:
+        assert pf.want_reports("d", z, SETTINGS)
+        time.sleep(1.5)
+        assert counted == []  # waiting for the generic kernels
+        with kw._lock:
+            kw._ready.add(kw.GENERIC)
+            kw._lock.notify_all()
+        _wait(pf)
+    finally:
+        pf.stop()
+    assert sorted(s.preset for s in counted) == sorted(p for p in PRESETS if p != SETTINGS.preset)

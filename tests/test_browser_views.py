@@ -112,3 +112,58 @@ def test_cloud_view_on_inspect(server, browser):  # noqa: F811
         assert (shots / "cloud.png").stat().st_size > 20_000
     finally:
         ctx.close()
+
+
+DOTS_JS = """(gd) => {
+    const d = gd._fullData.find(t => t.name === 'slice statistic');
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+    const at = i => ({x: box.left + xa.l2p(d.x[i]), y: box.top + ya.l2p(ya.type === 'log' ? Math.log10(d.y[i]) : d.y[i]),
+                      slice: d.customdata[i][0]});
+    return {spacing: xa.l2p(d.x[1]) - xa.l2p(d.x[0]), box: {left: box.left, top: box.top, width: box.width,
+            height: box.height}, dots: [20, 21, 22, 23].map(at), range: xa.range, drag: [at(9).x, at(39).x]};
+}"""
+
+
+def test_clicking_a_dense_dot_selects_exactly_that_slice(server, browser):  # noqa: F811
+    """Issue 23: 1024 dots 0.8-1.1 px apart: a click could not tell neighbours apart.  After a drag zoom
+    on the rank axis (kept across the click's rerun, ``uirevision``) each click selects exactly its dot."""
+    from test_browser import SELECTED_SLICE_JS
+
+    ctx, page = _new_page(browser, height=1200)
+    try:
+        page.goto(server)
+        page.wait_for_selector(CHART)
+        page.get_by_text("Verdict:", exact=False).first.wait_for()
+        _wait_idle(page)
+        chart = page.locator(CHART).first
+        chart.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        before = chart.evaluate(DOTS_JS)
+        assert before["spacing"] < 1.5, before["spacing"]  # the dense case of the issue
+        # a horizontal drag from rank ~10 to rank ~40 zooms the rank axis (plotly's dragmode "zoom")
+        b = before["box"]
+        y = b["top"] + b["height"] * 0.5
+        x0, x1 = before["drag"]  # ranks 10 and 40
+        page.mouse.move(x0, y)
+        page.mouse.down()
+        page.mouse.move((x0 + x1) / 2, y + 1, steps=5)
+        page.mouse.move(x1, y + 2, steps=5)
+        page.mouse.up()
+        page.wait_for_function("(gd) => gd._fullLayout.xaxis.range[1] < 60 && gd._fullLayout.xaxis.range[0] > 0",
+                               arg=chart.element_handle(), timeout=10_000)
+        page.wait_for_timeout(500)
+        for k in (0, 1, 3):  # neighbours in turn: each click selects exactly the dot under it
+            after = chart.evaluate(DOTS_JS)
+            assert after["spacing"] > 10, after  # zoomed: the dots are far apart now
+            dot = after["dots"][k]
+            page.mouse.move(dot["x"], dot["y"])
+            page.wait_for_timeout(200)
+            page.mouse.click(dot["x"], dot["y"])
+            page.wait_for_function(f"() => ({SELECTED_SLICE_JS})() === {int(dot['slice'])}", timeout=30_000)
+            _wait_idle(page)
+            chart = page.locator(CHART).first
+            assert chart.evaluate("(gd) => gd._fullLayout.xaxis.range[1]") < 60  # the zoom survived the rerun
+        assert page.locator(NO_EXCEPTION).count() == 0
+    finally:
+        ctx.close()

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from sigreg_core.util.cache import atomic_write, cache_root
+from sigreg_core.core import kernel_warmup
 from sigreg_core.core import nulllaw as nl
 from sigreg_core.core.presets import Preset, get_preset
 from sigreg_core.assessment.metrics import MomentSums
@@ -326,20 +327,21 @@ def monte_carlo_null(n: int, dim: int, *, family: str, num_slices: int, seed: in
     slp = np.full((draws, len(SCREENS)), np.nan)
     rows_kept = max(1, min(draws, _MAX_POOL // max(num_slices, 1)))
     pool = []
-    for b, zb in enumerate(null_batches(n, dim, draws, draw_seed(config))):
-        sums = MomentSums(dim, expect_rows=n).update(zb)  # the same route as the batch (budget.route)
-        ev = evaluate(zb, sums, family=family, num_slices=num_slices, seed=seed, preset=preset,
-                       device=device, distributed=False)
-        st = nl.to_scaled(ev.family_stats.statistic, preset, n)
-        sig[b] = float(np.mean(st))
-        vlp[b] = ev.verdict_log_p
-        for j, name in enumerate(SCREENS):
-            if name in ev.group_log_p:
-                slp[b, j] = ev.group_log_p[name]
-        if b < rows_kept:
-            pool.append(st.astype(np.float32))
-        if progress is not None:
-            progress(lo + (hi - lo) * (b + 1) / draws, f"Monte Carlo null: {b + 1}/{draws} draws")
+    with kernel_warmup.bulk():  # the dashboard: draws wait for compiled kernels, never run on the torch path
+        for b, zb in enumerate(null_batches(n, dim, draws, draw_seed(config))):
+            sums = MomentSums(dim, expect_rows=n).update(zb)  # the same route as the batch (budget.route)
+            ev = evaluate(zb, sums, family=family, num_slices=num_slices, seed=seed, preset=preset,
+                          device=device, distributed=False)
+            st = nl.to_scaled(ev.family_stats.statistic, preset, n)
+            sig[b] = float(np.mean(st))
+            vlp[b] = ev.verdict_log_p
+            for j, name in enumerate(SCREENS):
+                if name in ev.group_log_p:
+                    slp[b, j] = ev.group_log_p[name]
+            if b < rows_kept:
+                pool.append(st.astype(np.float32))
+            if progress is not None:
+                progress(lo + (hi - lo) * (b + 1) / draws, f"Monte Carlo null: {b + 1}/{draws} draws")
     per = np.stack(pool) if pool else np.zeros((0, num_slices), np.float32)
     out = MonteCarloNull(config=config, sigreg=sig, verdict_log_p=vlp, per_slice=per, screen_log_p=slp,
                          source="computed", seconds=time.perf_counter() - t0)

@@ -63,6 +63,19 @@ TORCH_CHUNK_ELEMENTS = 1 << 24
 _KERNELS = None
 
 
+def _kernel_mode(nodes):
+    from sigreg_core.core import kernel_warmup
+
+    if not kernel_warmup.nonblocking():
+        return "specialised"
+    return kernel_warmup.mode(nodes)
+
+
+#: which compiled kernels a call may run: "specialised", "generic" or None (the torch path); the
+#: dashboard's non-blocking mode (:mod:`sigreg_core.core.kernel_warmup`) never waits for a compile
+_KERNEL_MODE = _kernel_mode
+
+
 def numba_kernels():
     """The compiled-kernel module (imports numba on first call), or None without numba."""
     global _KERNELS, HAVE_NUMBA
@@ -107,14 +120,18 @@ def grid_of(nodes: np.ndarray) -> tuple[float, float]:
 _grid = grid_of  # the name the tests and older callers use
 
 
-def _use_numba(x: torch.Tensor) -> bool:
+def _use_numba(x: torch.Tensor, nodes=None):
+    """None (the torch path), or which compiled kernels to run: "specialised" or "generic"."""
     if x.device.type != "cpu" or x.dtype != torch.float32:
-        return False
+        return None
+    mode = _KERNEL_MODE(nodes)
+    if mode is None:
+        return None  # the dashboard: nothing compiled yet for this grid; the exact torch path meanwhile
     nk = numba_kernels()
     if nk is None:
-        return False
+        return None
     nk.match_torch_threads()
-    return True
+    return mode
 
 
 def _rows_per_chunk(m: int, k: int) -> int:
@@ -132,14 +149,15 @@ def ecf_sums(x: torch.Tensor, nodes: np.ndarray) -> tuple[torch.Tensor, torch.Te
     x = x.detach()
     k = len(nodes)
     m = x.shape[1]
-    if _use_numba(x):
+    mode = _use_numba(x, nodes)
+    if mode:
         t0, h = _grid(nodes)
         xp = _padded(x)
         out_c = np.zeros((xp.shape[1], k), np.float64)
         out_s = np.zeros((xp.shape[1], k), np.float64)
         if x.shape[0]:
             nk = numba_kernels()
-            kern = nk.specialised_kernel(k, t0 == 0.0)
+            kern = nk.specialised_kernel(k, t0 == 0.0) if mode == "specialised" else None
             if kern is not None:
                 kern(xp, t0, h, out_c, out_s)
             else:
@@ -162,7 +180,8 @@ def ecf_weighted_sum(
     """G[n, m] = sum_k coef_c[m, k] cos(t_k x[n, m]) + coef_s[m, k] sin(t_k x[n, m]), in x's dtype."""
     x = x.detach()
     m, k = coef_c.shape
-    if _use_numba(x):
+    mode = _use_numba(x, nodes)
+    if mode:
         t0, h = _grid(nodes)
         xp = _padded(x)
         mp = xp.shape[1]
@@ -173,7 +192,7 @@ def ecf_weighted_sum(
         out = np.empty((x.shape[0], mp), np.float32)
         if x.shape[0]:
             nk = numba_kernels()
-            kern = nk.specialised_weighted_kernel(k, t0 == 0.0)
+            kern = nk.specialised_weighted_kernel(k, t0 == 0.0) if mode == "specialised" else None
             if kern is not None:
                 kern(xp, t0, h, cc, cs, out)
             else:
@@ -194,7 +213,7 @@ def ecf_and_moment_sums(
     x: torch.Tensor, nodes: np.ndarray, shift: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """ECF sums (M, K) x 2 and power sums of (x - shift)^p, p = 1..4 (M, 4), in one pass where possible."""
-    if _use_numba(x) and x.shape[0]:
+    if _use_numba(x, nodes) == "specialised" and x.shape[0]:
         t0, h = _grid(nodes)
         kern = numba_kernels().specialised_kernel(len(nodes), t0 == 0.0, moments=True)
         if kern is not None:

@@ -23,19 +23,28 @@ LeJEPA, arXiv 2511.08544; LeWorldModel, arXiv 2603.19312):
 * :func:`spectrum_figure`, :func:`per_dim_figure` — companion views: the
   covariance eigen-spectrum (log scale) and per-dimension mean / std.
 
+The one-slice views live in :mod:`sigreg_core.present.slice_figures` and the house style (colours,
+layout, log axes) in :mod:`sigreg_core.present.figure_style`; both are re-exported here, so callers
+import every figure from this module.
+
 PNG export is plotly's own "download plot as png" button (client side, in the
 browser); :data:`PLOTLY_CONFIG` sets its format and scale.
 """
 from __future__ import annotations
-
-import re
 
 import math
 from typing import Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy.special import ndtri
+
+from sigreg_core.present.figure_style import (  # noqa: F401  (re-exported: one place to import figures from)
+    BLUE, GREEN, GREY, ORANGE, PLOTLY_CONFIG, PURPLE, RED, _LEGEND, _MARGIN, _layout, log_axis, plotly_config,
+)
+from sigreg_core.present.slice_figures import (  # noqa: F401  (re-exported)
+    cf_figure, ecf_on_grid, histogram_figure, normal_pdf, qq_figure, qq_points, slice_views_figure,
+    weighted_error_figure,
+)
 
 __all__ = [
     "PLOTLY_CONFIG",
@@ -57,128 +66,7 @@ __all__ = [
     "figure_titles",
 ]
 
-# Colours (colour-blind safe: Okabe–Ito).
-BLUE = "#0072B2"
-ORANGE = "#E69F00"
-GREEN = "#009E73"
-RED = "#D55E00"
-PURPLE = "#CC79A7"
-GREY = "#7f7f7f"
 
-#: Modebar settings: PNG download at 2x, no plotly logo.
-PLOTLY_CONFIG = {
-    "displaylogo": False,
-    "toImageButtonOptions": {"format": "png", "scale": 2},
-}
-
-
-def plotly_config(filename: str) -> dict:
-    """:data:`PLOTLY_CONFIG` with the PNG file name set (``filename.png``)."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in PLOTLY_CONFIG.items()}
-    # a download name only: letters, digits, '.', '-', '_' (the name may come from a file)
-    cfg["toImageButtonOptions"]["filename"] = re.sub(r"[^\w.-]+", "_", str(filename), flags=re.ASCII)[:100] or "chart"
-    return cfg
-
-
-#: Legends sit outside the plotting area, below the x-axis title (``yref="container"``: plotly grows
-#: the bottom margin to fit them), so no legend covers a curve at any width.
-_LEGEND = {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "xanchor": "left", "x": 0.0,
-           "font": {"size": 11}, "itemwidth": 30}
-
-
-#: Margins as plotly's auto-margin leaves them in the app: y tick labels and title (l), x tick labels,
-#: x title and a one-row legend below (b).  Given up front, so the first draw is the last one: when
-#: auto-margin has to grow a margin after drawing, plotly draws the whole figure a second time (issue 12:
-#: on a fresh page that is every chart).  ``autoexpand`` stays on: wider labels or a legend that wraps in
-#: a narrow window still get the room they need.
-_MARGIN = {"l": 72, "r": 16, "t": 40, "b": 96, "autoexpand": True}
-
-
-def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 400,
-            legend: str = "bottom", subtitle: str = "") -> go.Figure:
-    """Common layout: short title (a second, smaller line for details), legend below the axes.
-
-    Titles are kept short (they must fit a half-width column at a 1000 px window); details go
-    on the second line.  ``legend`` is kept for callers; every legend now sits below the axes.
-    """
-    head = {"text": title, "x": 0.01, "xanchor": "left", "xref": "container", "font": {"size": 14},
-            "yref": "container", "y": 0.985, "yanchor": "top"}
-    if subtitle:
-        head["subtitle"] = {"text": subtitle, "font": {"size": 11, "color": "#555"}}
-    fig.update_layout(
-        title=head,
-        xaxis_title=xtitle,
-        yaxis_title=ytitle,
-        height=height,
-        margin=dict(_MARGIN, t=66 if subtitle else 40),
-        legend=dict(_LEGEND),
-    )
-    return fig
-
-
-# ------------------------------------------------------------------ helpers
-def normal_pdf(x: np.ndarray) -> np.ndarray:
-    """Density of N(0, 1)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-
-
-def ecf_on_grid(values: np.ndarray, t: np.ndarray, chunk: int = 1 << 14,
-                precise: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Empirical CF of 1-D ``values`` at every ``t``: (mean cos(t x), mean sin(t x)), float64.
-
-    For drawing only (the statistic's own sums come from ``sigreg_core.assessment.slices``).
-    On an equispaced grid ``t_j = t_0 + j h`` the complex recurrence
-    ``e^{i t_(j+1) x} = e^{i t_j x} e^{i h x}`` is used, in complex128 (one exp per
-    value and a multiply per node; error ~1e-13 over a few hundred nodes).  Other
-    grids take cos/sin of every product, in float32 (``precise=False``, error about
-    1e-7, far below a pixel) or float64; sums are always float64.
-    """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    t = np.asarray(t, dtype=np.float64).ravel()
-    if x.size == 0:
-        raise ValueError("ecf_on_grid needs at least one value")
-    if t.size >= 3:
-        h = (t[-1] - t[0]) / (t.size - 1)
-        if h != 0 and np.allclose(np.diff(t), h, rtol=1e-9, atol=1e-12):
-            cur = np.exp(1j * t[0] * x)
-            step = np.exp(1j * h * x)
-            out = np.empty(t.size, dtype=np.complex128)
-            for j in range(t.size):
-                out[j] = cur.sum()
-                cur *= step
-            out /= x.size
-            return out.real.copy(), out.imag.copy()
-    dt = np.float64 if precise else np.float32
-    xs, ts = x.astype(dt), t.astype(dt)
-    re = np.zeros(t.size)
-    im = np.zeros(t.size)
-    for start in range(0, x.size, chunk):
-        arg = np.outer(xs[start:start + chunk], ts)
-        re += np.cos(arg).sum(0, dtype=np.float64)
-        im += np.sin(arg).sum(0, dtype=np.float64)
-    return re / x.size, im / x.size
-
-
-def qq_points(values: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """(theoretical N(0, 1) quantiles, sample quantiles) at plotting positions (i - 0.5) / n.
-
-    Above ``max_points`` values, evenly spaced order statistics are kept (always
-    including the minimum and the maximum) so the picture stays light.
-    """
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    n = x.size
-    if n == 0:
-        raise ValueError("qq_points needs at least one value")
-    if n > max_points:
-        idx = np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(np.int64))
-    else:
-        idx = np.arange(n)
-    theo = ndtri((idx + 0.5) / n)
-    return theo, x[idx]
-
-
-# ------------------------------------------------------- per-slice statistics
 def slice_statistics_figure(
     statistic: np.ndarray,
     *,
@@ -259,10 +147,15 @@ def slice_statistics_figure(
         ))
     _layout(fig, f"Per-slice statistic, {m} slices sorted", "rank (1 = worst slice)",
             f"Epps–Pulley statistic{(' (' + units + ')') if units else ''}", height=440,
-            subtitle="worst first; click a point to select its slice")
+            subtitle="worst first; click a point to select its slice"
+                     + ("; drag to zoom in, double-click to zoom out" if m > 256 else ""))
     if log_y:
         log_axis(fig, np.concatenate([stat, [q95, q999, null_mean]]))
-    fig.update_layout(clickmode="event+select", dragmode="zoom")
+    # Dense dots (1024 slices: 0.8-1.1 px apart) cannot be told apart by a click: a drag zooms the rank
+    # axis until they are far apart, and ``uirevision`` keeps that zoom across the reruns a click causes
+    # (the figure is the same for every slice), so each click after it selects exactly the dot under it.
+    fig.update_layout(clickmode="event+select", dragmode="zoom", hovermode="closest", hoverdistance=12,
+                      uirevision="slice-statistics")
     return fig
 
 
@@ -282,156 +175,6 @@ def pvalue_figure(p_values: np.ndarray, bins: int = 20) -> go.Figure:
 
 
 # ----------------------------------------------------------- one slice views
-def histogram_figure(values: np.ndarray, *, slice_index: Optional[int] = None, bins: int = 80) -> go.Figure:
-    """Histogram (density) of one slice's projected values with the N(0, 1) density.
-
-    Binned here (numpy) and drawn as bars, so a slice of a million rows costs the
-    browser ``bins`` bars, not a million values.
-    """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    lo, hi = float(x.min()), float(x.max())
-    if hi - lo < 1e-9 * max(1.0, abs(lo)):  # (nearly) constant slice: one narrow bin around it
-        lo, hi = lo - 0.05, hi + 0.05
-    density, edges = np.histogram(x, bins=bins, range=(lo, hi), density=True)
-    centers = 0.5 * (edges[:-1] + edges[1:])
-    grid = np.linspace(min(lo, -4.0), max(hi, 4.0), 400)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=centers, y=density, width=np.diff(edges), name="projected values",
-                         marker={"color": BLUE, "line": {"width": 0}}, opacity=0.75,
-                         hovertemplate="[%{customdata[0]:.3g}, %{customdata[1]:.3g})<br>density %{y:.3g}<extra></extra>",
-                         customdata=np.stack([edges[:-1], edges[1:]], axis=1)))
-    fig.add_trace(go.Scatter(x=grid, y=normal_pdf(grid), mode="lines", name="N(0, 1) density",
-                             line={"color": RED, "width": 2}))
-    label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Projection histogram, {label}", "projected value  uᵀz", "density")
-    fig.update_layout(bargap=0)
-    return fig
-
-
-def qq_figure(values: np.ndarray, *, slice_index: Optional[int] = None, max_points: int = 300) -> go.Figure:
-    """Q-Q plot of one slice against N(0, 1); on the diagonal when the slice is N(0, 1).
-
-    At most ``max_points`` evenly spaced order statistics (always the minimum and maximum): about one
-    per 2 pixels of a half-width panel (4 px markers overlap there anyway), and a light SVG for the
-    browser to redraw on every slice change (each marker is one SVG node).
-    """
-    theo, samp = qq_points(values, max_points=max_points)
-    lo = float(min(theo.min(), samp.min()))
-    hi = float(max(theo.max(), samp.max()))
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x (N(0, 1))",
-                             line={"color": RED, "dash": "dash"}))
-    fig.add_trace(go.Scatter(x=theo, y=samp, mode="markers", name="sample quantiles",
-                             marker={"size": 4, "color": BLUE}))
-    label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Q-Q plot, {label}", "N(0, 1) quantile", "sample quantile", subtitle="against N(0, 1)")
-    return fig
-
-
-def cf_figure(
-    t_grid: np.ndarray,
-    ecf_real_grid: np.ndarray,
-    ecf_imag_grid: np.ndarray,
-    nodes: np.ndarray,
-    ecf_real_nodes: np.ndarray,
-    ecf_imag_nodes: np.ndarray,
-    *,
-    slice_index: Optional[int] = None,
-) -> go.Figure:
-    """Real and imaginary ECF of one slice against exp(-t^2/2) (real) and 0 (imaginary).
-
-    The curves are evaluated on a fine grid for drawing; the markers are the
-    statistic's own values at the quadrature nodes.
-    """
-    t = np.asarray(t_grid, dtype=np.float64)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=t, y=np.exp(-t * t / 2), mode="lines", name="target exp(-t²/2)",
-                             line={"color": RED, "width": 2, "dash": "dash"}))
-    fig.add_trace(go.Scatter(x=t, y=np.zeros_like(t), mode="lines", name="target imaginary part 0",
-                             line={"color": GREY, "width": 1, "dash": "dot"}, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=t, y=ecf_real_grid, mode="lines", name="Re ECF (mean cos tx)",
-                             line={"color": BLUE, "width": 2}))
-    fig.add_trace(go.Scatter(x=t, y=ecf_imag_grid, mode="lines", name="Im ECF (mean sin tx)",
-                             line={"color": ORANGE, "width": 2}))
-    fig.add_trace(go.Scatter(x=nodes, y=ecf_real_nodes, mode="markers", name="Re at quadrature nodes",
-                             marker={"color": BLUE, "size": 8, "symbol": "circle-open", "line": {"width": 2}}))
-    fig.add_trace(go.Scatter(x=nodes, y=ecf_imag_nodes, mode="markers", name="Im at quadrature nodes",
-                             marker={"color": ORANGE, "size": 8, "symbol": "diamond-open", "line": {"width": 2}}))
-    label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Characteristic function, {label}", "t", "ECF(t)", height=500,
-            subtitle="Re follows exp(-t²/2), Im stays at 0")
-    return fig
-
-
-def weighted_error_figure(nodes: np.ndarray, weighted_error: np.ndarray, *, slice_index: Optional[int] = None,
-                          units: str = "") -> go.Figure:
-    """Bar per node of c_k [(Cbar_k - phi_k)^2 + Sbar_k^2] (times N when the preset scales): they sum to EP."""
-    nodes = np.asarray(nodes, dtype=np.float64)
-    err = np.asarray(weighted_error, dtype=np.float64)
-    width = float(np.min(np.diff(nodes))) * 0.8 if nodes.size > 1 else 0.1
-    fig = go.Figure(go.Bar(x=nodes, y=err, width=width, marker_color=PURPLE, name="weighted error",
-                           hovertemplate="t = %{x:.3g}<br>term %{y:.4g}<extra></extra>"))
-    label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(fig, f"Weighted error, {label}", "node t_k",
-            f"term of the statistic{(' (' + units + ')') if units else ''}", height=340,
-            subtitle=f"the bars sum to the statistic: {err.sum():.4g}")
-    fig.update_layout(showlegend=False)
-    return fig
-
-
-def slice_views_figure(histogram: go.Figure, qq: go.Figure, cf: go.Figure, weighted_error: go.Figure, *,
-                       slice_index: Optional[int] = None) -> go.Figure:
-    """The four views of one slice (histogram, Q-Q, characteristic function, weighted error) in one 2 × 2 figure.
-
-    Same traces, axis titles and axis types as the four separate figures (copied from them, so
-    the two can never disagree); each panel's legend entries are grouped under the panel's name.
-    Why one figure: the browser lays out and draws one plotly chart instead of four on every
-    slice change (issue 12), and one PNG download holds all four views.
-    """
-    from plotly.subplots import make_subplots
-
-    panels = [("Histogram", histogram), ("Q-Q", qq), ("Characteristic function", cf),
-              ("Weighted error", weighted_error)]
-    err_sum = float(np.sum(weighted_error.data[0].y)) if weighted_error.data else float("nan")
-    titles = ["Histogram vs N(0, 1) density", "Q-Q against N(0, 1)", "ECF vs exp(-t²/2) and 0",
-              f"Weighted error per node (sum {err_sum:.4g})"]
-    out = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.09, vertical_spacing=0.14)
-    # Built with direct references (the panel's axes, one add_traces call): plotly.py's per-call
-    # row/col look-ups made this figure take 50 ms to build, paid on the first visit to each slice.
-    traces, rows, cols = [], [], []
-    for k, (name, fig) in enumerate(panels):
-        row, col = divmod(k, 2)
-        shown = fig.layout.showlegend is not False
-        for tr in fig.data:
-            tr = type(tr)(tr)  # a copy: the separate figure stays as it was
-            tr.update(legendgroup=name, legendgrouptitle_text=name if shown else None,
-                      showlegend=shown and tr.showlegend is not False)
-            traces.append(tr)
-            rows.append(row + 1)
-            cols.append(col + 1)
-        axes = out.get_subplot(row + 1, col + 1)
-        xa, ya = fig.layout.xaxis, fig.layout.yaxis
-        axes.xaxis.update(title_text=xa.title.text, title_font_size=11)
-        axes.yaxis.update(title_text=ya.title.text, title_font_size=11, **({"type": ya.type} if ya.type else {}))
-    out.add_traces(traces, rows=rows, cols=cols)
-    for ann in out.layout.annotations:  # the panel titles: small, so they fit a half-width panel at 1000 px
-        ann.font = {"size": 12}
-    label = f"slice {slice_index}" if slice_index is not None else "slice"
-    _layout(out, f"Views of {label}", "", "", height=900,
-            subtitle="histogram, Q-Q, characteristic function and the statistic's terms, against N(0, 1)")
-    out.update_layout(xaxis_title={"text": histogram.layout.xaxis.title.text, "font": {"size": 11}},
-                      yaxis_title={"text": histogram.layout.yaxis.title.text, "font": {"size": 11}},
-                      bargap=0, legend={"groupclick": "toggleitem"},
-                      # t: room for the title, its subtitle and the first row's panel titles.  l and b: what
-                      # the tick labels and the grouped legend (6 rows, 144 px) push the margins to anyway,
-                      # given up front: when plotly's auto-margin has to grow a margin after the first draw
-                      # it draws the whole figure a second time (half of this figure's draw time in Chromium,
-                      # paid on every slice change, issue 12).  autoexpand stays on: a narrow window whose
-                      # legend wraps to more rows still gets a larger margin.
-                      margin={"t": 100, "l": 72, "b": 216})
-    return out
-
-
 def ecf_band_figure(nodes: np.ndarray, ecf_real: np.ndarray, ecf_imag: np.ndarray) -> go.Figure:
     """Spread of the ECF over all slices at every node (min–max and 5–95 % bands, median).
 
@@ -496,20 +239,6 @@ def spectrum_figure(eigenvalues: np.ndarray, *, title: str = "Covariance eigen-s
                                  line={"dash": "dot", "color": GREEN}))
     _layout(fig, title, "index (largest first)", "eigenvalue (log)", height=360)
     log_axis(fig, np.concatenate([shown, ref if ref is not None else [1.0]]))
-    return fig
-
-
-def log_axis(fig: go.Figure, values, axis: str = "y") -> go.Figure:
-    """A log axis whose labels carry their magnitude (2000, not "2") and whose range runs from the
-    decade below the smallest value to the decade above the largest, so every value sits
-    between two labelled ticks."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v) & (v > 0)]
-    lo, hi = (math.floor(math.log10(v.min())), math.ceil(math.log10(v.max()))) if v.size else (-1, 1)
-    if hi <= lo:
-        hi = lo + 1
-    kw = dict(type="log", range=[lo, hi], tickformat="~g", exponentformat="power", minor={"showgrid": False})
-    (fig.update_yaxes if axis == "y" else fig.update_xaxes)(**kw)
     return fig
 
 

@@ -30,7 +30,7 @@ Training
 Encoder: MLP O -> 128 -> 128 -> D (last layer scaled so the embeddings start at about
 unit scale).  Predictor: residual MLP z_t + f(z_t, a_t), (D + A) -> 128 -> D.  Adam,
 learning rate 3e-3 with a cosine decay to 10 %, batches of ``batch`` trajectories of
-``horizon`` steps; SIGReg (:class:`sigreg_core.core.statistic.SIGReg`, preset ``lejepa``,
+``horizon`` steps; SIGReg (:class:`sigreg_core.core.sigreg_module.SIGReg`, preset ``lejepa``,
 256 fresh directions per step) on all B x (T + 1) embeddings of the batch.  Every
 ``log_every`` steps the embeddings of a fixed held-out set of ``eval_rows``
 observations of independent states are logged through
@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from sigreg_core.runs import RunWriter
-from sigreg_core.core.statistic import SIGReg
+from sigreg_core.core.sigreg_module import SIGReg
 
 __all__ = ["DemoConfig", "SyntheticWorld", "WorldModel", "train_demo", "add_demo_parser", "run_demo",
            "DEFAULT_STEPS"]
