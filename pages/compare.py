@@ -31,6 +31,7 @@ from sigreg_core.present.quality import compare_quality_frame
 from sigreg_core.compare.exports import download_files, download_stem
 from sigreg_core.present.figures import plotly_config
 from sigreg_core.inputs.loading import SUPPORTED_EXTENSIONS, allowed_roots
+from sigreg_core.inputs.labels import LABEL_TYPES
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.inputs.limits import ENCODERS_OFF, encoders_allowed, max_upload_bytes, max_upload_mb
 from sigreg_core.present.report import DEFAULTS, Settings
@@ -39,7 +40,6 @@ from sigreg_core.inputs.samples import list_samples
 MAX_UPLOAD_MB = max_upload_mb()  # LATENT_HEALTH_MAX_UPLOAD; decoding an upload gets the same byte limit
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
 DEFAULT_SAMPLES = ["healthy", "heavy-tailed"]
-LABEL_TYPES = ["npy", "npz", "pt", "safetensors", "csv", "tsv", "parquet"]
 MAX_CACHED = 4
 
 

@@ -46,7 +46,7 @@ from sigreg_core.inputs.loading import (
 )
 from sigreg_core.util.text import md  # text from files is data: escaped before markdown
 from sigreg_core.assessment.probes import INTERACTIVE_ROWS, label_quality
-from sigreg_core.inputs.labels import LABEL_COLUMNS, align_to_rows, label_keys, load_labels
+from sigreg_core.inputs.labels import LABEL_COLUMNS, LABEL_TYPES, align_to_rows, label_keys, load_labels
 from sigreg_core.inputs.limits import max_upload_bytes, max_upload_mb
 from sigreg_core.present.exports import assessment_json, html_report, per_slice_csv
 from sigreg_core.present.report_cache import ReportCache
@@ -69,7 +69,6 @@ from sigreg_core.inputs.samples import DEFAULT_SAMPLE, list_samples
 
 MAX_UPLOAD_MB = max_upload_mb()  # LATENT_HEALTH_MAX_UPLOAD; decoding an upload gets the same byte limit
 UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS})
-LABEL_TYPES = ["npy", "npz", "pt", "safetensors", "csv", "tsv", "parquet"]
 
 
 @st.cache_resource(show_spinner=False)

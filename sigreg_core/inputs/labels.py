@@ -32,7 +32,10 @@ from sigreg_core.inputs.errors import EmbeddingLoadError, LoadedEmbeddings, _fir
 from sigreg_core.inputs.limits import default_max_bytes, parse_byte_size
 from sigreg_core.inputs.sniff import _Source
 
-__all__ = ["load_labels", "align_labels", "align_to_rows", "label_keys", "LABEL_COLUMNS"]
+__all__ = ["load_labels", "align_labels", "align_to_rows", "label_keys", "LABEL_COLUMNS", "LABEL_TYPES"]
+
+#: the file types labels are read from (the pages' upload filters; one list with the refusal below)
+LABEL_TYPES = ("npy", "npz", "pt", "safetensors", "csv", "tsv", "parquet")
 
 #: column names taken as the labels when a table has several columns and no key is given
 LABEL_COLUMNS = ("label", "labels", "y", "target", "class", "category")
@@ -42,7 +45,7 @@ def _ctx(source, name, key, max_bytes) -> _Ctx:
     src = _Source(source, name)
     if src.format is None:
         raise EmbeddingLoadError(f"{src.name}: unknown extension {src.ext or '(none)'} for labels; "
-                                 f"use .npy, .npz, .pt, .safetensors, .csv, .tsv or .parquet")
+                                 "use " + ", ".join("." + t for t in LABEL_TYPES[:-1]) + f" or .{LABEL_TYPES[-1]}")
     if src.size == 0:
         raise EmbeddingLoadError(f"{src.name}: is empty (0 bytes)")
     limit = default_max_bytes() if max_bytes is None else parse_byte_size(max_bytes)
