@@ -10,29 +10,24 @@ What is drawn, per logged step (SIGReg = mean over M slices of the Epps–Pulley
 statistic ``EP(x) = N sum_k c_k [(Cbar_k - exp(-t_k^2/2))^2 + Sbar_k^2]``; LeJEPA,
 arXiv 2511.08544; LeWorldModel, arXiv 2603.19312):
 
-* :func:`sigreg_figure` — SIGReg (log scale) with each run's 95 % null band (Monte
-  Carlo of N(0, I) batches on the same directions, labelled on its edges) and the
-  exact null mean (labelled on its line);
-* :func:`pvalue_figure` — the verdict's p-value (log scale) with the 1e-3 threshold;
-* :func:`verdict_figure` — the verdict per step as a strip (verdict colours);
-* :func:`rankme_figure` — RankMe against its maximum min(N, D);
+* SIGReg, the p-value, RankMe, the logged scalars and the verdict strip: the panels of one
+  stacked figure, :func:`sigreg_core.present.monitor_stack.stack_figure` (one hover across them);
 * :func:`quantiles_figure` — per-slice statistic quantiles (median, 95 %, max);
 * :func:`distribution_figure` — the same quantiles as nested bands over steps, one panel
   per run (TensorBoard's distribution mode, from the logged quantiles);
-* :func:`scalar_figure` — one of the user's logged scalars (loss, lambda, ...).
+* :func:`group_figure` — mean ± 1 sd over the runs of each config group;
+* :func:`steps_table` and :func:`figures_html` — every run's steps as one table, figures as one HTML file.
 
 Common options: ``x`` (``"step"``, ``"wall"`` wall-clock time, ``"relative"`` time since
 the run's first logged step), ``smoothing`` (TensorBoard's debiased exponential moving
-average, weight 0–0.99; the raw line stays drawn faint) and ``colours``.  Each alert
-(the one rule of :mod:`sigreg_core.runs.alerts`: a deterioration from the best level reached, or a
-collapse; ``rule`` sets its warm-up and margin) is marked on the curves, in the verdict's colour.
-The shared pieces live in :mod:`sigreg_core.present.run_traces` (colours, x values, smoothing, the
+average, weight 0–0.99; the raw line stays drawn faint) and ``colours``.  The alert rule
+(:mod:`sigreg_core.runs.alerts`: a deterioration from the best level reached, or a collapse) is
+re-exported here for the page's alert table.  The shared pieces live in :mod:`sigreg_core.present.run_traces` (colours, x values, smoothing, the
 curves) and :mod:`sigreg_core.present.log_axes` (full tick labels on log axes); the Monitor's
 stacked figure with one hover across its panels is :mod:`sigreg_core.present.monitor_stack`.
 """
 from __future__ import annotations
 
-import math
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -40,133 +35,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sigreg_core.assessment.severity import VERDICT_COLOURS, verdict_colour, verdict_levels, severity
 from sigreg_core.present.figures import _layout  # the house layout of every figure
 from sigreg_core.present.log_axes import hline as _hline, log_axis as _log_axis, log_ticks
-from sigreg_core.present.run_traces import (RUN_COLOURS, SUSPICIOUS_P, X_MODES, _alert_lines, _common,
-                                            _events, _finish, _lines, _rgba, _safe, _xtitle, ema, run_colours,
-                                            x_values)
+from sigreg_core.present.run_traces import (RUN_COLOURS, X_MODES, _common, _finish, _lines, _rgba, _safe, _xtitle,
+                                            ema, run_colours, x_values)
 from sigreg_core.util.text import plotly_text
-from sigreg_core.runs.alerts import AlertRule, alert_events, alert_step, alert_table, run_alert
+from sigreg_core.runs.alerts import alert_events, alert_step, alert_table, run_alert
 
 __all__ = [
     "RUN_COLOURS", "run_colours", "ema", "x_values", "X_MODES",
     "run_alert", "alert_step", "alert_table", "alert_events",
-    "sigreg_figure", "pvalue_figure", "verdict_figure", "rankme_figure", "quantiles_figure",
-    "distribution_figure", "scalar_figure", "steps_table", "figures_html", "log_ticks", "group_figure",
+    "quantiles_figure", "distribution_figure", "steps_table", "figures_html", "log_ticks", "group_figure",
 ]
-
-
-def sigreg_figure(runs: Mapping[str, pd.DataFrame], bands: Optional[Mapping[str, tuple]] = None, *,
-                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0,
-                  rule: Optional[AlertRule] = None) -> go.Figure:
-    """SIGReg per step (log y), each run's 95 % null band (labelled on its edges), the exact null mean."""
-    runs, colours = _safe(runs, colours)
-    fig = go.Figure()
-    colours, unit = _common(runs, colours, x)
-    bands = {plotly_text(n): b for n, b in (bands or {}).items()}
-    vals = []
-    for name, df in runs.items():
-        band = bands.get(name)
-        if band is not None and len(df):
-            lo, hi = band
-            xs = x_values(df, x, unit)
-            x0, x1 = (xs.min(), xs.max()) if hasattr(xs, "min") else (min(xs), max(xs))
-            fig.add_trace(go.Scatter(
-                x=[x0, x1, x1, x0, x0], y=[lo, lo, hi, hi, lo], fill="toself", mode="lines",
-                line={"width": 0}, fillcolor=colours[name], opacity=0.15, name=f"{name}: 95 % null band",
-                legendgroup=name, hoverinfo="skip"))
-            vals += [lo, hi]
-    _lines(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit)
-    _events(fig, runs, "sigreg", colours, x=x, smoothing=smoothing, unit=unit, show_legend=True, rule=rule)
-    for df in runs.values():
-        vals += list(pd.to_numeric(df.get("sigreg", pd.Series(dtype=float)), errors="coerce").dropna())
-    nm = [float(df["null_mean"].dropna().iloc[0]) for df in runs.values()
-          if "null_mean" in df and df["null_mean"].notna().any()]
-    if nm:
-        _hline(fig, nm[0], f"null mean {nm[0]:.4g}", "#555555", log=True, position="left")
-        vals.append(nm[0])
-    groups: dict = {}  # runs with the same band (same N, D, settings) share one pair of labels
-    for name, band in bands.items():
-        if name in runs and band is not None:
-            groups.setdefault((round(band[0], 4), round(band[1], 4)), []).append(name)
-    for (lo, hi), members in groups.items():
-        who = "" if len(groups) == 1 else ", ".join(members) + " "
-        for y, txt, ysh in ((hi, "97.5 %", 0), (lo, "2.5 %", -14)):
-            fig.add_annotation(xref="paper", x=1.0, yref="y", y=math.log10(y), showarrow=False,
-                               text=f"{who}null {txt}", xanchor="right", yanchor="bottom", yshift=ysh,
-                               font={"size": 10, "color": colours[members[0]] if who else "#555555"})
-    _log_axis(fig, vals)
-    return _finish(fig, runs, "SIGReg per step (with the 95 % null band)", "SIGReg (log scale)", x, height=440)
-
-
-def pvalue_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
-                  smoothing: float = 0.0, rule: Optional[AlertRule] = None) -> go.Figure:
-    """The verdict's p-value per step (log y), with the suspicious threshold 1e-3 (never smoothed)."""
-    runs, colours = _safe(runs, colours)
-    fig = go.Figure()
-    colours, unit = _common(runs, colours, x)
-    clipped = {n: df.assign(p_value=pd.to_numeric(df["p_value"], errors="coerce").clip(lower=1e-300))
-               for n, df in runs.items()}
-    _lines(fig, clipped, "p_value", colours, x=x, unit=unit, hover_fmt=".3g")
-    _events(fig, clipped, "p_value", colours, x=x, unit=unit, rule=rule)
-    _hline(fig, SUSPICIOUS_P, f"p = {SUSPICIOUS_P:g} (significant below)", VERDICT_COLOURS[2], log=True)
-    vals = [v for df in clipped.values() for v in df["p_value"].dropna()] + [SUSPICIOUS_P, 1.0]
-    _log_axis(fig, vals, power=True)
-    return _finish(fig, runs, "Overall p-value per step", "p-value (log scale)", x)
-
-
-def verdict_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None,
-                   x: str = "step", rule: Optional[AlertRule] = None) -> go.Figure:
-    """The verdict per step: one row per run, coloured by the verdict's severity (any level name).
-
-    Rows are numeric (run i at y = i, labelled with the run's name) and the hover carries the
-    step as a number, so a 10 000-step run builds as typed arrays, not lists of strings.
-    """
-    runs, colours = _safe(runs, colours)
-    fig = go.Figure()
-    colours, unit = _common(runs, colours, x)
-    names = list(runs)
-    found = {str(v) for df in runs.values() if "verdict" in df for v in df["verdict"].dropna()}
-    order = sorted(set(verdict_levels()) | found, key=lambda v: (severity(v), v))
-    for verdict in order:
-        xs, ys, steps = [], [], []
-        for i, (name, df) in enumerate(runs.items()):
-            if "verdict" not in df:
-                continue
-            mask = (df["verdict"] == verdict).to_numpy()
-            xs.append(np.asarray(x_values(df, x, unit))[mask])
-            ys.append(np.full(int(mask.sum()), float(len(names) - 1 - i)))
-            steps.append(df["step"].to_numpy()[mask])
-        n = sum(len(a) for a in xs)
-        if not n and verdict not in verdict_levels():
-            continue
-        fig.add_trace(go.Scatter(
-            x=np.concatenate(xs) if xs else [], y=np.concatenate(ys) if ys else [], mode="markers", name=verdict,
-            customdata=np.concatenate(steps) if steps else [],
-            marker={"color": verdict_colour(verdict), "size": 11, "symbol": "square"},
-            hovertemplate="step %{customdata}: " + verdict + "<extra></extra>"))
-    fig.update_yaxes(tickvals=list(range(len(names))), ticktext=names[::-1], range=[-0.6, len(names) - 0.4],
-                     showgrid=False, zeroline=False)
-    _alert_lines(fig, runs, colours, x, unit, rule)
-    return _finish(fig, runs, "Verdict per step", "", x, height=max(220, 130 + 45 * len(names)))
-
-
-def rankme_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
-                  smoothing: float = 0.0, rule: Optional[AlertRule] = None) -> go.Figure:
-    """RankMe per step, with each run's maximum min(N, D) dotted and labelled on its line."""
-    runs, colours = _safe(runs, colours)
-    fig = go.Figure()
-    colours, unit = _common(runs, colours, x)
-    _lines(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit, hover_fmt=".3g")
-    _events(fig, runs, "rankme", colours, x=x, smoothing=smoothing, unit=unit, rule=rule)
-    tops = set()
-    for df in runs.values():
-        if len(df) and "d" in df and df["d"].notna().any():
-            tops.add(float(np.nanmin([df["n"].astype(float).max(), df["d"].astype(float).max()])))
-    for top in sorted(tops):
-        _hline(fig, top, f"max min(N, D) = {top:g}", "#555555", log=False, dash="dot")
-    return _finish(fig, runs, "RankMe per step (collapse drives it to 1)", "RankMe", x)
 
 
 def quantiles_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[Mapping] = None, x: str = "step",
@@ -229,22 +109,6 @@ def distribution_figure(runs: Mapping[str, pd.DataFrame], *, colours: Optional[M
                                      "bands; dashed: one-slice null 95 %", "x": 0.0, "font": {"size": 14}},
                       height=140 + 170 * rows, margin={"l": 60, "r": 20, "t": 60, "b": 40}, showlegend=False)
     return fig
-
-
-def scalar_figure(runs: Mapping[str, pd.DataFrame], column: str, *, log: bool = False,
-                  colours: Optional[Mapping] = None, x: str = "step", smoothing: float = 0.0,
-                  rule: Optional[AlertRule] = None) -> go.Figure:
-    """One user scalar per step (e.g. the loss), overlaid across the runs that logged it."""
-    runs, colours = _safe(runs, colours)
-    fig = go.Figure()
-    colours, unit = _common(runs, colours, x)
-    num = {n: df.assign(**{column: pd.to_numeric(df[column], errors="coerce")}) for n, df in runs.items() if column in df}
-    _lines(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit, hover_fmt=".4g")
-    _events(fig, num, column, colours, x=x, smoothing=smoothing, unit=unit, rule=rule)
-    if log:
-        _log_axis(fig, [v for df in num.values() for v in df[column].dropna()])
-    label = plotly_text(column)
-    return _finish(fig, runs, f"{label} per step", label + (" (log scale)" if log else ""), x)
 
 
 def steps_table(runs: Mapping[str, pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:

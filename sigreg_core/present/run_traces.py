@@ -6,8 +6,8 @@ verdict colours), the x value of each step (:func:`x_values`: step, wall-clock t
 the run's first step), TensorBoard's smoothing (:func:`ema`: the debiased exponential moving
 average ``s_i = w s_(i-1) + (1 - w) v_i`` divided by ``1 - w^k``), and the traces every figure
 draws: a line per run with the step, verdict and run name in its ``customdata`` (a click on a
-point opens that step), a marker at each alert of :mod:`sigreg_core.runs.alerts`, a dotted line
-at each alert.  Every run name drawn goes through :func:`sigreg_core.util.text.plotly_text`
+point opens that step), and a marker at each alert of :mod:`sigreg_core.runs.alerts` (the dotted
+line through every panel at each alert is drawn by :mod:`sigreg_core.present.monitor_stack`).  Every run name drawn goes through :func:`sigreg_core.util.text.plotly_text`
 (names are data).  Pure plotly / pandas, no streamlit.
 """
 from __future__ import annotations
@@ -179,22 +179,6 @@ def _events(fig, runs, column, colours, *, x="step", smoothing=0.0, unit=None, s
             text=[f"{name}: {p[2]['label']} at step {p[2]['step']}" + (f" ({p[2]['modes']})" if p[2]["modes"] else "")
                   for p in pts],
             hovertemplate="%{text}<extra></extra>"))
-
-
-def _alert_lines(fig: go.Figure, runs: Mapping[str, pd.DataFrame], colours: Mapping, x: str = "step", unit=None,
-                 rule=None, **where) -> None:
-    """A dotted vertical line, in the verdict's colour, at every alert event of every run."""
-    for name, df in runs.items():
-        steps = df["step"].to_numpy() if len(df) else np.array([])
-        xs = np.asarray(x_values(df, x, unit)) if len(df) else np.array([])
-        for e in alert_events(df, rule):
-            hit = np.flatnonzero(steps == e["step"])
-            if hit.size:
-                xv = xs[hit[0]]
-                if isinstance(xv, np.datetime64):
-                    xv = pd.Timestamp(xv).isoformat()
-                fig.add_vline(x=xv, line={"color": verdict_colour(e["verdict"]), "dash": "dot", "width": 1.2},
-                              **where)
 
 
 def _safe(runs: Mapping[str, pd.DataFrame], colours: Optional[Mapping]) -> tuple[dict, dict]:
