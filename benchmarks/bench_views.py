@@ -1,10 +1,13 @@
 """Timings of the Monitor, Compare and cloud views (issue 13): ``python benchmarks/bench_views.py``.
 
-Prints one table: building every Monitor figure and the alert table for runs of 1 000 and
-10 000 logged steps (synthetic time series, the columns RunReader returns), the cloud view
+Prints one table: building every Monitor figure (the stacked curves of
+:mod:`sigreg_core.present.monitor_stack`, the per-slice quantiles and distribution) and the alert
+table for runs of 1 000 and 10 000 logged steps (synthetic time series, the columns RunReader
+returns; ``BENCH_STEPS=200`` for a quick check), the cloud view
 (PCA of a 20 000-row subsample, robust distances of every row, ≤ 5 000 rows drawn) for a few
 (N, D), and the ranking / pairwise tables of a comparison of 6 sets.  Best of 3 runs.
 Numbers depend on the machine's load: re-run on a quiet machine before quoting them.
+Name sections to time only those: ``python benchmarks/bench_views.py monitor`` (monitor, cloud, compare).
 """
 from __future__ import annotations
 
@@ -18,6 +21,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import numpy as np
 import pandas as pd
+
+
+#: run lengths timed (logged steps per run); BENCH_STEPS="200" for a quick check
+STEPS = tuple(int(v) for v in os.environ.get("BENCH_STEPS", "1000,10000").split(","))
 
 
 def best(fn, repeat=3):
@@ -47,9 +54,10 @@ def series(n_steps: int, seed: int) -> pd.DataFrame:
 
 def monitor_rows():
     from sigreg_core.present import monitor_figures as MF
+    from sigreg_core.present.monitor_stack import stack_figure
 
     rows = []
-    for n in (1_000, 10_000):
+    for n in STEPS:
         runs = {f"run{i}": series(n, i) for i in range(4)}
         bands = {k: (0.9, 1.3) for k in runs}
 
@@ -57,21 +65,17 @@ def monitor_rows():
             MF.alert_table(runs)
             for k, df in runs.items():
                 MF.run_alert(df)
-            MF.sigreg_figure(runs, bands, smoothing=smoothing)
-            MF.pvalue_figure(runs)
-            MF.verdict_figure(runs)
-            MF.rankme_figure(runs, smoothing=smoothing)
+            stack_figure(runs, bands, smoothing=smoothing, scalars=["loss"])
             MF.quantiles_figure(runs, smoothing=smoothing)
             MF.distribution_figure(runs)
-            MF.scalar_figure(runs, "loss", smoothing=smoothing)
             MF.steps_table(runs, ["step", "verdict", "sigreg"])
 
         rows.append((f"Monitor: 4 runs x {n:,} steps, every figure + alert table", best(lambda: all_figs(0.0))))
         rows.append((f"  same, smoothing 0.9", best(lambda: all_figs(0.9))))
+        rows.append((f"  stacked figure alone (SIGReg, p-value, RankMe, loss, verdict)",
+                     best(lambda: stack_figure(runs, bands, scalars=["loss"]))))
 
         def page_tick(smoothing):  # what one live refresh of the page builds now (issue 21)
-            from sigreg_core.present.monitor_stack import stack_figure
-
             MF.alert_table(runs)
             stack_figure(runs, bands, smoothing=smoothing, scalars=["loss"])
             MF.quantiles_figure(runs, smoothing=smoothing)
@@ -109,7 +113,13 @@ def compare_rows():
 
 
 def main() -> None:
-    rows = monitor_rows() + cloud_rows() + compare_rows()
+    sections = {"monitor": monitor_rows, "cloud": cloud_rows, "compare": compare_rows}
+    picked = sys.argv[1:] or list(sections)
+    unknown = [p for p in picked if p not in sections]
+    if unknown:
+        print(f"unknown section {unknown[0]!r}: pick from {', '.join(sections)}", file=sys.stderr)
+        sys.exit(2)
+    rows = [r for p in picked for r in sections[p]()]
     w = max(len(r[0]) for r in rows)
     print(f"{'what'.ljust(w)}  seconds")
     for name, sec in rows:
