@@ -163,7 +163,7 @@ def main() -> int:
                     next_dl = now + 4
                     try:
                         with page.expect_download(timeout=15_000) as d:
-                            page.get_by_role("button", name="Steps CSV (all runs shown)").click(timeout=10_000)
+                            page.get_by_role("button", name="Steps CSV").click(timeout=10_000)
                         downloads["failed" if d.value.failure() else "ok"] += 1
                     except Exception:
                         downloads["failed"] += 1

@@ -287,12 +287,12 @@ def _live_body(runs: dict, view: dict) -> None:
     # then the curves: a refresh draws them before the tables below (what a live view is watched for)
     st.subheader("Curves")
     scalars = V.scalar_columns(series)
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")  # at 1000 px with the sidebar a longer label was cut
     default = [c for c in ("loss", "knn_accuracy", "linear_probe_accuracy")  # the probes (RunWriter.log(labels=))
                if c in scalars] or scalars[:1]
     chosen = c1.multiselect("Logged scalars drawn as panels", scalars, default=default, key="mon_scalars",
                             help="Any numeric column your run logged (loss, lambda, k-NN accuracy, ...).")
-    log_y = c2.toggle("Scalars on a log scale", value=False, key="mon_scalar_log")
+    log_y = c2.toggle("Log scale", value=False, key="mon_scalar_log", help="The scalar panels on a log scale.")
     kw = {"colours": view["colours"], "x": view["x"]}
     fig = stack_figure(series, bands, smoothing=view["smoothing"], rule=rule, scalars=chosen, log_scalars=log_y,
                        hover=view["hover"], **kw)
@@ -347,12 +347,16 @@ def _downloads(runs: dict, view: dict) -> None:
 
     cfg, curves = _cfg(), SS.get("_mon_curves", ([], False))
     c = st.columns(3)
+    # short labels: at 1000 px with the sidebar open, three longer ones were cut; the help says the rest
     c[0].download_button("Alerts CSV", alerts_csv, file_name="monitor_alerts.csv", mime="text/csv",
-                         key="mon_dl_alerts", icon=":material/table:", on_click="ignore")
-    c[1].download_button("Steps CSV (all runs shown)", steps_csv, file_name="monitor_steps.csv", mime="text/csv",
-                         key="mon_dl_csv", icon=":material/table:", on_click="ignore")
-    c[2].download_button("All charts (HTML, offline)", charts_html, file_name="monitor_charts.html",
-                         mime="text/html", key="mon_dl_html", icon=":material/description:", on_click="ignore")
+                         key="mon_dl_alerts", icon=":material/table:", on_click="ignore",
+                         help="The alert table of the runs shown.")
+    c[1].download_button("Steps CSV", steps_csv, file_name="monitor_steps.csv", mime="text/csv",
+                         key="mon_dl_csv", icon=":material/table:", on_click="ignore",
+                         help="Every logged step of all runs shown.")
+    c[2].download_button("Charts HTML", charts_html, file_name="monitor_charts.html",
+                         mime="text/html", key="mon_dl_html", icon=":material/description:", on_click="ignore",
+                         help="All charts in one offline HTML file.")
     st.caption("Downloads read the runs when clicked (the latest steps, even while live). PNG of any chart: the "
                "camera icon in the chart's toolbar.")
 

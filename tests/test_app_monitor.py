@@ -74,7 +74,7 @@ def test_shipped_runs_show_by_default(shell):
     assert len(table) == len(ref0) + len(ref9) and "verdict" in table.columns
     assert sorted(set(table["run"])) == ["runs/lambda-0", "runs/lambda-0.09"]
     labels = [b.label for b in at.get("download_button")]
-    assert {"Alerts CSV", "Steps CSV (all runs shown)", "All charts (HTML, offline)"} <= set(labels)
+    assert {"Alerts CSV", "Steps CSV", "Charts HTML"} <= set(labels)
 
 
 def test_run_being_written_appears_and_grows(shell, tmp_path, monkeypatch):
