@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 import torch
 
 import sigreg_core as sc
+from distributed_helpers import free_port, spawn_ranks
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # spawned interpreters: ~30 s on a loaded 2-core box
 
@@ -38,12 +37,6 @@ def _data() -> np.ndarray:
     z = rng.standard_normal((N_TOTAL, DIM)) * 3.0  # a global scale: the conventions rescore the slices
     z[:, 0] = rng.standard_t(3, N_TOTAL)  # heavy tails: something to detect
     return z
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _summary(a) -> dict:
@@ -88,25 +81,7 @@ def _worker(rank: int, port: int, queue) -> None:
 
 @pytest.fixture(scope="module")
 def ranks():
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    got = {}
-    try:
-        for _ in range(WORLD):
-            r, out = queue.get(timeout=TIMEOUT)  # a hang surfaces here as queue.Empty
-            got[r] = out
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    for r, out in got.items():
-        assert "error" not in out, (r, out["error"])
-    return [got[r] for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +135,7 @@ def test_cli_with_fewer_shards_than_processes_scores_the_shards_given(tmp_path):
     fast = ["--slices", str(SLICES), "--null-draws", "0", "--quiet", "--json"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD), "--master-addr",
-           "127.0.0.1", "--master-port", str(_free_port()), "-m", "sigreg_core", "score", "--distributed", *fast,
+           "127.0.0.1", "--master-port", str(free_port()), "-m", "sigreg_core", "score", "--distributed", *fast,
            str(a), str(b)]
     multi = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=TIMEOUT)
     assert multi.returncode == 0, multi.stderr[-3000:]

@@ -10,14 +10,13 @@ so a hang fails the test instead of freezing the suite.
 """
 from __future__ import annotations
 
-import multiprocessing
-import socket
 
 import numpy as np
 import pytest
 import torch
 
 import sigreg_core as sc
+from distributed_helpers import spawn_ranks
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # three spawned interpreters: ~80 s on a loaded 2-core box
 
@@ -36,12 +35,6 @@ def _data():
         lin.weight.copy_(torch.randn(OUT, DIM, generator=g) * 0.5)
         lin.bias.copy_(torch.randn(OUT, generator=g) * 0.1)
     return x, lin
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, port: int, queue) -> None:
@@ -84,26 +77,8 @@ def _worker(rank: int, port: int, queue) -> None:
 
 @pytest.fixture(scope="module")
 def ranks():
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    got = {}
-    try:
-        for _ in range(WORLD):
-            r, out = queue.get(timeout=TIMEOUT)  # a hang surfaces here as queue.Empty
-            got[r] = out
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    for r, out in got.items():
-        assert "error" not in out, (r, out["error"])
-    return [{k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in got[r].items()}
-            for r in range(WORLD)]
+    got = spawn_ranks(_worker, WORLD, TIMEOUT)
+    return [{k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in g.items()} for g in got]
 
 
 def test_an_empty_rank_gets_the_global_statistic_and_nobody_hangs(ranks):
